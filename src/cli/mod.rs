@@ -1,0 +1,141 @@
+//! The command line: flags (defined once, here, with their help), dispatch to one command, and
+//! the mapping from outcomes to the documented exit codes (docs/exit-codes.md).
+//!
+//! Commands gather facts from `backup` and `device`, then hand result types to `render`. They do
+//! no parsing and speak no protocol themselves.
+
+pub mod device;
+pub mod inspect;
+pub mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::render::{ColorChoice, Output};
+
+/// Exit status, stable for scripts: see docs/exit-codes.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Success; for `verify`, the backup is complete.
+    Ok = 0,
+    /// `verify` found the backup incomplete or not restorable.
+    Incomplete = 1,
+    /// Usage error, or something could not be checked (unreadable input, no device...).
+    CouldNotCheck = 2,
+}
+
+impl From<Status> for ExitCode {
+    fn from(status: Status) -> Self {
+        ExitCode::from(status as u8)
+    }
+}
+
+/// A command that could not do its job: one paragraph saying what failed, where, and what to do.
+#[derive(Debug)]
+pub struct Failure {
+    /// A stable identifier, also printed in `--json` mode (for example `backup.unreadable`).
+    pub code: &'static str,
+    /// What failed and where.
+    pub message: String,
+    /// What the user can do about it.
+    pub hint: String,
+}
+
+impl Failure {
+    pub fn new(code: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+/// What a command returns: its exit status once it has printed its result.
+pub type CommandResult = Result<Status, Failure>;
+
+/// Tells an iPhone owner whether their backups are healthy and what to do when they are not.
+#[derive(Debug, Parser)]
+#[command(name = "ibackup", version, about, max_term_width = 100)]
+pub struct Args {
+    /// Print machine-readable JSON on stdout (schemas in docs/json.md) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// When to colour the text output. NO_COLOR in the environment means never, unless `always`.
+    #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto)]
+    pub color: ColorArg,
+    /// Print only the verdict, no details and no progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more details (every missing file, not just the first few).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Report on a backup, a folder of backups, or (with no TARGET) the connected iPhone and the
+    /// backups in the default backup folder.
+    Inspect {
+        /// A backup folder, or a folder that holds several backups (MobileSync/Backup).
+        target: Option<PathBuf>,
+        /// Which phone to look at when several are connected (its UDID).
+        #[arg(long = "device", value_name = "UDID")]
+        udid: Option<String>,
+    },
+    /// Check that a backup is complete before restoring it. Exit 0 complete, 1 incomplete,
+    /// 2 could not check.
+    Verify {
+        /// The backup folder (the one holding Manifest.db and Info.plist).
+        backup: PathBuf,
+    },
+    /// The connected phone's live state: model, iOS, storage, battery, backup settings, Find My.
+    Device {
+        /// Which phone, when several are connected (its UDID).
+        #[arg(long = "device", value_name = "UDID")]
+        udid: Option<String>,
+    },
+    /// List connected phones and how each is reached.
+    Devices,
+    /// "Trust This Computer": pair with the phone and save the pair record.
+    Pair {
+        /// Which phone, when several are connected (its UDID).
+        #[arg(long = "device", value_name = "UDID")]
+        udid: Option<String>,
+    },
+}
+
+/// Runs the command and maps its outcome onto the documented exit codes.
+pub fn run(args: Args) -> ExitCode {
+    let color = match args.color {
+        ColorArg::Auto => ColorChoice::Auto,
+        ColorArg::Always => ColorChoice::Always,
+        ColorArg::Never => ColorChoice::Never,
+    };
+    let out = Output::new(args.json, color, args.quiet, args.verbose);
+    let result = match args.command {
+        Command::Inspect { target, udid } => inspect::run(&out, target.as_deref(), udid.as_deref()),
+        Command::Verify { backup } => verify::run(&out, &backup),
+        Command::Device { udid } => device::device(&out, udid.as_deref()),
+        Command::Devices => device::devices(&out),
+        Command::Pair { udid } => device::pair(&out, udid.as_deref()),
+    };
+    match result {
+        Ok(status) => status.into(),
+        Err(failure) => {
+            out.failure(&failure);
+            Status::CouldNotCheck.into()
+        }
+    }
+}

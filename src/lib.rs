@@ -1,0 +1,16 @@
+//! ibackup: tells an iPhone owner whether their backups are healthy and what to do when they
+//! are not.
+//!
+//! Data flows one way: sources (a backup folder, a phone) give facts, facts give findings, and
+//! findings are rendered for people or programs. Each module below owns one step of that flow.
+
+/// Everything about a Finder/iTunes backup folder: no terminal, no device.
+pub mod backup;
+/// The commands: gather facts, hand them to render. Thin.
+pub mod cli;
+/// Everything about talking to a phone: usbmux, lockdown, pairing. No terminal, no backup.
+pub mod device;
+/// Human text and JSON from the result types; colour and progress policy.
+pub mod render;
+/// The simulated iPhone (usbmuxd + lockdownd) used by tests and `ibackup-sim`.
+pub mod sim;

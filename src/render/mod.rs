@@ -1,0 +1,168 @@
+//! Output for people and for programs: the colour policy, progress bars on stderr, human units,
+//! and the one place that prints a failure. The per-command text lives in submodules; JSON is
+//! the result types serialized as they are (schemas in docs/json.md).
+
+pub mod text;
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::cli::Failure;
+
+/// `--color`: whether text output may carry ANSI colours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Colours are used when asked for, or in auto mode when stdout is a terminal and NO_COLOR is
+/// unset or empty (https://no-color.org).
+pub fn use_color(choice: ColorChoice, stdout_is_terminal: bool, no_color: Option<&str>) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => stdout_is_terminal && no_color.is_none_or(str::is_empty),
+    }
+}
+
+/// How this run prints: chosen once from the flags and the terminal, passed to every command.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub json: bool,
+    pub color: bool,
+    pub quiet: bool,
+    pub verbose: bool,
+    /// Progress bars only where a person watches stderr.
+    pub progress: bool,
+}
+
+impl Output {
+    pub fn new(json: bool, color: ColorChoice, quiet: bool, verbose: bool) -> Self {
+        let no_color = std::env::var("NO_COLOR").ok();
+        Output {
+            json,
+            color: !json && use_color(color, std::io::stdout().is_terminal(), no_color.as_deref()),
+            quiet,
+            verbose,
+            progress: !quiet && std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// Prints a serializable result as pretty JSON on stdout.
+    pub fn print_json<T: Serialize>(&self, value: &T) {
+        let mut stdout = std::io::stdout().lock();
+        // A closed pipe (`| head`) is not worth a panic: the caller's exit code still stands.
+        if serde_json::to_writer_pretty(&mut stdout, value).is_ok() {
+            let _ = writeln!(stdout);
+        }
+    }
+
+    /// Prints text on stdout as it is.
+    pub fn print_text(&self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+    }
+
+    /// Prints a failure: one paragraph on stderr, and in `--json` mode an error object on stdout
+    /// so that a script reading stdout always gets JSON.
+    pub fn failure(&self, failure: &Failure) {
+        if self.json {
+            self.print_json(&serde_json::json!({
+                "schema": "ibackup.error/1",
+                "error": { "code": failure.code, "message": failure.message, "hint": failure.hint },
+            }));
+        }
+        let style = text::Style::new(self.color && std::io::stderr().is_terminal());
+        eprintln!(
+            "{} {}.\n{}",
+            style.bad("error:"),
+            failure.message,
+            textwrap_paragraph(&failure.hint)
+        );
+    }
+
+    /// A progress bar on stderr for `total` steps, or a hidden one when nobody watches.
+    pub fn progress_bar(&self, total: u64, what: &str) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template("{msg} {wide_bar} {human_pos}/{human_len} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.set_message(what.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+}
+
+fn textwrap_paragraph(hint: &str) -> String {
+    hint.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+}
+
+/// Bytes in human units (powers of 1000, as Finder and iOS Settings show them).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KB", "MB", "GB", "TB", "PB"];
+    if bytes < 1000 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64;
+    let mut unit = "";
+    for u in UNITS {
+        value /= 1000.0;
+        unit = u;
+        if value < 1000.0 {
+            break;
+        }
+    }
+    if value < 10.0 {
+        format!("{value:.1} {unit}")
+    } else {
+        format!("{value:.0} {unit}")
+    }
+}
+
+/// A count with thousands separators: 250000 -> "250,000".
+pub fn human_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_policy_follows_flag_terminal_and_no_color() {
+        assert!(use_color(ColorChoice::Always, false, Some("1")));
+        assert!(!use_color(ColorChoice::Never, true, None));
+        assert!(use_color(ColorChoice::Auto, true, None));
+        assert!(use_color(ColorChoice::Auto, true, Some("")));
+        assert!(!use_color(ColorChoice::Auto, true, Some("1")));
+        assert!(!use_color(ColorChoice::Auto, false, None));
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(0), "0 bytes");
+        assert_eq!(human_bytes(999), "999 bytes");
+        assert_eq!(human_bytes(1_500), "1.5 KB");
+        assert_eq!(human_bytes(182_028_381), "182 MB");
+        assert_eq!(human_bytes(5_000_000_000), "5.0 GB");
+        assert_eq!(human_count(1_089), "1,089");
+        assert_eq!(human_count(250_000), "250,000");
+        assert_eq!(human_count(12), "12");
+    }
+}

@@ -1,0 +1,1 @@
+//! The simulated iPhone: a usbmuxd + lockdownd server for tests and `ibackup-sim`.
