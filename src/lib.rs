@@ -14,3 +14,5 @@ pub mod device;
 pub mod render;
 /// The simulated iPhone (usbmuxd + lockdownd) used by tests and `ibackup-sim`.
 pub mod sim;
+/// Numbers for people: human units and plurals.
+pub mod units;

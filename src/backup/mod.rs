@@ -1,5 +1,18 @@
 //! Everything about a Finder/iTunes backup folder: its plists, its manifest, its blobs, and the
 //! completeness verdict. Nothing here prints, talks to a phone, or writes to disk.
 
+pub mod blobs;
+pub mod bplist;
 pub mod crypto;
+mod error;
 pub mod keybag;
+pub mod locate;
+pub mod manifest;
+pub mod mbfile;
+pub mod plists;
+pub mod report;
+pub mod verify;
+
+pub use error::BackupError;
+pub use report::BackupReport;
+pub use verify::verify;

@@ -116,6 +116,17 @@ pub enum Command {
     },
 }
 
+/// Checks one backup with a progress bar, turning a fatal error into a [`Failure`].
+fn check_backup(
+    out: &Output,
+    path: &std::path::Path,
+) -> Result<crate::backup::BackupReport, Failure> {
+    let progress = crate::render::ScanProgress(out.progress_bar(0, "Reading the manifest"));
+    let result = crate::backup::verify(path, &progress);
+    progress.0.finish_and_clear();
+    result.map_err(|e| Failure::new(e.code(), e.to_string(), e.hint()))
+}
+
 /// Runs the command and maps its outcome onto the documented exit codes.
 pub fn run(args: Args) -> ExitCode {
     let color = match args.color {

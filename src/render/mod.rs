@@ -2,7 +2,10 @@
 //! and the one place that prints a failure. The per-command text lives in submodules; JSON is
 //! the result types serialized as they are (schemas in docs/json.md).
 
+pub mod report;
 pub mod text;
+
+pub use crate::units::{human_bytes, human_count};
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -92,8 +95,9 @@ impl Output {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template("{msg} {wide_bar} {human_pos}/{human_len} ({eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let style =
+            ProgressStyle::with_template("{msg} {wide_bar} {human_pos}/{human_len} ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         bar.set_message(what.to_string());
         bar.enable_steady_tick(Duration::from_millis(200));
@@ -102,42 +106,10 @@ impl Output {
 }
 
 fn textwrap_paragraph(hint: &str) -> String {
-    hint.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
-}
-
-/// Bytes in human units (powers of 1000, as Finder and iOS Settings show them).
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KB", "MB", "GB", "TB", "PB"];
-    if bytes < 1000 {
-        return format!("{bytes} bytes");
-    }
-    let mut value = bytes as f64;
-    let mut unit = "";
-    for u in UNITS {
-        value /= 1000.0;
-        unit = u;
-        if value < 1000.0 {
-            break;
-        }
-    }
-    if value < 10.0 {
-        format!("{value:.1} {unit}")
-    } else {
-        format!("{value:.0} {unit}")
-    }
-}
-
-/// A count with thousands separators: 250000 -> "250,000".
-pub fn human_count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    hint.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -153,16 +125,17 @@ mod tests {
         assert!(!use_color(ColorChoice::Auto, true, Some("1")));
         assert!(!use_color(ColorChoice::Auto, false, None));
     }
+}
 
-    #[test]
-    fn human_units() {
-        assert_eq!(human_bytes(0), "0 bytes");
-        assert_eq!(human_bytes(999), "999 bytes");
-        assert_eq!(human_bytes(1_500), "1.5 KB");
-        assert_eq!(human_bytes(182_028_381), "182 MB");
-        assert_eq!(human_bytes(5_000_000_000), "5.0 GB");
-        assert_eq!(human_count(1_089), "1,089");
-        assert_eq!(human_count(250_000), "250,000");
-        assert_eq!(human_count(12), "12");
+/// Drives an indicatif bar from the backup scan's progress callbacks.
+pub struct ScanProgress(pub ProgressBar);
+
+impl crate::backup::verify::Progress for ScanProgress {
+    fn start(&self, rows: u64) {
+        self.0.set_length(rows);
+    }
+
+    fn advance(&self, rows: u64) {
+        self.0.inc(rows);
     }
 }

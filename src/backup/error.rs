@@ -1,0 +1,59 @@
+//! Errors that stop a backup from being checked at all, each naming the file that failed.
+
+use std::path::PathBuf;
+
+use super::manifest::ManifestError;
+use super::plists::PlistError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{path} does not exist")]
+    NotFound { path: PathBuf },
+    #[error("{path} is not a backup folder (it has no Manifest.db, Manifest.plist, Info.plist or Status.plist)")]
+    NotABackup { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is damaged: {source}")]
+    Plist { path: PathBuf, source: PlistError },
+    #[error("{path} cannot be read: {source}")]
+    Manifest {
+        path: PathBuf,
+        source: ManifestError,
+    },
+}
+
+impl BackupError {
+    /// A stable identifier for scripts (`--json` error objects).
+    pub fn code(&self) -> &'static str {
+        match self {
+            BackupError::NotFound { .. } => "backup.not_found",
+            BackupError::NotABackup { .. } => "backup.not_a_backup",
+            BackupError::Io { .. } => "backup.unreadable",
+            BackupError::Plist { .. } => "backup.plist_damaged",
+            BackupError::Manifest { .. } => "backup.manifest_damaged",
+        }
+    }
+
+    /// What the user can do about it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            BackupError::NotFound { .. } | BackupError::NotABackup { .. } => {
+                "Point ibackup at a backup folder (the one holding Manifest.db and Info.plist, \
+                 usually named after the phone's UDID) or at the folder of backups that holds it."
+            }
+            BackupError::Io { .. } => {
+                "Check that the folder is readable by your user and that its disk is connected; \
+                 on macOS the Terminal may need Full Disk Access (System Settings > Privacy & \
+                 Security > Full Disk Access) to read MobileSync."
+            }
+            BackupError::Plist { .. } | BackupError::Manifest { .. } => {
+                "This backup is damaged and cannot be restored as it is. Keep the folder (ibackup \
+                 never changes it), then make a fresh backup: in Finder select the iPhone and \
+                 click Back Up Now (iTunes or Apple Devices on Windows: Back Up Now)."
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Where backups are: the default backup folder of each OS (pure functions: OS and environment
+//! in, paths out, so every OS is tested on any host), and telling one backup from a folder of
+//! backups.
+//!
+//! Default folders: macOS `~/Library/Application Support/MobileSync/Backup`; Windows
+//! `%APPDATA%\Apple Computer\MobileSync\Backup` (iTunes from apple.com) and
+//! `%USERPROFILE%\Apple\MobileSync\Backup` (Microsoft Store iTunes, Apple Devices).
+//! Linux has no Finder or iTunes, so no default: `IBACKUP_BACKUP_DIR` or a path names one.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::verify::is_backup_folder;
+
+/// Overrides the default backup folder on every OS.
+pub const BACKUP_DIR_ENV: &str = "IBACKUP_BACKUP_DIR";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    MacOs,
+    Windows,
+    Linux,
+    Other,
+}
+
+impl Os {
+    pub fn current() -> Os {
+        if cfg!(target_os = "macos") {
+            Os::MacOs
+        } else if cfg!(windows) {
+            Os::Windows
+        } else if cfg!(target_os = "linux") {
+            Os::Linux
+        } else {
+            Os::Other
+        }
+    }
+}
+
+/// The folders where Finder, iTunes or Apple Devices keep backups on `os`, most likely first.
+/// `env` reads an environment variable (empty values count as unset).
+pub fn default_backup_dirs(os: Os, env: impl Fn(&str) -> Option<String>) -> Vec<PathBuf> {
+    let var = |name: &str| env(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var(BACKUP_DIR_ENV) {
+        return vec![PathBuf::from(dir)];
+    }
+    let mut dirs = Vec::new();
+    match os {
+        Os::MacOs => {
+            if let Some(home) = var("HOME") {
+                let home = home.trim_end_matches('/');
+                dirs.push(format!(
+                    "{home}/Library/Application Support/MobileSync/Backup"
+                ));
+            }
+        }
+        Os::Windows => {
+            if let Some(appdata) = var("APPDATA") {
+                let appdata = appdata.trim_end_matches('\\');
+                dirs.push(format!("{appdata}\\Apple Computer\\MobileSync\\Backup"));
+            }
+            if let Some(profile) = var("USERPROFILE") {
+                let profile = profile.trim_end_matches('\\');
+                dirs.push(format!("{profile}\\Apple\\MobileSync\\Backup"));
+            }
+        }
+        Os::Linux | Os::Other => {}
+    }
+    dirs.into_iter().map(PathBuf::from).collect()
+}
+
+/// What a path given on the command line is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Target {
+    /// One backup folder.
+    Backup(PathBuf),
+    /// A folder holding backups (may hold none).
+    Folder(Vec<PathBuf>),
+}
+
+/// One backup if `path` looks like one, otherwise the backups directly inside it.
+pub fn classify(path: &Path) -> io::Result<Target> {
+    if is_backup_folder(path) {
+        return Ok(Target::Backup(path.to_path_buf()));
+    }
+    Ok(Target::Folder(backups_in(path)?))
+}
+
+/// The backup folders directly inside `folder`, by name.
+pub fn backups_in(folder: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(folder)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() && is_backup_folder(&entry.path()) {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    fn strings(dirs: Vec<PathBuf>) -> Vec<String> {
+        dirs.into_iter()
+            .map(|d| d.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn macos_default() {
+        assert_eq!(
+            strings(default_backup_dirs(
+                Os::MacOs,
+                env(&[("HOME", "/Users/alex/")])
+            )),
+            ["/Users/alex/Library/Application Support/MobileSync/Backup"]
+        );
+        assert!(default_backup_dirs(Os::MacOs, env(&[])).is_empty());
+    }
+
+    #[test]
+    fn windows_has_two_locations() {
+        let vars = env(&[
+            ("APPDATA", r"C:\Users\alex\AppData\Roaming"),
+            ("USERPROFILE", r"C:\Users\alex"),
+        ]);
+        assert_eq!(
+            strings(default_backup_dirs(Os::Windows, vars)),
+            [
+                r"C:\Users\alex\AppData\Roaming\Apple Computer\MobileSync\Backup",
+                r"C:\Users\alex\Apple\MobileSync\Backup"
+            ]
+        );
+    }
+
+    #[test]
+    fn linux_has_none_and_the_variable_wins_everywhere() {
+        assert!(default_backup_dirs(Os::Linux, env(&[("HOME", "/home/alex")])).is_empty());
+        for os in [Os::MacOs, Os::Windows, Os::Linux, Os::Other] {
+            let vars = env(&[(BACKUP_DIR_ENV, "/srv/backups"), ("HOME", "/home/a")]);
+            assert_eq!(strings(default_backup_dirs(os, vars)), ["/srv/backups"]);
+        }
+        let empty = env(&[(BACKUP_DIR_ENV, ""), ("HOME", "/Users/a")]);
+        assert_eq!(default_backup_dirs(Os::MacOs, empty).len(), 1);
+    }
+
+    #[test]
+    fn tells_a_backup_from_a_folder_of_backups() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = dir.path().join("00008110-AAAA");
+        let two = dir.path().join("00008110-BBBB");
+        for b in [&one, &two] {
+            std::fs::create_dir_all(b).unwrap();
+            std::fs::write(b.join("Info.plist"), b"").unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("not-a-backup")).unwrap();
+        assert_eq!(classify(&one).unwrap(), Target::Backup(one.clone()));
+        assert_eq!(
+            classify(dir.path()).unwrap(),
+            Target::Folder(vec![one, two])
+        );
+    }
+}

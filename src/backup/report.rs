@@ -1,0 +1,149 @@
+//! The result of checking one backup: plain data with serde derives. Its JSON form is the
+//! `ibackup.verify/1` schema of docs/json.md; field names are a contract with scripts.
+
+use chrono::{DateTime, Utc};
+use serde::{Serialize, Serializer};
+
+/// JSON schema identifier of a [`BackupReport`].
+pub const VERIFY_SCHEMA: &str = "ibackup.verify/1";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupReport {
+    pub schema: &'static str,
+    pub backup: BackupSummary,
+    /// True only when Status.plist says finished, no Snapshot/ is left, the manifest is intact,
+    /// and every listed file is present with the right size.
+    pub complete: bool,
+    /// `complete`, `incomplete`, or `unchecked` when part of the backup could not be examined.
+    pub verdict: Verdict,
+    pub files: FileCounts,
+    pub size: SizeCounts,
+    /// Every domain, biggest first.
+    pub domains: Vec<DomainSize>,
+    pub problems: Vec<Problem>,
+}
+
+/// Who and when: from Info.plist, Manifest.plist and Status.plist.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BackupSummary {
+    pub path: String,
+    pub udid: Option<String>,
+    pub device_name: Option<String>,
+    pub ios_version: Option<String>,
+    pub build_version: Option<String>,
+    pub product_type: Option<String>,
+    /// Status.plist's date, else Manifest.plist's, else Info.plist's; RFC 3339 in UTC.
+    #[serde(serialize_with = "utc_seconds")]
+    pub date: Option<DateTime<Utc>>,
+    pub encrypted: bool,
+    pub snapshot_state: Option<String>,
+    pub is_full_backup: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FileCounts {
+    /// Regular-file rows (flags 1).
+    pub listed: u64,
+    pub directories: u64,
+    pub symlinks: u64,
+    /// Rows with flags other than 1, 2 or 4.
+    pub other_rows: u64,
+    /// Listed files whose blob exists (whatever its size).
+    pub present: u64,
+    /// Listed files whose blob exists with exactly the right size.
+    pub intact: u64,
+    pub missing: Vec<FileRef>,
+    pub size_mismatch: Vec<SizeMismatch>,
+    /// Blob files that no row lists.
+    pub orphans: u64,
+    /// Listed files whose record has no Size: present, but their size cannot be checked.
+    pub size_unknown: u64,
+    /// Rows whose fileID is not SHA-1(domain-relativePath): a damaged manifest.
+    pub file_id_mismatch: Vec<FileRef>,
+    /// Rows whose MBFile record could not be decoded.
+    pub damaged_records: Vec<DamagedRecord>,
+    /// Blob paths that exist but are not regular files (a folder, a symlink...).
+    pub not_a_file: Vec<FileRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileRef {
+    pub file_id: String,
+    pub domain: String,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SizeMismatch {
+    pub file_id: String,
+    pub domain: String,
+    pub path: String,
+    pub expected_bytes: u64,
+    pub actual_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DamagedRecord {
+    pub file_id: String,
+    pub domain: String,
+    pub path: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SizeCounts {
+    /// Sum of Size over listed files.
+    pub declared_bytes: u64,
+    /// Sum of the sizes of all blob files on disk (listed or not).
+    pub on_disk_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DomainSize {
+    pub domain: String,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// The answer to "can this backup be restored as it is?", as far as the folder tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Complete,
+    Incomplete,
+    Unchecked,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+/// Something wrong with the backup, with a stable code (docs/json.md lists them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub code: &'static str,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(code: &'static str, severity: Severity, message: impl Into<String>) -> Self {
+        Problem {
+            code,
+            severity,
+            message: message.into(),
+        }
+    }
+}
+
+/// Dates as `2026-11-20T21:03:11Z`: UTC, whole seconds, as the contract shows them.
+fn utc_seconds<S: Serializer>(date: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match date {
+        Some(d) => s.serialize_str(&d.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        None => s.serialize_none(),
+    }
+}

@@ -1,0 +1,725 @@
+//! Completeness: did the backup finish, is every file the manifest lists present with the right
+//! size, is the manifest itself intact. Reads the plists, then lists the blob folders while it
+//! streams Manifest.db (both at once, on separate cores), then matches the two.
+//!
+//! The rules are those of docs/json.md: a backup is complete only when Status.plist says
+//! `finished`, no `Snapshot/` is left, Manifest.plist and Manifest.db are there and intact, and
+//! every listed file is present at `<first two hex>/<fileID>` with the right size.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use sha1::{Digest, Sha1};
+
+use super::blobs::{self, BlobKind, BlobStore, FileId};
+use super::error::BackupError;
+use super::manifest::{self, Manifest, ManifestError, FLAG_DIRECTORY, FLAG_FILE, FLAG_SYMLINK};
+use super::mbfile;
+use super::plists::{self, InfoPlist, ManifestPlist, PlistError, SnapshotState, StatusPlist};
+use super::report::*;
+use crate::units::{human_count, plural};
+
+/// Problem codes (stable; listed in docs/json.md).
+pub mod codes {
+    pub const STATUS_MISSING: &str = "backup.status_missing";
+    pub const UNFINISHED: &str = "backup.unfinished";
+    pub const SNAPSHOT_LEFT: &str = "backup.snapshot_left";
+    pub const INFO_MISSING: &str = "backup.info_missing";
+    pub const MANIFEST_PLIST_MISSING: &str = "backup.manifest_plist_missing";
+    pub const MANIFEST_PLIST_EMPTY: &str = "backup.manifest_plist_empty";
+    pub const MANIFEST_DB_MISSING: &str = "backup.manifest_db_missing";
+    pub const FILES_MISSING: &str = "backup.files_missing";
+    pub const FILES_TRUNCATED: &str = "backup.files_truncated";
+    pub const FILE_ID_MISMATCH: &str = "backup.file_id_mismatch";
+    pub const RECORDS_DAMAGED: &str = "backup.records_damaged";
+    pub const NOT_A_FILE: &str = "backup.blob_not_a_file";
+    pub const UNREADABLE: &str = "backup.blobs_unreadable";
+    pub const ENCRYPTED_NO_PASSWORD: &str = "backup.encrypted_no_password";
+    pub const ORPHANS: &str = "backup.orphans";
+    pub const SIZE_UNKNOWN: &str = "backup.size_unknown";
+
+    /// Problems that mean part of the backup could not be checked (exit 2), not that it is
+    /// known to be incomplete.
+    pub const UNCHECKED: [&str; 3] = [NOT_A_FILE, UNREADABLE, ENCRYPTED_NO_PASSWORD];
+}
+
+/// Plists larger than this are refused rather than loaded (real ones are a few MB at most).
+const MAX_PLIST_BYTES: u64 = 64 << 20;
+
+/// Receives progress while the manifest is scanned. The backup module does not draw anything.
+pub trait Progress: Sync {
+    fn start(&self, _rows: u64) {}
+    fn advance(&self, _rows: u64) {}
+}
+
+/// No progress reporting.
+impl Progress for () {}
+
+/// A plist that may be absent or empty without stopping the check.
+enum Loaded<T> {
+    Missing,
+    Empty,
+    Read(T),
+}
+
+impl<T> Loaded<T> {
+    fn read(&self) -> Option<&T> {
+        match self {
+            Loaded::Read(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+fn load<T>(
+    path: &Path,
+    parse: fn(&[u8]) -> Result<T, PlistError>,
+) -> Result<Loaded<T>, BackupError> {
+    let io = |source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::Missing),
+        Err(e) => return Err(io(e)),
+    };
+    if meta.len() > MAX_PLIST_BYTES {
+        return Err(io(std::io::Error::other(format!(
+            "it is {} bytes, more than any real backup plist",
+            meta.len()
+        ))));
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    match parse(&bytes) {
+        Ok(value) => Ok(Loaded::Read(value)),
+        Err(PlistError::Empty) => Ok(Loaded::Empty),
+        Err(source) => Err(BackupError::Plist {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// What the manifest scan keeps per listed file: enough to match it with its blob, and the
+/// rowid to fetch its names again if it needs reporting.
+struct Listed {
+    id: FileId,
+    expected: Option<u64>,
+    rowid: i64,
+}
+
+#[derive(Default)]
+struct Scan {
+    listed: Vec<Listed>,
+    /// Listed files whose fileID is not even hex: they cannot have a blob.
+    unnamed: Vec<FileRef>,
+    directories: u64,
+    symlinks: u64,
+    other_rows: u64,
+    size_unknown: u64,
+    declared_bytes: u64,
+    domains: HashMap<Box<[u8]>, (u64, u64)>,
+    file_id_mismatch: Vec<FileRef>,
+    damaged: Vec<DamagedRecord>,
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn file_ref(row: &manifest::Row<'_>) -> FileRef {
+    FileRef {
+        file_id: lossy(row.file_id),
+        domain: lossy(row.domain),
+        path: lossy(row.relative_path),
+    }
+}
+
+/// The length a blob must have on disk: the plaintext size, or for an encrypted backup the
+/// size padded by PKCS#7 to the next multiple of 16 (always 1 to 16 bytes added).
+pub fn expected_blob_len(size: u64, encrypted: bool) -> u64 {
+    if encrypted {
+        size - size % 16 + 16
+    } else {
+        size
+    }
+}
+
+/// SHA-1 of `domain-relativePath`, the name Finder gives every file's blob.
+pub fn file_id_of(domain: &[u8], relative_path: &[u8]) -> FileId {
+    let mut hasher = Sha1::new();
+    hasher.update(domain);
+    hasher.update(b"-");
+    hasher.update(relative_path);
+    hasher.finalize().into()
+}
+
+impl Scan {
+    fn add(&mut self, row: manifest::Row<'_>, encrypted: bool) {
+        let parsed = blobs::parse_file_id(row.file_id);
+        if parsed != Some(file_id_of(row.domain, row.relative_path)) {
+            self.file_id_mismatch.push(file_ref(&row));
+        }
+        match row.flags {
+            FLAG_FILE => {}
+            FLAG_DIRECTORY => return self.directories += 1,
+            FLAG_SYMLINK => return self.symlinks += 1,
+            _ => return self.other_rows += 1,
+        }
+        let size = match row.file.map(mbfile::decode) {
+            Some(Ok(record)) => record.size,
+            Some(Err(e)) => {
+                self.damaged.push(damaged(&row, e.to_string()));
+                None
+            }
+            None => {
+                self.damaged
+                    .push(damaged(&row, "the record is empty".into()));
+                None
+            }
+        };
+        match size {
+            Some(size) => self.declared_bytes += size,
+            None => self.size_unknown += 1,
+        }
+        self.count_domain(row.domain, size.unwrap_or(0));
+        let expected = size.map(|s| expected_blob_len(s, encrypted));
+        match parsed {
+            Some(id) => self.listed.push(Listed {
+                id,
+                expected,
+                rowid: row.rowid,
+            }),
+            None => self.unnamed.push(file_ref(&row)),
+        }
+    }
+
+    fn count_domain(&mut self, domain: &[u8], bytes: u64) {
+        match self.domains.get_mut(domain) {
+            Some(entry) => {
+                entry.0 += 1;
+                entry.1 += bytes;
+            }
+            None => {
+                self.domains.insert(domain.into(), (1, bytes));
+            }
+        }
+    }
+}
+
+fn damaged(row: &manifest::Row<'_>, reason: String) -> DamagedRecord {
+    let FileRef {
+        file_id,
+        domain,
+        path,
+    } = file_ref(row);
+    DamagedRecord {
+        file_id,
+        domain,
+        path,
+        reason,
+    }
+}
+
+fn scan_manifest(
+    manifest: &Manifest,
+    encrypted: bool,
+    progress: &dyn Progress,
+) -> Result<Scan, ManifestError> {
+    const STEP: u64 = 4096;
+    progress.start(manifest.row_estimate());
+    let mut scan = Scan::default();
+    let mut rows = 0u64;
+    manifest.scan(|row| {
+        scan.add(row, encrypted);
+        rows += 1;
+        if rows % STEP == 0 {
+            progress.advance(STEP);
+        }
+    })?;
+    progress.advance(rows % STEP);
+    Ok(scan)
+}
+
+/// The facts read from the folder before the manifest and blobs are matched.
+struct Folder {
+    info: Loaded<InfoPlist>,
+    manifest: Loaded<ManifestPlist>,
+    status: Loaded<StatusPlist>,
+    has_db: bool,
+    snapshot_left: bool,
+}
+
+fn read_folder(path: &Path) -> Result<Folder, BackupError> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(BackupError::NotFound {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(source) => {
+            return Err(BackupError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+        Ok(meta) if !meta.is_dir() => {
+            return Err(BackupError::NotABackup {
+                path: path.to_path_buf(),
+            })
+        }
+        Ok(_) => {}
+    }
+    let folder = Folder {
+        info: load(&path.join("Info.plist"), plists::parse_info)?,
+        manifest: load(&path.join("Manifest.plist"), plists::parse_manifest)?,
+        status: load(&path.join("Status.plist"), plists::parse_status)?,
+        has_db: path.join("Manifest.db").symlink_metadata().is_ok(),
+        snapshot_left: path.join("Snapshot").symlink_metadata().is_ok(),
+    };
+    let nothing = matches!(folder.info, Loaded::Missing)
+        && matches!(folder.manifest, Loaded::Missing)
+        && matches!(folder.status, Loaded::Missing)
+        && !folder.has_db;
+    if nothing {
+        return Err(BackupError::NotABackup {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(folder)
+}
+
+/// Whether `path` looks like one backup (as opposed to a folder of backups or anything else).
+pub fn is_backup_folder(path: &Path) -> bool {
+    [
+        "Manifest.db",
+        "Manifest.plist",
+        "Info.plist",
+        "Status.plist",
+        "Manifest.mbdb",
+    ]
+    .iter()
+    .any(|name| path.join(name).symlink_metadata().is_ok())
+}
+
+/// Checks the backup at `path`. Errors only when nothing useful can be said; every defect of a
+/// readable backup is a [`Problem`] in the report.
+pub fn verify(path: &Path, progress: &dyn Progress) -> Result<BackupReport, BackupError> {
+    let folder = read_folder(path)?;
+    let encrypted = folder.manifest.read().is_some_and(|m| m.is_encrypted);
+    let db_path = manifest::manifest_db_path(path);
+    let manifest_error = |source| BackupError::Manifest {
+        path: db_path.clone(),
+        source,
+    };
+
+    let mut problems = Vec::new();
+    let manifest = if !folder.has_db {
+        None
+    } else if encrypted && !manifest::has_sqlite_header(&db_path).unwrap_or(true) {
+        problems.push(Problem::new(
+            codes::ENCRYPTED_NO_PASSWORD,
+            Severity::Error,
+            "This backup is encrypted: its file list (Manifest.db) can only be read with the \
+             backup password, so the files could not be checked.",
+        ));
+        None
+    } else {
+        Some(Manifest::open(&db_path).map_err(manifest_error)?)
+    };
+
+    // The connection moves to the scanning thread and comes back: it is Send, not Sync.
+    let (store, scanned) = rayon::join(
+        || blobs::scan(path),
+        move || manifest.map(|m| (scan_manifest(&m, encrypted, progress), m)),
+    );
+    let store = store.map_err(|source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let (scan, manifest) = match scanned {
+        Some((scan, m)) => (Some(scan.map_err(manifest_error)?), Some(m)),
+        None => (None, None),
+    };
+
+    let mut report = BackupReport {
+        schema: VERIFY_SCHEMA,
+        backup: summary(path, &folder, encrypted),
+        complete: false,
+        verdict: Verdict::Incomplete,
+        files: FileCounts::default(),
+        size: SizeCounts {
+            declared_bytes: 0,
+            on_disk_bytes: store.bytes,
+        },
+        domains: Vec::new(),
+        problems,
+    };
+    folder_problems(&folder, &mut report.problems);
+    match (scan, manifest) {
+        (Some(scan), Some(manifest)) => {
+            match_blobs(scan, store, &manifest, &mut report).map_err(manifest_error)?
+        }
+        _ => {
+            report.files.orphans = store.blobs.len() as u64;
+            unreadable_problem(&store, &mut report.problems);
+        }
+    }
+    report.verdict = verdict(&report.problems);
+    report.complete = report.verdict == Verdict::Complete;
+    Ok(report)
+}
+
+fn summary(path: &Path, folder: &Folder, encrypted: bool) -> BackupSummary {
+    let info = folder.info.read();
+    let lockdown = folder.manifest.read().map(|m| &m.lockdown);
+    let status = folder.status.read();
+    let pick = |a: Option<&Option<String>>, b: Option<&Option<String>>| {
+        a.cloned().flatten().or_else(|| b.cloned().flatten())
+    };
+    let date = status
+        .and_then(|s| s.date)
+        .or_else(|| folder.manifest.read().and_then(|m| m.date))
+        .or_else(|| info.and_then(|i| i.last_backup_date));
+    let folder_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    BackupSummary {
+        path: path.display().to_string(),
+        udid: pick(
+            info.map(|i| &i.unique_identifier),
+            lockdown.map(|l| &l.unique_device_id),
+        )
+        .or(folder_name),
+        device_name: pick(
+            info.map(|i| &i.device_name),
+            lockdown.map(|l| &l.device_name),
+        ),
+        ios_version: pick(
+            info.map(|i| &i.product_version),
+            lockdown.map(|l| &l.product_version),
+        ),
+        build_version: pick(
+            info.map(|i| &i.build_version),
+            lockdown.map(|l| &l.build_version),
+        ),
+        product_type: pick(
+            info.map(|i| &i.product_type),
+            lockdown.map(|l| &l.product_type),
+        ),
+        date,
+        encrypted,
+        snapshot_state: status
+            .and_then(|s| s.snapshot_state.as_ref())
+            .map(|s| s.as_str().to_string()),
+        is_full_backup: status.and_then(|s| s.is_full_backup),
+    }
+}
+
+fn folder_problems(folder: &Folder, problems: &mut Vec<Problem>) {
+    use Severity::*;
+    match &folder.status {
+        Loaded::Missing | Loaded::Empty => problems.push(Problem::new(
+            codes::STATUS_MISSING,
+            Error,
+            "There is no Status.plist, so nothing shows that this backup ever finished.",
+        )),
+        Loaded::Read(status) => match &status.snapshot_state {
+            Some(SnapshotState::Finished) => {}
+            Some(state) => problems.push(Problem::new(
+                codes::UNFINISHED,
+                Error,
+                format!(
+                    "The backup did not finish: Status.plist says \"{}\" where a finished backup \
+                     says \"finished\".",
+                    state.as_str()
+                ),
+            )),
+            None => problems.push(Problem::new(
+                codes::UNFINISHED,
+                Error,
+                "The backup did not finish: Status.plist has no SnapshotState.",
+            )),
+        },
+    }
+    if folder.snapshot_left {
+        problems.push(Problem::new(
+            codes::SNAPSHOT_LEFT,
+            Error,
+            "A Snapshot folder is left over: a backup into this folder was interrupted.",
+        ));
+    }
+    match &folder.manifest {
+        Loaded::Missing => problems.push(Problem::new(
+            codes::MANIFEST_PLIST_MISSING,
+            Error,
+            "There is no Manifest.plist; a restore needs it.",
+        )),
+        // An empty Manifest.plist is what an interrupted backup leaves, and it makes the next
+        // backup fail with error 205 [libimobiledevice issue 1582].
+        Loaded::Empty => problems.push(Problem::new(
+            codes::MANIFEST_PLIST_EMPTY,
+            Error,
+            "Manifest.plist is empty, as an interrupted backup leaves it; the next backup into \
+             this folder may fail (error 205) until the folder is moved away.",
+        )),
+        Loaded::Read(_) => {}
+    }
+    if !folder.has_db {
+        problems.push(Problem::new(
+            codes::MANIFEST_DB_MISSING,
+            Error,
+            "There is no Manifest.db: the backup has no list of its files and cannot be restored.",
+        ));
+    }
+    if matches!(folder.info, Loaded::Missing | Loaded::Empty) {
+        problems.push(Problem::new(
+            codes::INFO_MISSING,
+            Warning,
+            "There is no Info.plist (the computer writes it first, when a backup starts).",
+        ));
+    }
+}
+
+fn unreadable_problem(store: &BlobStore, problems: &mut Vec<Problem>) {
+    if let Some((path, error)) = store.unreadable.first() {
+        problems.push(Problem::new(
+            codes::UNREADABLE,
+            Severity::Error,
+            format!(
+                "{} blob folders or files could not be read, for example {}: {error}. Check the \
+                 folder's permissions and the disk, then run the check again.",
+                store.unreadable.len(),
+                path.display()
+            ),
+        ));
+    }
+}
+
+/// Matches the listed files with the blobs found, fills the counts and the problems.
+fn match_blobs(
+    scan: Scan,
+    mut store: BlobStore,
+    manifest: &Manifest,
+    report: &mut BackupReport,
+) -> Result<(), ManifestError> {
+    let files = &mut report.files;
+    files.listed = scan.listed.len() as u64 + scan.unnamed.len() as u64;
+    files.directories = scan.directories;
+    files.symlinks = scan.symlinks;
+    files.other_rows = scan.other_rows;
+    files.size_unknown = scan.size_unknown;
+    files.file_id_mismatch = scan.file_id_mismatch;
+    files.damaged_records = scan.damaged;
+    files.missing = scan.unnamed;
+    report.size.declared_bytes = scan.declared_bytes;
+
+    let named = |rowid| -> Result<FileRef, ManifestError> {
+        let (file_id, domain, path) = manifest.names(rowid)?;
+        Ok(FileRef {
+            file_id,
+            domain,
+            path,
+        })
+    };
+    for listed in &scan.listed {
+        let Some(blob) = store.blobs.remove(&listed.id) else {
+            files.missing.push(named(listed.rowid)?);
+            continue;
+        };
+        if blob.kind != BlobKind::File {
+            files.not_a_file.push(named(listed.rowid)?);
+            continue;
+        }
+        files.present += 1;
+        match listed.expected {
+            Some(expected) if expected != blob.size => {
+                let FileRef {
+                    file_id,
+                    domain,
+                    path,
+                } = named(listed.rowid)?;
+                files.size_mismatch.push(SizeMismatch {
+                    file_id,
+                    domain,
+                    path,
+                    expected_bytes: expected,
+                    actual_bytes: blob.size,
+                });
+            }
+            Some(_) => files.intact += 1,
+            None => {}
+        }
+    }
+    files.orphans = store.blobs.len() as u64;
+
+    let mut domains: Vec<DomainSize> = scan
+        .domains
+        .into_iter()
+        .map(|(domain, (files, bytes))| DomainSize {
+            domain: lossy(&domain),
+            files,
+            bytes,
+        })
+        .collect();
+    domains.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.domain.cmp(&b.domain)));
+    report.domains = domains;
+    file_problems(report);
+    unreadable_problem(&store, &mut report.problems);
+    Ok(())
+}
+
+fn file_problems(report: &mut BackupReport) {
+    use Severity::*;
+    let files = &report.files;
+    let mut add = |code, severity, message: String| {
+        report.problems.push(Problem::new(code, severity, message))
+    };
+    if !files.missing.is_empty() {
+        add(
+            codes::FILES_MISSING,
+            Error,
+            format!(
+                "{} of the {} listed in the manifest {} missing from the folder.",
+                human_count(files.missing.len() as u64),
+                plural(files.listed, "file", "files"),
+                if files.missing.len() == 1 {
+                    "is"
+                } else {
+                    "are"
+                }
+            ),
+        );
+    }
+    if !files.size_mismatch.is_empty() {
+        add(
+            codes::FILES_TRUNCATED,
+            Error,
+            format!(
+                "{} the wrong size on disk (cut short, or replaced by other content).",
+                plural(files.size_mismatch.len() as u64, "file has", "files have")
+            ),
+        );
+    }
+    if let Some(first) = files.not_a_file.first() {
+        add(
+            codes::NOT_A_FILE,
+            Error,
+            format!(
+                "{} listed files are not regular files in the backup folder, for example {}/{} \
+                 ({} {}). Something other than Finder changed this folder: move the odd entry \
+                 away or make a fresh backup, then check again.",
+                files.not_a_file.len(),
+                &first.file_id[..2.min(first.file_id.len())],
+                first.file_id,
+                first.domain,
+                first.path
+            ),
+        );
+    }
+    if !files.file_id_mismatch.is_empty() {
+        add(
+            codes::FILE_ID_MISMATCH,
+            Warning,
+            format!(
+                "{} rows of Manifest.db carry a file ID that does not match their domain and \
+                 path: the manifest is damaged, though each such file's data is where the row \
+                 points.",
+                files.file_id_mismatch.len()
+            ),
+        );
+    }
+    if !files.damaged_records.is_empty() {
+        add(
+            codes::RECORDS_DAMAGED,
+            Error,
+            format!(
+                "{} file records in Manifest.db could not be decoded, for example {} {}: {}.",
+                files.damaged_records.len(),
+                files.damaged_records[0].domain,
+                files.damaged_records[0].path,
+                files.damaged_records[0].reason
+            ),
+        );
+    }
+    if files.orphans > 0 {
+        add(
+            codes::ORPHANS,
+            Info,
+            format!(
+                "{} in the folder {} not listed in the manifest (left from an earlier backup; \
+                 harmless).",
+                plural(files.orphans, "file", "files"),
+                if files.orphans == 1 { "is" } else { "are" }
+            ),
+        );
+    }
+    if files.size_unknown > files.damaged_records.len() as u64 {
+        add(
+            codes::SIZE_UNKNOWN,
+            Info,
+            format!(
+                "{} no size: checked for presence only.",
+                plural(
+                    files.size_unknown - files.damaged_records.len() as u64,
+                    "file record states",
+                    "file records state"
+                )
+            ),
+        );
+    }
+}
+
+/// Unchecked when part of the backup could not be examined; otherwise incomplete when any
+/// error-level problem stands; otherwise complete.
+fn verdict(problems: &[Problem]) -> Verdict {
+    if problems.iter().any(|p| codes::UNCHECKED.contains(&p.code)) {
+        Verdict::Unchecked
+    } else if problems.iter().any(|p| p.severity == Severity::Error) {
+        Verdict::Incomplete
+    } else {
+        Verdict::Complete
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_length_of_encrypted_blobs() {
+        assert_eq!(expected_blob_len(0, true), 16);
+        assert_eq!(expected_blob_len(15, true), 16);
+        assert_eq!(expected_blob_len(16, true), 32);
+        assert_eq!(expected_blob_len(316, true), 320);
+        assert_eq!(expected_blob_len(316, false), 316);
+    }
+
+    #[test]
+    fn file_id_is_sha1_of_domain_dash_path() {
+        assert_eq!(
+            blobs::file_id_hex(&file_id_of(b"HomeDomain", b"Library/SMS/sms.db")),
+            "3d0d7e5fb2ce288813306e4d4636395e047a3d28"
+        );
+    }
+
+    #[test]
+    fn verdict_order() {
+        let p = |code, severity| Problem::new(code, severity, "");
+        assert_eq!(verdict(&[]), Verdict::Complete);
+        assert_eq!(
+            verdict(&[p(codes::ORPHANS, Severity::Info)]),
+            Verdict::Complete
+        );
+        assert_eq!(
+            verdict(&[p(codes::FILES_MISSING, Severity::Error)]),
+            Verdict::Incomplete
+        );
+        assert_eq!(
+            verdict(&[
+                p(codes::FILES_MISSING, Severity::Error),
+                p(codes::NOT_A_FILE, Severity::Error)
+            ]),
+            Verdict::Unchecked
+        );
+    }
+}

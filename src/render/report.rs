@@ -1,0 +1,247 @@
+//! Human text for backup reports: the short verdict `verify` prints, the fuller picture
+//! `inspect` prints, and the one-line-per-backup table of a folder of backups.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Local, Utc};
+
+use super::text::Style;
+use crate::backup::report::{BackupReport, FileRef, Severity, Verdict};
+use crate::units::{human_bytes, human_count, plural};
+
+/// How many missing or wrong-size files are named before "and N more".
+const SHOWN: usize = 5;
+
+/// A date in the reader's local time, as a person reads it.
+pub fn local_date(date: &DateTime<Utc>) -> String {
+    date.with_timezone(&Local)
+        .format("%-d %b %Y, %H:%M")
+        .to_string()
+}
+
+fn or_unknown(value: &Option<String>) -> &str {
+    value.as_deref().unwrap_or("unknown")
+}
+
+/// "Alex's iPhone (iPhone14,5), iOS 17.5.1 (21F90)".
+fn title(report: &BackupReport) -> String {
+    let b = &report.backup;
+    let mut line = b
+        .device_name
+        .clone()
+        .unwrap_or_else(|| "Unnamed iPhone".into());
+    if let Some(model) = &b.product_type {
+        let _ = write!(line, " ({model})");
+    }
+    match (&b.ios_version, &b.build_version) {
+        (Some(v), Some(build)) => {
+            let _ = write!(line, ", iOS {v} ({build})");
+        }
+        (Some(v), None) => {
+            let _ = write!(line, ", iOS {v}");
+        }
+        _ => {}
+    }
+    line
+}
+
+fn when(report: &BackupReport) -> String {
+    let b = &report.backup;
+    let mut parts = vec![match &b.date {
+        Some(d) => format!("made {}", local_date(d)),
+        None => "date unknown".into(),
+    }];
+    match b.is_full_backup {
+        Some(true) => parts.push("full backup".into()),
+        Some(false) => parts.push("incremental".into()),
+        None => {}
+    }
+    parts.push(
+        if b.encrypted {
+            "encrypted"
+        } else {
+            "not encrypted"
+        }
+        .into(),
+    );
+    parts.join(", ")
+}
+
+fn verdict_line(report: &BackupReport, style: Style) -> String {
+    let files = &report.files;
+    match report.verdict {
+        Verdict::Complete => style.good(&format!(
+            "Complete: all {} are present with the right size.",
+            plural(files.listed, "file", "files")
+        )),
+        Verdict::Incomplete => style.bad("Incomplete: this backup cannot be restored as it is."),
+        Verdict::Unchecked => style.warn("Could not be fully checked:"),
+    }
+}
+
+fn name(file: &FileRef) -> String {
+    format!("{} {}  [{}]", file.domain, file.path, file.file_id)
+}
+
+/// The verdict, the problems with their examples, and the file counts.
+fn problems(report: &BackupReport, style: Style, verbose: bool, out: &mut String) {
+    let _ = writeln!(out, "{}", verdict_line(report, style));
+    let limit = if verbose { usize::MAX } else { SHOWN };
+    for problem in &report.problems {
+        let mark = match problem.severity {
+            Severity::Error => style.bad("✗"),
+            Severity::Warning => style.warn("!"),
+            Severity::Info => style.dim("i"),
+        };
+        let _ = writeln!(out, "  {mark} {}", problem.message);
+        let examples: Vec<String> = match problem.code {
+            "backup.files_missing" => report.files.missing.iter().map(name).collect(),
+            "backup.files_truncated" => report
+                .files
+                .size_mismatch
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{} {}: {} expected, {} on disk",
+                        m.domain,
+                        m.path,
+                        plural(m.expected_bytes, "byte", "bytes"),
+                        human_count(m.actual_bytes)
+                    )
+                })
+                .collect(),
+            "backup.file_id_mismatch" => report.files.file_id_mismatch.iter().map(name).collect(),
+            _ => Vec::new(),
+        };
+        for example in examples.iter().take(limit) {
+            let _ = writeln!(out, "      {}", style.dim(example));
+        }
+        if examples.len() > limit {
+            let _ = writeln!(
+                out,
+                "      {}",
+                style.dim(&format!(
+                    "... and {} more (--verbose or --json lists them all)",
+                    human_count((examples.len() - limit) as u64)
+                ))
+            );
+        }
+    }
+}
+
+fn counts(report: &BackupReport) -> String {
+    let f = &report.files;
+    let mut parts = vec![
+        format!("{} listed", human_count(f.listed)),
+        format!("{} present and intact", human_count(f.intact)),
+    ];
+    if !f.size_mismatch.is_empty() {
+        parts.push(format!(
+            "{} with the wrong size",
+            human_count(f.size_mismatch.len() as u64)
+        ));
+    }
+    if f.size_unknown > 0 {
+        parts.push(format!("{} of unknown size", human_count(f.size_unknown)));
+    }
+    parts.push(format!("{} missing", human_count(f.missing.len() as u64)));
+    parts.push(plural(f.orphans, "orphan", "orphans"));
+    format!("Files: {}", parts.join(", "))
+}
+
+/// `ibackup verify`: who, when, the verdict and why.
+pub fn verify_text(report: &BackupReport, style: Style, verbose: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", style.bold(&title(report)));
+    let _ = writeln!(out, "{}", when(report));
+    let _ = writeln!(out, "{}", style.dim(&report.backup.path));
+    let _ = writeln!(out);
+    problems(report, style, verbose, &mut out);
+    let _ = writeln!(out, "{}", counts(report));
+    out
+}
+
+/// `ibackup inspect BACKUP`: the verify text plus identity, sizes and the biggest domains.
+pub fn inspect_text(report: &BackupReport, style: Style, verbose: bool) -> String {
+    let b = &report.backup;
+    let f = &report.files;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", style.bold(&title(report)));
+    let _ = writeln!(out, "{}", when(report));
+    let _ = writeln!(out, "  Folder      {}", b.path);
+    let _ = writeln!(out, "  UDID        {}", or_unknown(&b.udid));
+    let _ = writeln!(
+        out,
+        "  State       {}",
+        b.snapshot_state
+            .as_deref()
+            .unwrap_or("unknown (no Status.plist)")
+    );
+    let _ = writeln!(
+        out,
+        "  Contents    {}, {}, {}",
+        plural(f.listed, "file", "files"),
+        plural(f.directories, "folder", "folders"),
+        plural(f.symlinks, "symlink", "symlinks")
+    );
+    let _ = writeln!(
+        out,
+        "  Size        {} listed, {} on disk",
+        human_bytes(report.size.declared_bytes),
+        human_bytes(report.size.on_disk_bytes)
+    );
+    if !report.domains.is_empty() {
+        let _ = writeln!(out, "\nBiggest domains:");
+        for d in report.domains.iter().take(10) {
+            let _ = writeln!(
+                out,
+                "  {:>9}  {:>7}  {}",
+                human_bytes(d.bytes),
+                human_count(d.files),
+                d.domain
+            );
+        }
+    }
+    let _ = writeln!(out);
+    problems(report, style, verbose, &mut out);
+    let _ = writeln!(out, "{}", counts(report));
+    out
+}
+
+/// One line per backup, newest first (the caller sorts).
+pub fn backup_list_text(reports: &[BackupReport], style: Style) -> String {
+    let mut out = String::new();
+    for r in reports {
+        let state = match r.verdict {
+            Verdict::Complete => style.good("complete"),
+            Verdict::Incomplete => style.bad("incomplete"),
+            Verdict::Unchecked => style.warn("not fully checked"),
+        };
+        let date = r
+            .backup
+            .date
+            .as_ref()
+            .map_or("date unknown".into(), local_date);
+        let _ = writeln!(
+            out,
+            "{}  iOS {}  {}  {}  {}{}",
+            r.backup.device_name.as_deref().unwrap_or("Unnamed iPhone"),
+            or_unknown(&r.backup.ios_version),
+            date,
+            human_bytes(r.size.declared_bytes),
+            state,
+            if r.backup.encrypted {
+                "  encrypted"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(out, "  {}", style.dim(&r.backup.path));
+        if r.verdict != Verdict::Complete {
+            for p in r.problems.iter().filter(|p| p.severity == Severity::Error) {
+                let _ = writeln!(out, "    {} {}", style.bad("✗"), p.message);
+            }
+        }
+    }
+    out
+}
