@@ -163,9 +163,14 @@ impl Scan {
         }
         match row.flags {
             FLAG_FILE => {}
-            FLAG_DIRECTORY => return self.directories += 1,
-            FLAG_SYMLINK => return self.symlinks += 1,
-            _ => return self.other_rows += 1,
+            other => {
+                match other {
+                    FLAG_DIRECTORY => self.directories += 1,
+                    FLAG_SYMLINK => self.symlinks += 1,
+                    _ => self.other_rows += 1,
+                }
+                return self.count_domain(row.domain, 0, 0);
+            }
         }
         let size = match row.file.map(mbfile::decode) {
             Some(Ok(record)) => record.size,
@@ -183,7 +188,7 @@ impl Scan {
             Some(size) => self.declared_bytes += size,
             None => self.size_unknown += 1,
         }
-        self.count_domain(row.domain, size.unwrap_or(0));
+        self.count_domain(row.domain, 1, size.unwrap_or(0));
         let expected = size.map(|s| expected_blob_len(s, encrypted));
         match parsed {
             Some(id) => self.listed.push(Listed {
@@ -195,14 +200,15 @@ impl Scan {
         }
     }
 
-    fn count_domain(&mut self, domain: &[u8], bytes: u64) {
+    /// Every domain with a row is counted, so that domains holding only folders show too.
+    fn count_domain(&mut self, domain: &[u8], files: u64, bytes: u64) {
         match self.domains.get_mut(domain) {
             Some(entry) => {
-                entry.0 += 1;
+                entry.0 += files;
                 entry.1 += bytes;
             }
             None => {
-                self.domains.insert(domain.into(), (1, bytes));
+                self.domains.insert(domain.into(), (files, bytes));
             }
         }
     }
