@@ -79,8 +79,8 @@ fn a_missing_blob_is_named_and_exits_1() {
     assert_eq!(report["complete"], false);
     assert_eq!(problem_codes(&report), ["backup.files_missing"]);
     let missing = &report["files"]["missing"][0];
-    assert_eq!(missing["domain"], "MediaDomain");
-    assert!(missing["path"].as_str().unwrap().starts_with("Media/Recordings/file"));
+    assert_eq!(missing["domain"], "HealthDomain");
+    assert_eq!(missing["path"], "Health/file000005.dat");
     let id = missing["file_id"].as_str().unwrap();
     let want = support::sha1_hex(&format!(
         "{}-{}",
