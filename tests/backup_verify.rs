@@ -25,8 +25,10 @@ fn problem_codes(report: &serde_json::Value) -> Vec<String> {
 fn check(defects: &[Defect]) -> (i32, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     let backup = dir.path().join("00008110-000A1B2C3D4E5F60");
-    let mut spec = Spec::default();
-    spec.defects = defects.to_vec();
+    let spec = Spec {
+        defects: defects.to_vec(),
+        ..Spec::default()
+    };
     let want = write_backup(&backup, &spec);
     let (code, report) = json(&["verify", path_str(&backup)]);
     let files = &report["files"];
@@ -38,7 +40,11 @@ fn check(defects: &[Defect]) -> (i32, serde_json::Value) {
     assert_eq!(files["intact"], want.intact, "{defects:?}");
     assert_eq!(len("missing"), want.missing, "{defects:?}");
     assert_eq!(len("size_mismatch"), want.size_mismatch, "{defects:?}");
-    assert_eq!(len("file_id_mismatch"), want.file_id_mismatch, "{defects:?}");
+    assert_eq!(
+        len("file_id_mismatch"),
+        want.file_id_mismatch,
+        "{defects:?}"
+    );
     assert_eq!(len("not_a_file"), want.not_a_file, "{defects:?}");
     assert_eq!(files["orphans"], want.orphans, "{defects:?}");
     assert_eq!(files["size_unknown"], want.size_unknown, "{defects:?}");
@@ -63,7 +69,10 @@ fn a_complete_backup_exits_0_with_the_contract_fields() {
     assert_eq!(b["encrypted"], false);
     assert_eq!(b["snapshot_state"], "finished");
     assert_eq!(b["is_full_backup"], true);
-    assert!(b["path"].as_str().unwrap().ends_with("00008110-000A1B2C3D4E5F60"));
+    assert!(b["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("00008110-000A1B2C3D4E5F60"));
     assert!(report["size"]["on_disk_bytes"].as_u64().unwrap() >= 1);
     assert_eq!(
         report["size"]["on_disk_bytes"],
@@ -145,7 +154,10 @@ fn an_empty_manifest_plist_is_a_problem_not_a_crash() {
 #[test]
 fn a_damaged_file_id_is_reported() {
     let (code, report) = check(&[Defect::DamagedFileId]);
-    assert_eq!(code, 0, "the blob is where the row points: still restorable");
+    assert_eq!(
+        code, 0,
+        "the blob is where the row points: still restorable"
+    );
     assert_eq!(problem_codes(&report), ["backup.file_id_mismatch"]);
 }
 
@@ -163,7 +175,9 @@ fn a_blob_path_that_is_a_folder_cannot_be_checked() {
     assert_eq!(report["verdict"], "unchecked");
     assert_eq!(problem_codes(&report), ["backup.blob_not_a_file"]);
     let message = report["problems"][0]["message"].as_str().unwrap();
-    let id = report["files"]["not_a_file"][0]["file_id"].as_str().unwrap();
+    let id = report["files"]["not_a_file"][0]["file_id"]
+        .as_str()
+        .unwrap();
     assert!(message.contains(id), "{message}");
 }
 
@@ -187,15 +201,26 @@ fn many_defects_at_once_are_all_reported() {
 fn human_output_says_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let backup = dir.path().join("b");
-    let spec = Spec::default().with(Defect::MissingBlob).with(Defect::Unfinished);
+    let spec = Spec::default()
+        .with(Defect::MissingBlob)
+        .with(Defect::Unfinished);
     write_backup(&backup, &spec);
     let out = ibackup(&["verify", path_str(&backup)]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
-    assert!(text.contains("Incomplete: this backup cannot be restored as it is."), "{text}");
-    assert!(text.contains("1 of the 40 files listed in the manifest is missing"), "{text}");
+    assert!(
+        text.contains("Incomplete: this backup cannot be restored as it is."),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 of the 40 files listed in the manifest is missing"),
+        "{text}"
+    );
     assert!(text.contains("\"uploading\""), "{text}");
-    assert!(!text.contains('\x1b'), "no colour when stdout is not a terminal");
+    assert!(
+        !text.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
     let coloured = ibackup(&["verify", path_str(&backup), "--color", "always"]);
     assert!(stdout(&coloured).contains("\x1b["));
     let quiet = ibackup(&["verify", path_str(&backup), "-q"]);
@@ -228,8 +253,14 @@ fn inspect_shows_counts_sizes_and_biggest_domains() {
     assert!(value["findings"].is_array());
     let domains = value["backups"][0]["domains"].as_array().unwrap();
     assert_eq!(domains.len(), 8);
-    let bytes: Vec<u64> = domains.iter().map(|d| d["bytes"].as_u64().unwrap()).collect();
-    assert!(bytes.windows(2).all(|w| w[0] >= w[1]), "biggest first: {bytes:?}");
+    let bytes: Vec<u64> = domains
+        .iter()
+        .map(|d| d["bytes"].as_u64().unwrap())
+        .collect();
+    assert!(
+        bytes.windows(2).all(|w| w[0] >= w[1]),
+        "biggest first: {bytes:?}"
+    );
 }
 
 #[test]
@@ -237,7 +268,12 @@ fn a_folder_of_backups_lists_newest_first() {
     let dir = tempfile::tempdir().unwrap();
     let specs = [
         ("AAAA", "Old iPhone", 1_600_000_000, vec![]),
-        ("BBBB", "New iPhone", 1_760_000_000, vec![Defect::Unfinished]),
+        (
+            "BBBB",
+            "New iPhone",
+            1_760_000_000,
+            vec![Defect::Unfinished],
+        ),
         ("CCCC", "Mid iPhone", 1_700_000_000, vec![]),
     ];
     for (udid, name, date, defects) in specs {
@@ -272,15 +308,24 @@ fn a_folder_of_backups_lists_newest_first() {
 fn no_argument_looks_in_the_backup_dir_variable() {
     let dir = tempfile::tempdir().unwrap();
     write_backup(&dir.path().join("AAAA"), &Spec::default());
-    let out = ibackup_with(&["inspect"], &[("IBACKUP_BACKUP_DIR", path_str(dir.path()))]);
+    let out = ibackup_with(
+        &["inspect"],
+        &[("IBACKUP_BACKUP_DIR", path_str(dir.path()))],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("Test iPhone  iOS 17.5.1"));
 
     let empty = tempfile::tempdir().unwrap();
-    let out = ibackup_with(&["inspect"], &[("IBACKUP_BACKUP_DIR", path_str(empty.path()))]);
+    let out = ibackup_with(
+        &["inspect"],
+        &[("IBACKUP_BACKUP_DIR", path_str(empty.path()))],
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("no iPhone is connected and there is no backup"), "{err}");
+    assert!(
+        err.contains("no iPhone is connected and there is no backup"),
+        "{err}"
+    );
     assert!(err.contains("IBACKUP_BACKUP_DIR"), "{err}");
 }
 
@@ -288,7 +333,9 @@ fn no_argument_looks_in_the_backup_dir_variable() {
 fn verify_and_inspect_leave_the_backup_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
     let backup = dir.path().join("b");
-    let spec = Spec::default().with(Defect::MissingBlob).with(Defect::Orphan);
+    let spec = Spec::default()
+        .with(Defect::MissingBlob)
+        .with(Defect::Orphan);
     write_backup(&backup, &spec);
     let before = support::tree_fingerprint(dir.path());
     for args in [
@@ -327,7 +374,13 @@ fn assert_clear_failure(backup: &Path, names: &str) {
 fn a_truncated_manifest_db_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let backup = dir.path().join("b");
-    write_backup(&backup, &Spec { files: 2000, ..Spec::default() });
+    write_backup(
+        &backup,
+        &Spec {
+            files: 2000,
+            ..Spec::default()
+        },
+    );
     let db = backup.join("Manifest.db");
     let bytes = fs::read(&db).unwrap();
     fs::write(&db, &bytes[..bytes.len() / 3]).unwrap();

@@ -49,11 +49,25 @@ fn ids(list: &Value, key: Option<&str>) -> Vec<String> {
 /// Every count, list and identity field the writer accounts for must match ours.
 fn assert_agrees(want: &Value, report: &Value, label: &str) {
     let files = &report["files"];
-    for key in ["listed", "directories", "symlinks", "present", "orphans", "size_unknown"] {
+    for key in [
+        "listed",
+        "directories",
+        "symlinks",
+        "present",
+        "orphans",
+        "size_unknown",
+    ] {
         assert_eq!(files[key], want[key], "{label}: files.{key}");
     }
-    assert_eq!(report["size"]["declared_bytes"], want["declared_bytes"], "{label}");
-    assert_eq!(ids(&files["missing"], Some("file_id")), ids(&want["missing"], None), "{label}");
+    assert_eq!(
+        report["size"]["declared_bytes"], want["declared_bytes"],
+        "{label}"
+    );
+    assert_eq!(
+        ids(&files["missing"], Some("file_id")),
+        ids(&want["missing"], None),
+        "{label}"
+    );
     assert_eq!(
         ids(&files["file_id_mismatch"], Some("file_id")),
         ids(&want["fileid_mismatch"], None),
@@ -70,21 +84,41 @@ fn assert_agrees(want: &Value, report: &Value, label: &str) {
             })
             .collect()
     };
-    assert_eq!(sizes(&files["size_mismatch"]), sizes(&want["size_mismatch"]), "{label}");
+    assert_eq!(
+        sizes(&files["size_mismatch"]),
+        sizes(&want["size_mismatch"]),
+        "{label}"
+    );
     assert_eq!(report["complete"], want["complete"], "{label}");
-    assert_eq!(report["backup"]["snapshot_state"], want["snapshot_state"], "{label}");
-    for key in ["device_name", "ios_version", "build_version", "product_type", "date"] {
+    assert_eq!(
+        report["backup"]["snapshot_state"], want["snapshot_state"],
+        "{label}"
+    );
+    for key in [
+        "device_name",
+        "ios_version",
+        "build_version",
+        "product_type",
+        "date",
+    ] {
         assert_eq!(report["backup"][key], want[key], "{label}: backup.{key}");
     }
     let udid = |v: &Value| v.as_str().unwrap().to_ascii_uppercase();
-    assert_eq!(udid(&report["backup"]["udid"]), udid(&want["udid"]), "{label}");
+    assert_eq!(
+        udid(&report["backup"]["udid"]),
+        udid(&want["udid"]),
+        "{label}"
+    );
     let domains: BTreeMap<String, (u64, u64)> = report["domains"]
         .as_array()
         .unwrap()
         .iter()
         .map(|d| {
             let n = |k: &str| d[k].as_u64().unwrap();
-            (d["domain"].as_str().unwrap().to_string(), (n("files"), n("bytes")))
+            (
+                d["domain"].as_str().unwrap().to_string(),
+                (n("files"), n("bytes")),
+            )
         })
         .collect();
     let want_domains: BTreeMap<String, (u64, u64)> = want["domains"]
@@ -191,7 +225,11 @@ fn the_real_ios14_partial_backup_is_reported_exactly() {
     assert_eq!(len("size_mismatch"), 9);
     assert_eq!(len("missing"), 1079);
     assert_eq!(files["orphans"], 1);
-    assert_eq!(len("file_id_mismatch"), 0, "every fileID is SHA-1(domain-path)");
+    assert_eq!(
+        len("file_id_mismatch"),
+        0,
+        "every fileID is SHA-1(domain-path)"
+    );
     assert_eq!(len("damaged_records"), 0);
     assert_eq!(report["size"]["declared_bytes"], 182_028_381u64);
     assert_eq!(report["domains"].as_array().unwrap().len(), 562);

@@ -54,10 +54,14 @@ pub struct Blob {
     pub size: u64,
 }
 
+/// A map keyed by fileID. foldhash is several times faster than the default SipHash on these
+/// 20-byte keys and still seeded per process, so crafted file names cannot force collisions.
+pub type IdMap<V> = HashMap<FileId, V, foldhash::fast::RandomState>;
+
 /// Every blob found under a backup folder.
 #[derive(Debug, Default)]
 pub struct BlobStore {
-    pub blobs: HashMap<FileId, Blob>,
+    pub blobs: IdMap<Blob>,
     /// Total bytes of the regular blob files.
     pub bytes: u64,
     /// Folders or entries that could not be read: the check is incomplete where these are.

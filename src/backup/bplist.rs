@@ -246,7 +246,7 @@ impl<'a> Bplist<'a> {
             }
             0x6 => {
                 let (chars, start) = counted(at)?;
-                let len = chars.checked_mul(2).unwrap_or(u64::MAX);
+                let len = chars.saturating_mul(2);
                 let bytes = self.slice(start, len, "truncated UTF-16 string")?;
                 let units = bytes
                     .chunks_exact(2)
@@ -279,7 +279,7 @@ impl<'a> Bplist<'a> {
     }
 
     fn refs(&self, start: usize, count: u64) -> Result<Refs<'a>, BplistError> {
-        let len = count.checked_mul(self.ref_width as u64).unwrap_or(u64::MAX);
+        let len = count.saturating_mul(self.ref_width as u64);
         let bytes = self.slice(start, len, "truncated container")?;
         Ok(Refs {
             bytes,
@@ -295,10 +295,27 @@ impl<'a> Bplist<'a> {
         }
     }
 
-    /// The value for `key` in `dict`, as an object index. Keys that are not strings are skipped.
+    /// The bytes of the ASCII string at `index`, or None when it is another kind of object.
+    /// Cheaper than [`Bplist::string`]: no UTF-8 check, no UTF-16 decoding.
+    pub fn ascii_key(&self, index: u64) -> Result<Option<&'a [u8]>, BplistError> {
+        let at = self.offset_of(index)?;
+        let marker = self.data[at];
+        if marker >> 4 != 0x5 {
+            return Ok(None);
+        }
+        let (len, start) = if marker & 0x0F == 0x0F {
+            self.long_count(at + 1)?
+        } else {
+            (u64::from(marker & 0x0F), at + 1)
+        };
+        self.slice(start, len, "truncated string").map(Some)
+    }
+
+    /// The value for `key` in `dict`, as an object index. Keys that are not ASCII strings (as
+    /// every keyed-archive key is) are skipped.
     pub fn lookup(&self, dict: &Dict<'a>, key: &str) -> Result<Option<u64>, BplistError> {
         for (k, v) in dict.entries() {
-            if self.string(k)?.as_deref() == Some(key) {
+            if self.ascii_key(k)? == Some(key.as_bytes()) {
                 return Ok(Some(v));
             }
         }

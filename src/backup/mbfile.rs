@@ -119,8 +119,8 @@ fn lenient<'a, T>(
     object.and_then(read).ok()
 }
 
-/// Decodes one `file` column value.
-pub fn decode(bytes: &[u8]) -> Result<MbFile<'_>, MbFileError> {
+/// Finds the MBFile dictionary: `$objects[$top.root]`.
+fn open_archive(bytes: &[u8]) -> Result<(Archive<'_>, Dict<'_>), MbFileError> {
     let plist = Bplist::parse(bytes)?;
     let Object::Dict(top) = plist.object(plist.top())? else {
         return Err(MbFileError::NotAnArchive("top object is not a dictionary"));
@@ -140,9 +140,28 @@ pub fn decode(bytes: &[u8]) -> Result<MbFile<'_>, MbFileError> {
         .lookup(&top_dict, "root")?
         .ok_or(MbFileError::NotAnArchive("no $top.root"))?;
     let record = archive.dict(root_at, "the root object is not a dictionary")?;
+    Ok((archive, record))
+}
 
-    // Only Size decides completeness, so only Size must be well-formed; any other field of an
-    // unexpected kind is left out rather than failing the whole record.
+fn size_of(object: Result<Object<'_>, MbFileError>) -> Result<u64, MbFileError> {
+    let size = int(object?, "Size")?;
+    u64::try_from(size).map_err(|_| MbFileError::NegativeSize(size))
+}
+
+/// Only the Size of one `file` column value: what completeness needs, found without decoding
+/// the other fields (verify calls this once per row). None when the record has no Size.
+pub fn size(bytes: &[u8]) -> Result<Option<u64>, MbFileError> {
+    let (archive, record) = open_archive(bytes)?;
+    match archive.plist.lookup(&record, "Size")? {
+        Some(at) => size_of(archive.resolve(at)).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Decodes one `file` column value.
+pub fn decode(bytes: &[u8]) -> Result<MbFile<'_>, MbFileError> {
+    let (archive, record) = open_archive(bytes)?;
+    let plist = archive.plist;
     let mut file = MbFile::default();
     for (key, value) in record.entries() {
         let Some(key) = plist.string(key)? else {
@@ -150,10 +169,7 @@ pub fn decode(bytes: &[u8]) -> Result<MbFile<'_>, MbFileError> {
         };
         let object = archive.resolve(value);
         match key.as_ref() {
-            "Size" => {
-                let size = int(object?, "Size")?;
-                file.size = Some(u64::try_from(size).map_err(|_| MbFileError::NegativeSize(size))?);
-            }
+            "Size" => file.size = Some(size_of(object)?),
             "Mode" => file.mode = lenient(object, |o| unsigned(o, "Mode").map(|m| m as u32)),
             "ProtectionClass" => {
                 file.protection_class = lenient(object, |o| unsigned(o, "").map(|c| c as u32))
@@ -250,6 +266,7 @@ mod tests {
         );
         let file = decode(&bytes).unwrap();
         assert_eq!(file.size, Some(33844));
+        assert_eq!(size(&bytes), Ok(Some(33844)));
         assert_eq!(file.mode, Some(0o100644));
         assert_eq!(file.protection_class, Some(3));
         assert_eq!(file.last_modified, Some(1610923441));
@@ -274,6 +291,7 @@ mod tests {
     fn a_missing_size_is_unknown_not_zero() {
         let bytes = archive(vec![("Mode", Value::Integer(16877.into()))], vec![]);
         assert_eq!(decode(&bytes).unwrap().size, None);
+        assert_eq!(size(&bytes), Ok(None));
     }
 
     #[test]
@@ -309,6 +327,7 @@ mod tests {
     fn hostile_records_are_errors() {
         let negative = archive(vec![("Size", Value::Integer((-1i64).into()))], vec![]);
         assert_eq!(decode(&negative), Err(MbFileError::NegativeSize(-1)));
+        assert_eq!(size(&negative), Err(MbFileError::NegativeSize(-1)));
         let out_of_range = archive(vec![("Size", uid(999))], vec![]);
         assert!(decode(&out_of_range).is_err());
         let cyclic = archive(vec![("Size", uid(2))], vec![uid(3), uid(2)]);

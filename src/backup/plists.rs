@@ -249,7 +249,7 @@ mod tests {
         assert!(matches!(parse_status(b""), Err(PlistError::Empty)));
         assert!(matches!(parse_info(b"\n  \n"), Err(PlistError::Empty)));
         assert!(parse_info(b"\x00\x01garbage").is_err());
-        assert!(parse_manifest(STATUS_XML[..120].as_bytes()).is_err());
+        assert!(parse_manifest(&STATUS_XML.as_bytes()[..120]).is_err());
         let mut array = Vec::new();
         Value::Array(vec![]).to_writer_xml(&mut array).unwrap();
         assert!(matches!(

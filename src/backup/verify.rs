@@ -172,8 +172,8 @@ impl Scan {
                 return self.count_domain(row.domain, 0, 0);
             }
         }
-        let size = match row.file.map(mbfile::decode) {
-            Some(Ok(record)) => record.size,
+        let size = match row.file.map(mbfile::size) {
+            Some(Ok(size)) => size,
             Some(Err(e)) => {
                 self.damaged.push(damaged(&row, e.to_string()));
                 None

@@ -94,7 +94,7 @@ fn many_backups(out: &Output, paths: &[PathBuf]) -> CommandResult {
         }
     }
     // Newest first; undated backups last.
-    reports.sort_by(|a, b| b.backup.date.cmp(&a.backup.date));
+    reports.sort_by_key(|r| std::cmp::Reverse(r.backup.date));
     if out.json {
         out.print_json(&InspectReport {
             schema: INSPECT_SCHEMA,

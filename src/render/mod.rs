@@ -112,6 +112,19 @@ fn textwrap_paragraph(hint: &str) -> String {
         .join("\n")
 }
 
+/// Drives an indicatif bar from the backup scan's progress callbacks.
+pub struct ScanProgress(pub ProgressBar);
+
+impl crate::backup::verify::Progress for ScanProgress {
+    fn start(&self, rows: u64) {
+        self.0.set_length(rows);
+    }
+
+    fn advance(&self, rows: u64) {
+        self.0.inc(rows);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,18 +137,5 @@ mod tests {
         assert!(use_color(ColorChoice::Auto, true, Some("")));
         assert!(!use_color(ColorChoice::Auto, true, Some("1")));
         assert!(!use_color(ColorChoice::Auto, false, None));
-    }
-}
-
-/// Drives an indicatif bar from the backup scan's progress callbacks.
-pub struct ScanProgress(pub ProgressBar);
-
-impl crate::backup::verify::Progress for ScanProgress {
-    fn start(&self, rows: u64) {
-        self.0.set_length(rows);
-    }
-
-    fn advance(&self, rows: u64) {
-        self.0.inc(rows);
     }
 }
