@@ -53,12 +53,21 @@ pub fn parse_length(prefix: [u8; 4], what: &str) -> Result<usize, DeviceError> {
     Ok(length as usize)
 }
 
-/// Reads one message; `Ok(None)` when the peer closed cleanly before a new message.
+/// Reads one message within [`IO_TIMEOUT`]; `Ok(None)` when the peer closed cleanly before a
+/// new message.
 pub fn read_message<R: Read + ?Sized>(
     reader: &mut R,
     what: &str,
 ) -> Result<Option<Dictionary>, DeviceError> {
-    let deadline = Instant::now() + IO_TIMEOUT;
+    read_message_within(reader, what, Instant::now() + IO_TIMEOUT)
+}
+
+/// [`read_message`] with the caller's deadline (a server waiting for an idle client).
+pub fn read_message_within<R: Read + ?Sized>(
+    reader: &mut R,
+    what: &str,
+    deadline: Instant,
+) -> Result<Option<Dictionary>, DeviceError> {
     let mut prefix = [0u8; 4];
     match read_exact_within(reader, &mut prefix, what, deadline) {
         Err(DeviceError::Closed { at_start: true, .. }) => return Ok(None),

@@ -27,7 +27,7 @@ pub enum DeviceError {
     NoDaemon { address: String, source: io::Error },
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
-    #[error("no answer from {what} within {secs} seconds")]
+    #[error("timed out after {secs} seconds waiting for {what}")]
     Timeout { what: String, secs: u64 },
     #[error("the connection closed while waiting for {what}")]
     Closed { what: String, at_start: bool },

@@ -400,27 +400,33 @@ pub fn pair(
     timeout: Duration,
     waiting: &mut dyn FnMut(PairWait),
 ) -> Result<PairRecord, DeviceError> {
-    let mut lockdown = LockdownClient::new(transport.connect(device, lockdown::PORT)?);
-    lockdown.query_type()?;
-    let public_key = match lockdown.get_value(None, Some("DevicePublicKey"))? {
-        Some(Value::Data(d)) => d,
-        Some(Value::String(s)) => s.into_bytes(),
-        _ => {
-            return Err(DeviceError::BadReply {
-                what: "lockdownd's answer to GetValue DevicePublicKey".to_string(),
-                detail: "no public key".to_string(),
-            })
-        }
+    let (public_key, wifi) = {
+        let mut lockdown = LockdownClient::new(transport.connect(device, lockdown::PORT)?);
+        lockdown.query_type()?;
+        let public_key = match lockdown.get_value(None, Some("DevicePublicKey"))? {
+            Some(Value::Data(d)) => d,
+            Some(Value::String(s)) => s.into_bytes(),
+            _ => {
+                return Err(DeviceError::BadReply {
+                    what: "lockdownd's answer to GetValue DevicePublicKey".to_string(),
+                    detail: "no public key".to_string(),
+                })
+            }
+        };
+        let wifi = lockdown
+            .get_value(None, Some("WiFiAddress"))?
+            .and_then(|v| v.as_string().map(str::to_string));
+        (public_key, wifi)
     };
-    let wifi = lockdown
-        .get_value(None, Some("WiFiAddress"))?
-        .and_then(|v| v.as_string().map(str::to_string));
     let buid = match transport.system_buid() {
         Ok(Some(buid)) => buid,
         _ => new_uuid(),
     };
+    // Key generation takes a while: no connection is held open meanwhile.
     let mut record = PairRecord::generate(&public_key, buid, wifi)?;
 
+    let mut lockdown = LockdownClient::new(transport.connect(device, lockdown::PORT)?);
+    lockdown.query_type()?;
     let deadline = Instant::now() + timeout;
     let mut last = None;
     let reply = loop {

@@ -161,6 +161,15 @@ pub fn address_from_env() -> Result<DaemonAddress, DeviceError> {
 
 /// Opens a stream to the daemon with read and write timeouts of [`IO_TIMEOUT`].
 pub fn connect(address: &DaemonAddress) -> Result<BoxStream, DeviceError> {
+    connect_with_timeout(address, IO_TIMEOUT)
+}
+
+/// Opens a stream to the daemon whose reads give up after `read_timeout`.
+pub fn connect_with_timeout(
+    address: &DaemonAddress,
+    read_timeout: Duration,
+) -> Result<BoxStream, DeviceError> {
+    let read_timeout = read_timeout.max(Duration::from_millis(10));
     let no_daemon = |source: io::Error| DeviceError::NoDaemon {
         address: address.to_string(),
         source,
@@ -176,7 +185,7 @@ pub fn connect(address: &DaemonAddress) -> Result<BoxStream, DeviceError> {
                 })?;
             let stream = TcpStream::connect_timeout(&target, IO_TIMEOUT).map_err(no_daemon)?;
             stream
-                .set_read_timeout(Some(IO_TIMEOUT))
+                .set_read_timeout(Some(read_timeout))
                 .map_err(no_daemon)?;
             stream
                 .set_write_timeout(Some(IO_TIMEOUT))
@@ -188,7 +197,7 @@ pub fn connect(address: &DaemonAddress) -> Result<BoxStream, DeviceError> {
         DaemonAddress::Unix(path) => {
             let stream = std::os::unix::net::UnixStream::connect(path).map_err(no_daemon)?;
             stream
-                .set_read_timeout(Some(IO_TIMEOUT))
+                .set_read_timeout(Some(read_timeout))
                 .map_err(no_daemon)?;
             stream
                 .set_write_timeout(Some(IO_TIMEOUT))

@@ -296,7 +296,10 @@ impl Transport for UsbmuxdTransport {
     }
 
     fn wait_for_device(&self, timeout: Duration) -> Result<Option<AttachedDevice>, DeviceError> {
-        self.client()?.wait_attached(timeout)
+        // Reads on the listening socket must not outlast the wait itself.
+        let stream =
+            transport::connect_with_timeout(&self.address, timeout.min(transport::IO_TIMEOUT))?;
+        UsbmuxClient::new(stream).wait_attached(timeout)
     }
 
     fn connect(&self, device: &AttachedDevice, port: u16) -> Result<BoxStream, DeviceError> {

@@ -35,7 +35,14 @@ pub fn run(address: &str, profile: Profile) -> Result<(), SimError> {
         address: address.to_string(),
         reason,
     };
-    let parsed = parse_address(address).map_err(|e| listen_error(e.to_string()))?;
+    // A numeric socket address (port 0 included) first, then the daemon address forms.
+    let parsed = match address.parse::<std::net::SocketAddr>() {
+        Ok(socket) => DaemonAddress::Tcp {
+            host: socket.ip().to_string(),
+            port: socket.port(),
+        },
+        Err(_) => parse_address(address).map_err(|e| listen_error(e.to_string()))?,
+    };
     let phone = Arc::new(Phone::new(profile)?);
     match parsed {
         DaemonAddress::Tcp { host, port } => {

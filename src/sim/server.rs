@@ -483,7 +483,9 @@ fn serve_lockdown(phone: &Phone, stream: Box<dyn DeviceStream>) -> Result<(), De
     let mut conn = Lockdown::Plain(stream);
     let mut session: Option<String> = None;
     loop {
-        let request = match lockdown::read_message(&mut conn, "a lockdown request") {
+        let waiting = Instant::now() + IDLE;
+        let request = match lockdown::read_message_within(&mut conn, "a lockdown request", waiting)
+        {
             Ok(Some(r)) => r,
             Ok(None) => return Ok(()),
             // A client that stopped TLS without a close_notify, or went away: the end.
