@@ -1,1 +1,300 @@
 //! Talking to a phone: usbmux (daemon or direct USB), lockdownd, pairing. No terminal, no backup.
+//!
+//! Layers, each over a `Read + Write` stream chosen once at the top: [`transport`] (where the
+//! daemon is, the [`transport::Transport`] trait), [`usbmux`] (daemon requests), [`lockdown`]
+//! (device requests, TLS session), [`pairing`] (pair records), [`info`] (the `DeviceState`
+//! snapshot). This file holds the error type and the entry points the commands call.
+
+pub mod info;
+pub mod lockdown;
+pub mod pairing;
+pub mod transport;
+pub mod usbmux;
+
+use std::io::{self, Read};
+use std::time::{Duration, Instant};
+
+pub use info::DeviceState;
+use transport::{AttachedDevice, Transport};
+use usbmux::UsbmuxdTransport;
+
+/// What went wrong talking to a phone, with what was being done and where.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("USBMUXD_SOCKET_ADDRESS={value:?} is not a daemon address: {reason}")]
+    BadAddress { value: String, reason: String },
+    #[error("could not reach the usbmuxd daemon at {address}: {source}")]
+    NoDaemon { address: String, source: io::Error },
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+    #[error("timed out after {secs} seconds waiting for {what}")]
+    Timeout { what: String, secs: u64 },
+    #[error("the connection closed while waiting for {what}")]
+    Closed { what: String, at_start: bool },
+    #[error("{what} announced {length} bytes, more than the {max} allowed")]
+    FrameTooLarge { what: String, length: u64, max: u64 },
+    #[error("{what} is not a valid property list: {detail}")]
+    BadPlist { what: String, detail: String },
+    #[error("unexpected {what}: {detail}")]
+    BadReply { what: String, detail: String },
+    #[error("usbmuxd refused {request} (result {number})")]
+    Usbmux { request: &'static str, number: u64 },
+    #[error("the phone refused {request}: {error}")]
+    Lockdown { request: String, error: String },
+    #[error("no iPhone is connected")]
+    NoDevice,
+    #[error("no connected iPhone has UDID {udid} (connected: {connected})")]
+    DeviceNotFound { udid: String, connected: String },
+    #[error("several iPhones are connected ({udids})")]
+    SeveralDevices { udids: String },
+    #[error("the pair record from {origin} is unusable: {detail}")]
+    PairRecord { origin: String, detail: String },
+    #[error("this computer is not paired with the iPhone {udid}")]
+    NotPaired { udid: String },
+    #[error("the secure session with the phone failed: {detail}")]
+    Tls { detail: String },
+    #[error("the phone presented a certificate that is not the one in its pair record")]
+    CertificateMismatch,
+    #[error("could not create pairing keys: {detail}")]
+    KeyGeneration { detail: String },
+    #[error("the iPhone's user declined \"Trust This Computer\"")]
+    PairingDenied,
+    #[error("the iPhone did not accept pairing within {secs} seconds")]
+    PairingTimeout {
+        secs: u64,
+        waiting_for: pairing::PairWait,
+    },
+}
+
+impl DeviceError {
+    fn io(what: impl Into<String>, source: io::Error) -> Self {
+        DeviceError::from_io(what, source)
+    }
+
+    /// Maps an I/O error: timeouts and closed connections get their own variants.
+    fn from_io(what: impl Into<String>, source: io::Error) -> Self {
+        let what = what.into();
+        match source.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => DeviceError::Timeout {
+                what,
+                secs: transport::IO_TIMEOUT.as_secs(),
+            },
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => DeviceError::Closed {
+                what,
+                at_start: false,
+            },
+            _ => DeviceError::Io { what, source },
+        }
+    }
+
+    /// A stable identifier for scripts (`--json` error objects).
+    pub fn code(&self) -> &'static str {
+        match self {
+            DeviceError::BadAddress { .. } => "device.bad_address",
+            DeviceError::NoDaemon { .. } => "device.no_daemon",
+            DeviceError::NoDevice => "device.none",
+            DeviceError::DeviceNotFound { .. } => "device.not_found",
+            DeviceError::SeveralDevices { .. } => "device.several",
+            DeviceError::NotPaired { .. } => "device.not_paired",
+            DeviceError::CertificateMismatch => "device.certificate_mismatch",
+            DeviceError::KeyGeneration { .. } => "device.pairing_keys",
+            DeviceError::PairingDenied => "device.pairing_denied",
+            DeviceError::PairingTimeout { .. } => "device.pairing_timeout",
+            DeviceError::Timeout { .. } => "device.timeout",
+            DeviceError::PairRecord { .. } => "device.bad_pair_record",
+            _ => "device.protocol",
+        }
+    }
+
+    /// What the user can do about it.
+    pub fn hint(&self) -> String {
+        match self {
+            DeviceError::BadAddress { .. } => {
+                "Use UNIX:/path, a socket path, host:port or [v6]:port, or unset USBMUXD_SOCKET_ADDRESS.".into()
+            }
+            DeviceError::NoDaemon { .. } => "Start usbmuxd (Linux: install the usbmuxd package; Windows: install Apple Devices or iTunes; macOS: it is built in), or point USBMUXD_SOCKET_ADDRESS at it.".into(),
+            DeviceError::NoDevice => "Plug the iPhone in with a cable, unlock it, then run this again.".into(),
+            DeviceError::DeviceNotFound { .. } => "Check the UDID with `ibackup devices`.".into(),
+            DeviceError::SeveralDevices { .. } => "Choose one with --device UDID (see `ibackup devices`).".into(),
+            DeviceError::NotPaired { .. } => "Run `ibackup pair`, unlock the iPhone and tap Trust.".into(),
+            DeviceError::CertificateMismatch => "The phone is not the one this pair record was made for, or the record is stale. Run `ibackup pair` again to make a new record.".into(),
+            DeviceError::PairingDenied => "Run `ibackup pair` again and tap Trust on the iPhone. If the dialog no longer appears: Settings > General > Transfer or Reset iPhone > Reset > Reset Location & Privacy.".into(),
+            DeviceError::PairingTimeout { waiting_for, .. } => match waiting_for {
+                pairing::PairWait::Unlock => "Unlock the iPhone, then run `ibackup pair` again.".into(),
+                pairing::PairWait::TapTrust => "Tap Trust on the iPhone and enter its passcode, then run `ibackup pair` again.".into(),
+            },
+            DeviceError::Lockdown { error, .. } if error == "InvalidHostID" => {
+                "The iPhone no longer knows this computer: run `ibackup pair`.".into()
+            }
+            DeviceError::Lockdown { error, .. } if error == "PasswordProtected" => {
+                "Unlock the iPhone and run this again.".into()
+            }
+            _ => "Unplug and replug the iPhone, unlock it and try again. If it keeps failing, restart usbmuxd (or the Apple Mobile Device Service).".into(),
+        }
+    }
+}
+
+/// Reads exactly `buf.len()` bytes, failing at `deadline` even if the peer drips bytes slowly.
+/// A close before the first byte is `Closed { at_start: true }`.
+pub(crate) fn read_exact_within<R: Read + ?Sized>(
+    reader: &mut R,
+    buf: &mut [u8],
+    what: &str,
+    deadline: Instant,
+) -> Result<(), DeviceError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        if Instant::now() > deadline {
+            return Err(DeviceError::Timeout {
+                what: what.to_string(),
+                secs: transport::IO_TIMEOUT.as_secs(),
+            });
+        }
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => {
+                return Err(DeviceError::Closed {
+                    what: what.to_string(),
+                    at_start: filled == 0,
+                })
+            }
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(DeviceError::from_io(what, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Picks the phone to talk to: the one with `udid`, or the only one attached. With none
+/// attached, waits up to `wait` for one (usbmuxd Listen) before giving up.
+pub fn select_device(
+    transport: &dyn Transport,
+    udid: Option<&str>,
+    wait: Duration,
+) -> Result<AttachedDevice, DeviceError> {
+    let mut devices = transport.devices()?;
+    if devices.is_empty() && !wait.is_zero() {
+        if let Some(device) = transport.wait_for_device(wait)? {
+            devices.push(device);
+        }
+    }
+    choose(devices, udid)
+}
+
+fn choose(
+    mut devices: Vec<AttachedDevice>,
+    udid: Option<&str>,
+) -> Result<AttachedDevice, DeviceError> {
+    // The same phone on USB and Wi-Fi appears twice: prefer the cable.
+    devices.sort_by_key(|d| d.connection_type != "USB");
+    let mut seen = std::collections::HashSet::new();
+    devices.retain(|d| seen.insert(d.udid.clone()));
+    let list = |devices: &[AttachedDevice]| {
+        devices
+            .iter()
+            .map(|d| d.udid.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match udid {
+        Some(udid) => match devices
+            .iter()
+            .position(|d| d.udid.eq_ignore_ascii_case(udid))
+        {
+            Some(i) => Ok(devices.swap_remove(i)),
+            None => Err(DeviceError::DeviceNotFound {
+                udid: udid.to_string(),
+                connected: if devices.is_empty() {
+                    "none".to_string()
+                } else {
+                    list(&devices)
+                },
+            }),
+        },
+        None => match devices.len() {
+            0 => Err(DeviceError::NoDevice),
+            1 => Ok(devices.swap_remove(0)),
+            _ => Err(DeviceError::SeveralDevices {
+                udids: list(&devices),
+            }),
+        },
+    }
+}
+
+/// The connected phone's state, for `ibackup inspect` with no backup named.
+///
+/// Uses the usbmuxd daemon (`USBMUXD_SOCKET_ADDRESS` or the platform default) and does not wait
+/// for a phone to be plugged in. Returns `Ok(None)` when there is no daemon or no phone (or no
+/// phone with `udid`), so the caller can fall back to the default backup folder. Returns
+/// `Ok(Some(state))` for a phone, paired or not: an unpaired phone has `paired == false` and
+/// null session-only fields (storage, battery, backup, find_my). Returns `Err` when a phone is
+/// there but talking to it failed (timeout, protocol error, wrong certificate, several phones
+/// and no `udid`): worth reporting, not worth hiding.
+pub fn connected_device(udid: Option<&str>) -> Result<Option<DeviceState>, DeviceError> {
+    let transport = UsbmuxdTransport::from_env()?;
+    let devices = match transport.devices() {
+        Ok(devices) => devices,
+        Err(DeviceError::NoDaemon { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let device = match choose(devices, udid) {
+        Ok(device) => device,
+        Err(DeviceError::NoDevice | DeviceError::DeviceNotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    info::read_state(&transport, &device).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(udid: &str, kind: &str) -> AttachedDevice {
+        AttachedDevice {
+            udid: udid.to_string(),
+            device_id: 1,
+            connection_type: kind.to_string(),
+        }
+    }
+
+    #[test]
+    fn choosing_a_device() {
+        assert!(matches!(choose(vec![], None), Err(DeviceError::NoDevice)));
+        assert_eq!(choose(vec![dev("a", "USB")], None).unwrap().udid, "a");
+        assert!(matches!(
+            choose(vec![dev("a", "USB"), dev("b", "USB")], None),
+            Err(DeviceError::SeveralDevices { .. })
+        ));
+        assert_eq!(
+            choose(vec![dev("a", "USB"), dev("b", "USB")], Some("B"))
+                .unwrap()
+                .udid,
+            "b"
+        );
+        assert!(matches!(
+            choose(vec![dev("a", "USB")], Some("c")),
+            Err(DeviceError::DeviceNotFound { .. })
+        ));
+        let both = choose(vec![dev("a", "Network"), dev("a", "USB")], None).unwrap();
+        assert_eq!(both.connection_type, "USB");
+    }
+
+    #[test]
+    fn drip_fed_reads_hit_the_deadline() {
+        struct Drip;
+        impl Read for Drip {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                std::thread::sleep(Duration::from_millis(20));
+                buf[0] = 0;
+                Ok(1)
+            }
+        }
+        let mut buf = [0u8; 1000];
+        let deadline = Instant::now() + Duration::from_millis(100);
+        let err = read_exact_within(&mut Drip, &mut buf, "t", deadline).unwrap_err();
+        assert!(matches!(err, DeviceError::Timeout { .. }));
+    }
+}

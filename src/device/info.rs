@@ -1,0 +1,269 @@
+//! A snapshot of a phone's state (`DeviceState`) built from lockdown values: the JSON of
+//! `ibackup device --json` (schema `ibackup.device/1`, docs/device.md). Building it from values
+//! is pure; [`read_state`] is the one function here that talks to the phone.
+//!
+//! Not here: what the values mean for backups (that is diagnose's job).
+
+use plist::{Dictionary, Value};
+use serde::{Deserialize, Serialize};
+
+use super::lockdown::{self, LockdownClient};
+use super::pairing::{self, RecordSource};
+use super::transport::{AttachedDevice, Transport};
+use super::DeviceError;
+
+/// The schema name in the JSON.
+pub const SCHEMA: &str = "ibackup.device/1";
+
+/// The phone's live state. Fields that need a paired session are `None` when unpaired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceState {
+    pub schema: String,
+    pub udid: String,
+    /// DeviceName ("Alice's iPhone").
+    pub name: Option<String>,
+    /// ProductType ("iPhone14,5").
+    pub product_type: Option<String>,
+    /// ProductVersion ("17.5.1").
+    pub ios_version: Option<String>,
+    /// BuildVersion ("21F90").
+    pub build_version: Option<String>,
+    /// How the phone is reached: `usbmuxd` (later also `usb`).
+    pub connection: String,
+    /// `USB` or `Network`, as the transport reports it.
+    pub connection_type: String,
+    /// Whether a pair record exists and the phone accepted a session with it.
+    pub paired: bool,
+    /// Where the pair record came from: `usbmuxd`, a file path, or null.
+    pub pair_record: Option<String>,
+    pub storage: Option<Storage>,
+    pub battery: Option<Battery>,
+    pub backup: Option<BackupSettings>,
+    /// com.apple.fmip IsAssociated: Find My is on (a restore needs it off).
+    pub find_my: Option<bool>,
+}
+
+/// com.apple.disk_usage, in bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Storage {
+    /// TotalDiskCapacity.
+    pub total_bytes: u64,
+    /// AmountDataAvailable (free space for data), else TotalDataAvailable.
+    pub available_bytes: u64,
+}
+
+/// com.apple.mobile.battery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Battery {
+    /// BatteryCurrentCapacity.
+    pub percent: Option<u64>,
+    /// BatteryIsCharging.
+    pub charging: Option<bool>,
+    /// ExternalConnected.
+    pub external_power: Option<bool>,
+}
+
+/// com.apple.mobile.backup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackupSettings {
+    /// WillEncrypt: local backups are encrypted.
+    pub will_encrypt: Option<bool>,
+}
+
+/// What a paired session adds to the root values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionValues {
+    pub disk_usage: Option<Dictionary>,
+    pub battery: Option<Dictionary>,
+    pub will_encrypt: Option<bool>,
+    pub find_my: Option<bool>,
+}
+
+pub const DISK_USAGE: &str = "com.apple.disk_usage";
+pub const BATTERY: &str = "com.apple.mobile.battery";
+pub const BACKUP: &str = "com.apple.mobile.backup";
+pub const FIND_MY: &str = "com.apple.fmip";
+
+fn text(dict: &Dictionary, key: &str) -> Option<String> {
+    dict.get(key).and_then(Value::as_string).map(str::to_string)
+}
+
+fn number(dict: &Dictionary, key: &str) -> Option<u64> {
+    match dict.get(key)? {
+        Value::Integer(i) => i.as_unsigned(),
+        Value::Real(r) if *r >= 0.0 => Some(*r as u64),
+        _ => None,
+    }
+}
+
+fn flag(dict: &Dictionary, key: &str) -> Option<bool> {
+    dict.get(key).and_then(Value::as_boolean)
+}
+
+impl DeviceState {
+    /// Builds the snapshot from lockdown values. `session` is `None` when no paired session
+    /// could be opened.
+    pub fn from_values(
+        device: &AttachedDevice,
+        connection: &str,
+        root: &Dictionary,
+        session: Option<&SessionValues>,
+        pair_record: Option<String>,
+    ) -> Self {
+        let storage = session.and_then(|s| s.disk_usage.as_ref()).and_then(|d| {
+            Some(Storage {
+                total_bytes: number(d, "TotalDiskCapacity")?,
+                available_bytes: number(d, "AmountDataAvailable")
+                    .or_else(|| number(d, "TotalDataAvailable"))?,
+            })
+        });
+        let battery = session.and_then(|s| s.battery.as_ref()).map(|b| Battery {
+            percent: number(b, "BatteryCurrentCapacity"),
+            charging: flag(b, "BatteryIsCharging"),
+            external_power: flag(b, "ExternalConnected"),
+        });
+        DeviceState {
+            schema: SCHEMA.to_string(),
+            udid: text(root, "UniqueDeviceID").unwrap_or_else(|| device.udid.clone()),
+            name: text(root, "DeviceName"),
+            product_type: text(root, "ProductType"),
+            ios_version: text(root, "ProductVersion"),
+            build_version: text(root, "BuildVersion"),
+            connection: connection.to_string(),
+            connection_type: device.connection_type.clone(),
+            paired: session.is_some(),
+            pair_record,
+            storage,
+            battery,
+            backup: session.map(|s| BackupSettings {
+                will_encrypt: s.will_encrypt,
+            }),
+            find_my: session.and_then(|s| s.find_my),
+        }
+    }
+}
+
+/// Reads the phone's state: the pair record (daemon, then folder), root values, and with a
+/// paired session the storage, battery, backup and Find My values.
+pub fn read_state(
+    transport: &dyn Transport,
+    device: &AttachedDevice,
+) -> Result<DeviceState, DeviceError> {
+    let record = pairing::find_record(transport, &device.udid)?;
+    let mut lockdown = LockdownClient::new(transport.connect(device, lockdown::PORT)?);
+    lockdown.query_type()?;
+    let mut source = None;
+    if let Some((record, from)) = &record {
+        match lockdown.start_session(record) {
+            Ok(()) => {
+                source = Some(match from {
+                    RecordSource::Daemon => transport.name().to_string(),
+                    RecordSource::Folder(path) => path.display().to_string(),
+                })
+            }
+            // The phone forgot this computer (or never knew it): read what an unpaired phone
+            // shows.
+            Err(DeviceError::Lockdown { error, .. }) if error == "InvalidHostID" => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let root = match lockdown.get_value(None, None)? {
+        Some(Value::Dictionary(d)) => d,
+        _ => Dictionary::new(),
+    };
+    let session = if lockdown.in_session() {
+        let dict = |v: Option<Value>| v.and_then(Value::into_dictionary);
+        let values = SessionValues {
+            disk_usage: dict(lockdown.get_value(Some(DISK_USAGE), None)?),
+            battery: dict(lockdown.get_value(Some(BATTERY), None)?),
+            will_encrypt: lockdown
+                .get_value(Some(BACKUP), Some("WillEncrypt"))?
+                .and_then(|v| v.as_boolean()),
+            find_my: lockdown
+                .get_value(Some(FIND_MY), Some("IsAssociated"))?
+                .and_then(|v| v.as_boolean()),
+        };
+        lockdown.stop_session()?;
+        Some(values)
+    } else {
+        None
+    };
+    Ok(DeviceState::from_values(
+        device,
+        transport.name(),
+        &root,
+        session.as_ref(),
+        source,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device() -> AttachedDevice {
+        AttachedDevice {
+            udid: "u1".to_string(),
+            device_id: 1,
+            connection_type: "USB".to_string(),
+        }
+    }
+
+    fn dict(pairs: &[(&str, Value)]) -> Dictionary {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn unpaired_has_no_session_fields() {
+        let root = dict(&[
+            ("ProductVersion", "17.5.1".into()),
+            ("DeviceName", "A".into()),
+        ]);
+        let state = DeviceState::from_values(&device(), "usbmuxd", &root, None, None);
+        assert!(!state.paired);
+        assert_eq!(state.udid, "u1");
+        assert_eq!(state.ios_version.as_deref(), Some("17.5.1"));
+        let json = serde_json::to_value(&state).unwrap();
+        for key in ["storage", "battery", "backup", "find_my"] {
+            assert!(json[key].is_null(), "{key}");
+        }
+        assert_eq!(json["schema"], "ibackup.device/1");
+    }
+
+    #[test]
+    fn session_values_fill_the_contract() {
+        let session = SessionValues {
+            disk_usage: Some(dict(&[
+                ("TotalDiskCapacity", 128_000_000_000u64.into()),
+                ("TotalDataAvailable", 9u64.into()),
+                ("AmountDataAvailable", 5_000_000_000u64.into()),
+            ])),
+            battery: Some(dict(&[
+                ("BatteryCurrentCapacity", 57u64.into()),
+                ("BatteryIsCharging", true.into()),
+                ("ExternalConnected", true.into()),
+            ])),
+            will_encrypt: Some(false),
+            find_my: Some(true),
+        };
+        let state = DeviceState::from_values(
+            &device(),
+            "usbmuxd",
+            &Dictionary::new(),
+            Some(&session),
+            None,
+        );
+        let json = serde_json::to_value(&state).unwrap();
+        assert_eq!(json["paired"], true);
+        assert_eq!(json["storage"]["total_bytes"], 128_000_000_000u64);
+        assert_eq!(json["storage"]["available_bytes"], 5_000_000_000u64);
+        assert_eq!(json["battery"]["percent"], 57);
+        assert_eq!(json["battery"]["charging"], true);
+        assert_eq!(json["battery"]["external_power"], true);
+        assert_eq!(json["backup"]["will_encrypt"], false);
+        assert_eq!(json["find_my"], true);
+    }
+}

@@ -1,0 +1,59 @@
+//! Runs `ibackup-sim` as a child process for end-to-end tests and scripts: start it on an
+//! address, wait for `ready`, end it (by its own process id) when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A running simulator.
+pub struct SimProcess {
+    child: Child,
+    /// The value for `USBMUXD_SOCKET_ADDRESS` that reaches it.
+    pub address: String,
+}
+
+impl SimProcess {
+    /// Starts `binary --listen listen [--profile profile]` and waits up to 30 s for `ready`.
+    pub fn start(binary: &Path, listen: &str, profile: Option<&Path>) -> std::io::Result<Self> {
+        let mut command = Command::new(binary);
+        command.arg("--listen").arg(listen);
+        if let Some(profile) = profile {
+            command.arg("--profile").arg(profile);
+        }
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdout"))?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+        let mut words = line.split_whitespace();
+        if words.next() != Some("ready") {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::other(format!(
+                "ibackup-sim did not start: {line:?}"
+            )));
+        }
+        let address = words.next().unwrap_or(listen).to_string();
+        Ok(SimProcess { child, address })
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,215 @@
+//! What the simulated iPhone is like: a JSON profile (every field optional, defaults below) with
+//! its identity, storage, battery, backup and Find My settings, how pairing goes, and at most one
+//! fault. The format is documented in docs/device.md; examples live in src/sim/profiles/.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// A simulated phone.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Profile {
+    pub udid: String,
+    pub name: String,
+    pub product_type: String,
+    pub hardware_model: String,
+    pub ios_version: String,
+    pub build_version: String,
+    pub serial_number: String,
+    pub wifi_address: String,
+    /// `USB` or `Network`.
+    pub connection_type: String,
+    /// Whether the phone is plugged in at all.
+    pub attached: bool,
+    /// Plugged in this long after the simulator starts (ListDevices is empty before; Listen
+    /// announces it).
+    pub attach_after_ms: u64,
+    /// Whether the simulator starts with a pair record (in its usbmuxd and its lockdownd).
+    pub paired: bool,
+    /// Whether the phone has a passcode (PasswordProtected).
+    pub password_protected: bool,
+    pub storage: StorageProfile,
+    pub battery: BatteryProfile,
+    pub will_encrypt: bool,
+    pub find_my: bool,
+    pub pairing: PairingProfile,
+    pub fault: Option<Fault>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageProfile {
+    pub total_bytes: u64,
+    pub available_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatteryProfile {
+    pub percent: u64,
+    pub charging: bool,
+    pub external_power: bool,
+}
+
+/// How the phone answers Pair requests: `locked_for` answers of PasswordProtected, then
+/// `pending_for` answers of PairingDialogResponsePending, then the outcome.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PairingProfile {
+    pub locked_for: u32,
+    pub pending_for: u32,
+    pub outcome: PairingOutcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PairingOutcome {
+    #[default]
+    Accept,
+    Deny,
+}
+
+/// Ways the simulator misbehaves, one per profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// usbmuxd answers ListDevices with a frame header announcing ~4 GiB.
+    AbsurdFrameLength,
+    /// lockdownd answers QueryType with a length prefix announcing ~4 GiB.
+    AbsurdLockdownLength,
+    /// lockdownd answers QueryType with bytes that are not a property list.
+    GarbagePlist,
+    /// lockdownd accepts the connection and never answers.
+    Stall,
+    /// lockdownd closes the connection at the first request inside the TLS session.
+    DropMidSession,
+    /// lockdownd presents a TLS certificate other than the pair record's DeviceCertificate.
+    WrongCertificate,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            udid: "00008110-001A2B3C4D5E801E".to_string(),
+            name: "Simulated iPhone".to_string(),
+            product_type: "iPhone14,5".to_string(),
+            hardware_model: "D17AP".to_string(),
+            ios_version: "17.5.1".to_string(),
+            build_version: "21F90".to_string(),
+            serial_number: "F2LSIMULATED".to_string(),
+            wifi_address: "a4:c3:f0:12:34:56".to_string(),
+            connection_type: "USB".to_string(),
+            attached: true,
+            attach_after_ms: 0,
+            paired: true,
+            password_protected: true,
+            storage: StorageProfile::default(),
+            battery: BatteryProfile::default(),
+            will_encrypt: false,
+            find_my: false,
+            pairing: PairingProfile::default(),
+            fault: None,
+        }
+    }
+}
+
+impl Default for StorageProfile {
+    fn default() -> Self {
+        StorageProfile {
+            total_bytes: 128_000_000_000,
+            available_bytes: 54_300_000_000,
+        }
+    }
+}
+
+impl Default for BatteryProfile {
+    fn default() -> Self {
+        BatteryProfile {
+            percent: 80,
+            charging: true,
+            external_power: true,
+        }
+    }
+}
+
+impl Default for PairingProfile {
+    fn default() -> Self {
+        PairingProfile {
+            locked_for: 0,
+            pending_for: 0,
+            outcome: PairingOutcome::Accept,
+        }
+    }
+}
+
+/// A profile file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("profile {path}: {detail}")]
+pub struct ProfileError {
+    pub path: String,
+    pub detail: String,
+}
+
+impl Profile {
+    /// Parses a profile (JSON).
+    pub fn from_json(text: &str, path: &str) -> Result<Self, ProfileError> {
+        serde_json::from_str(text).map_err(|e| ProfileError {
+            path: path.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Reads a profile file.
+    pub fn load(path: &Path) -> Result<Self, ProfileError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ProfileError {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        Self::from_json(&text, &path.display().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_profile_is_the_default_phone() {
+        assert_eq!(Profile::from_json("{}", "t").unwrap(), Profile::default());
+    }
+
+    #[test]
+    fn fields_and_faults_parse() {
+        let p = Profile::from_json(
+            r#"{"ios_version":"18.0","battery":{"percent":12,"charging":false},
+                "pairing":{"pending_for":2},"fault":"drop_mid_session"}"#,
+            "t",
+        )
+        .unwrap();
+        assert_eq!(p.ios_version, "18.0");
+        assert_eq!(p.battery.percent, 12);
+        assert!(!p.battery.charging);
+        assert!(p.battery.external_power);
+        assert_eq!(p.pairing.pending_for, 2);
+        assert_eq!(p.fault, Some(Fault::DropMidSession));
+    }
+
+    #[test]
+    fn typos_are_refused() {
+        let err = Profile::from_json(r#"{"ios_verison":"18.0"}"#, "p.json").unwrap_err();
+        assert!(err.to_string().contains("ios_verison"), "{err}");
+    }
+
+    #[test]
+    fn shipped_profiles_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/profiles");
+        let mut count = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            Profile::load(&path).unwrap();
+            count += 1;
+        }
+        assert!(count >= 8);
+    }
+}

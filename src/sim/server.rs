@@ -1,0 +1,753 @@
+//! The simulated phone's two servers on one socket: usbmuxd (device list, pair record store,
+//! BUID, Connect) and, after Connect to port 62078, lockdownd (QueryType, GetValue, sessions
+//! with TLS under the device's certificate, Pair). It answers the way a phone does: unpaired
+//! clients get basic root values only; domains need a session. Faults from the profile are
+//! injected here.
+//!
+//! It reuses the client's framing (device::usbmux, device::lockdown) so both sides agree on one
+//! definition of the wire format.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use plist::{Dictionary, Value};
+use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPublicKey};
+use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+use rsa::RsaPrivateKey;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::ServerConfig;
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, ServerConnection, SignatureScheme, StreamOwned,
+};
+
+use super::profile::{Fault, PairingOutcome, Profile};
+use super::SimError;
+use crate::device::lockdown::{self, encode_message};
+use crate::device::pairing::{new_uuid, PairRecord};
+use crate::device::transport::DeviceStream;
+use crate::device::usbmux::{encode_frame, parse_dict, read_frame, xml_bytes};
+use crate::device::DeviceError;
+
+/// The simulator's fixed test keys (never secret: they only make simulated pairing fast).
+const DEVICE_KEY: &str = include_str!("keys/device.pem");
+const ROOT_KEY: &str = include_str!("keys/root.pem");
+const HOST_KEY: &str = include_str!("keys/host.pem");
+const OTHER_KEY: &str = include_str!("keys/other.pem");
+
+/// The DeviceID the simulated phone has in usbmuxd.
+const DEVICE_ID: u64 = 1;
+/// How long an idle client connection is kept.
+const IDLE: Duration = Duration::from_secs(30);
+
+/// A host the simulated lockdownd trusts (from a Pair request or the initial profile).
+#[derive(Clone)]
+struct TrustedHost {
+    host_id: String,
+    device_certificate: CertificateDer<'static>,
+    client_certificates: Vec<CertificateDer<'static>>,
+}
+
+/// State shared by all connections.
+pub struct Phone {
+    profile: Profile,
+    device_key: PrivatePkcs8KeyDer<'static>,
+    device_public_pem: String,
+    wrong_certificate: (CertificateDer<'static>, PrivatePkcs8KeyDer<'static>),
+    buid: String,
+    started: Instant,
+    /// usbmuxd's pair record store: UDID -> plist bytes.
+    records: Mutex<HashMap<String, Vec<u8>>>,
+    /// lockdownd's trusted hosts.
+    trusted: Mutex<Vec<TrustedHost>>,
+    pair_attempts: Mutex<u32>,
+}
+
+fn key_error(e: impl std::fmt::Display) -> SimError {
+    SimError::Setup(format!("simulator keys: {e}"))
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking connection thread must not take the whole simulator down.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Phone {
+    /// Prepares the phone; with `profile.paired`, a pair record already exists on both sides.
+    pub fn new(profile: Profile) -> Result<Self, SimError> {
+        let device = RsaPrivateKey::from_pkcs1_pem(DEVICE_KEY).map_err(key_error)?;
+        let device_public_pem = device
+            .to_public_key()
+            .to_pkcs1_pem(LineEnding::LF)
+            .map_err(key_error)?;
+        let device_key = pkcs8(&device)?;
+        let other = RsaPrivateKey::from_pkcs1_pem(OTHER_KEY).map_err(key_error)?;
+        let other_pkcs8 = pkcs8(&other)?;
+        let other_pair =
+            rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&other_pkcs8, &rcgen::PKCS_RSA_SHA256)
+                .map_err(key_error)?;
+        let other_cert = rcgen::CertificateParams::default()
+            .self_signed(&other_pair)
+            .map_err(key_error)?;
+        let phone = Phone {
+            device_key,
+            device_public_pem,
+            wrong_certificate: (other_cert.der().clone(), other_pkcs8),
+            buid: new_uuid(),
+            started: Instant::now(),
+            records: Mutex::new(HashMap::new()),
+            trusted: Mutex::new(Vec::new()),
+            pair_attempts: Mutex::new(0),
+            profile,
+        };
+        if phone.profile.paired {
+            let root = RsaPrivateKey::from_pkcs1_pem(ROOT_KEY).map_err(key_error)?;
+            let host = RsaPrivateKey::from_pkcs1_pem(HOST_KEY).map_err(key_error)?;
+            let mut record = PairRecord::with_keys(
+                &root,
+                &host,
+                phone.device_public_pem.as_bytes(),
+                phone.buid.clone(),
+                Some(phone.profile.wifi_address.clone()),
+            )
+            .map_err(|e| SimError::Setup(e.to_string()))?;
+            record.escrow_bag = Some(vec![0x5a; 32]);
+            phone
+                .trust(&record.public_dictionary())
+                .map_err(SimError::Setup)?;
+            let bytes = record
+                .to_plist()
+                .map_err(|e| SimError::Setup(e.to_string()))?;
+            lock(&phone.records).insert(phone.profile.udid.clone(), bytes);
+        }
+        Ok(phone)
+    }
+
+    fn attached(&self) -> bool {
+        self.profile.attached
+            && self.started.elapsed() >= Duration::from_millis(self.profile.attach_after_ms)
+    }
+
+    /// Adds a host from the public part of a pair record; the error says what is missing.
+    fn trust(&self, record: &Dictionary) -> Result<(), String> {
+        let cert = |key: &str| -> Result<CertificateDer<'static>, String> {
+            let pem = record
+                .get(key)
+                .and_then(Value::as_data)
+                .ok_or_else(|| format!("{key} is missing"))?;
+            CertificateDer::from_pem_slice(pem).map_err(|e| format!("{key}: {e}"))
+        };
+        let host = TrustedHost {
+            host_id: record
+                .get("HostID")
+                .and_then(Value::as_string)
+                .ok_or("HostID is missing")?
+                .to_string(),
+            device_certificate: cert("DeviceCertificate")?,
+            client_certificates: vec![cert("HostCertificate")?, cert("RootCertificate")?],
+        };
+        let mut trusted = lock(&self.trusted);
+        trusted.retain(|h| h.host_id != host.host_id);
+        trusted.push(host);
+        Ok(())
+    }
+
+    fn trusted_host(&self, host_id: &str) -> Option<TrustedHost> {
+        lock(&self.trusted)
+            .iter()
+            .find(|h| h.host_id == host_id)
+            .cloned()
+    }
+
+    fn device_properties(&self) -> Value {
+        let p = &self.profile;
+        let mut props = Dictionary::new();
+        props.insert("ConnectionType".into(), p.connection_type.clone().into());
+        props.insert("DeviceID".into(), DEVICE_ID.into());
+        props.insert("SerialNumber".into(), p.udid.clone().into());
+        props.insert("ProductID".into(), 0x12a8u64.into());
+        props.insert("LocationID".into(), 0x0110_0000u64.into());
+        props.insert("ConnectionSpeed".into(), 480_000_000u64.into());
+        if p.connection_type == "Network" {
+            props.insert(
+                "NetworkAddress".into(),
+                Value::Data(vec![0x10, 0x02, 0, 0, 127, 0, 0, 1]),
+            );
+        }
+        let mut entry = Dictionary::new();
+        entry.insert("DeviceID".into(), DEVICE_ID.into());
+        entry.insert("MessageType".into(), "Attached".into());
+        entry.insert("Properties".into(), Value::Dictionary(props));
+        Value::Dictionary(entry)
+    }
+
+    /// Root values any client may read, paired or not.
+    fn basic_values(&self) -> Dictionary {
+        let p = &self.profile;
+        let mut d = Dictionary::new();
+        d.insert("BuildVersion".into(), p.build_version.clone().into());
+        d.insert("DeviceClass".into(), "iPhone".into());
+        d.insert("DeviceColor".into(), "1".into());
+        d.insert("DeviceName".into(), p.name.clone().into());
+        d.insert("HardwareModel".into(), p.hardware_model.clone().into());
+        d.insert("ProductName".into(), "iPhone OS".into());
+        d.insert("ProductType".into(), p.product_type.clone().into());
+        d.insert("ProductVersion".into(), p.ios_version.clone().into());
+        d.insert("ProtocolVersion".into(), "2".into());
+        d.insert("TelephonyCapability".into(), true.into());
+        d.insert("UniqueDeviceID".into(), p.udid.clone().into());
+        d.insert("WiFiAddress".into(), p.wifi_address.clone().into());
+        d
+    }
+
+    /// Root values inside a session.
+    fn session_values(&self) -> Dictionary {
+        let p = &self.profile;
+        let mut d = self.basic_values();
+        d.insert("ActivationState".into(), "Activated".into());
+        d.insert("CPUArchitecture".into(), "arm64e".into());
+        d.insert("PasswordProtected".into(), p.password_protected.into());
+        d.insert("SerialNumber".into(), p.serial_number.clone().into());
+        d.insert("TimeZone".into(), "Europe/Paris".into());
+        d.insert("TrustedHostAttached".into(), true.into());
+        d.insert(
+            "DevicePublicKey".into(),
+            Value::Data(self.device_public_pem.as_bytes().to_vec()),
+        );
+        d
+    }
+
+    fn domain(&self, domain: &str) -> Option<Dictionary> {
+        let p = &self.profile;
+        let mut d = Dictionary::new();
+        match domain {
+            "com.apple.disk_usage" => {
+                let total = p.storage.total_bytes;
+                let system = total / 10;
+                d.insert("TotalDiskCapacity".into(), total.into());
+                d.insert("TotalSystemCapacity".into(), system.into());
+                d.insert("TotalSystemAvailable".into(), (system / 4).into());
+                d.insert("TotalDataCapacity".into(), (total - system).into());
+                d.insert(
+                    "TotalDataAvailable".into(),
+                    p.storage.available_bytes.into(),
+                );
+                d.insert(
+                    "AmountDataAvailable".into(),
+                    p.storage.available_bytes.into(),
+                );
+                d.insert("AmountDataReserved".into(), 209_715_200u64.into());
+            }
+            "com.apple.mobile.battery" => {
+                d.insert("BatteryCurrentCapacity".into(), p.battery.percent.into());
+                d.insert("BatteryIsCharging".into(), p.battery.charging.into());
+                d.insert("ExternalConnected".into(), p.battery.external_power.into());
+                d.insert(
+                    "ExternalChargeCapable".into(),
+                    p.battery.external_power.into(),
+                );
+                d.insert("FullyCharged".into(), (p.battery.percent >= 100).into());
+                d.insert("HasBattery".into(), true.into());
+            }
+            "com.apple.mobile.backup" => {
+                d.insert("WillEncrypt".into(), p.will_encrypt.into());
+                d.insert("RequiresEncryption".into(), false.into());
+            }
+            // Find My's state is only answered when asked for by key.
+            "com.apple.fmip" => {}
+            _ => return None,
+        }
+        Some(d)
+    }
+
+    fn get_value(
+        &self,
+        in_session: bool,
+        domain: Option<&str>,
+        key: Option<&str>,
+    ) -> Option<Value> {
+        match (domain, key) {
+            (None, None) if in_session => Some(Value::Dictionary(self.session_values())),
+            (None, None) => Some(Value::Dictionary(self.basic_values())),
+            (None, Some("DevicePublicKey")) => {
+                Some(Value::Data(self.device_public_pem.as_bytes().to_vec()))
+            }
+            (None, Some(key)) if in_session => self.session_values().get(key).cloned(),
+            (None, Some(key)) => self.basic_values().get(key).cloned(),
+            (Some(_), _) if !in_session => None,
+            (Some("com.apple.fmip"), Some("IsAssociated")) => Some(self.profile.find_my.into()),
+            (Some(domain), None) => self.domain(domain).map(Value::Dictionary),
+            (Some(domain), Some(key)) => self.domain(domain)?.get(key).cloned(),
+        }
+    }
+}
+
+fn pkcs8(key: &RsaPrivateKey) -> Result<PrivatePkcs8KeyDer<'static>, SimError> {
+    let der = key.to_pkcs8_der().map_err(key_error)?;
+    Ok(PrivatePkcs8KeyDer::from(der.as_bytes().to_vec()))
+}
+
+/// Serves one client connection until it closes or misbehaves.
+pub fn serve(phone: &Phone, mut stream: Box<dyn DeviceStream>) -> Result<(), DeviceError> {
+    loop {
+        let (header, payload) =
+            match read_frame(&mut stream, "a usbmuxd request", Instant::now() + IDLE) {
+                Err(DeviceError::Closed { at_start: true, .. }) => return Ok(()),
+                other => other?,
+            };
+        let request = parse_dict(&payload, "a usbmuxd request")?;
+        let kind = request
+            .get("MessageType")
+            .and_then(Value::as_string)
+            .unwrap_or("");
+        let tag = header.tag;
+        match kind {
+            "ListDevices" => {
+                if phone.profile.fault == Some(Fault::AbsurdFrameLength) {
+                    let mut bogus = encode_frame(tag, b"");
+                    bogus[..4].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+                    return send(&mut stream, &bogus);
+                }
+                let list: Vec<Value> = if phone.attached() {
+                    vec![phone.device_properties()]
+                } else {
+                    Vec::new()
+                };
+                reply(&mut stream, tag, [("DeviceList", Value::Array(list))])?;
+            }
+            "Listen" => return listen(phone, stream, tag),
+            "ReadBUID" => reply(&mut stream, tag, [("BUID", phone.buid.clone().into())])?,
+            "ReadPairRecord" => {
+                let id = request
+                    .get("PairRecordID")
+                    .and_then(Value::as_string)
+                    .unwrap_or("");
+                match lock(&phone.records).get(id).cloned() {
+                    Some(data) => reply(&mut stream, tag, [("PairRecordData", Value::Data(data))])?,
+                    None => result(&mut stream, tag, 2)?,
+                }
+            }
+            "SavePairRecord" => {
+                let id = request.get("PairRecordID").and_then(Value::as_string);
+                let data = request.get("PairRecordData").and_then(Value::as_data);
+                match (id, data) {
+                    (Some(id), Some(data)) => {
+                        lock(&phone.records).insert(id.to_string(), data.to_vec());
+                        result(&mut stream, tag, 0)?;
+                    }
+                    _ => result(&mut stream, tag, 22)?,
+                }
+            }
+            "DeletePairRecord" => {
+                let id = request
+                    .get("PairRecordID")
+                    .and_then(Value::as_string)
+                    .unwrap_or("");
+                let found = lock(&phone.records).remove(id).is_some();
+                result(&mut stream, tag, if found { 0 } else { 2 })?;
+            }
+            "Connect" => {
+                let device = request.get("DeviceID").and_then(Value::as_unsigned_integer);
+                let port = request
+                    .get("PortNumber")
+                    .and_then(Value::as_unsigned_integer)
+                    .and_then(|p| u16::try_from(p).ok())
+                    .map(u16::from_be);
+                if device == Some(DEVICE_ID) && port == Some(lockdown::PORT) && phone.attached() {
+                    result(&mut stream, tag, 0)?;
+                    return serve_lockdown(phone, stream);
+                }
+                let number = if device == Some(DEVICE_ID) && phone.attached() {
+                    3
+                } else {
+                    2
+                };
+                result(&mut stream, tag, number)?;
+            }
+            _ => result(&mut stream, tag, 1)?,
+        }
+    }
+}
+
+fn send(stream: &mut dyn Write, bytes: &[u8]) -> Result<(), DeviceError> {
+    stream
+        .write_all(bytes)
+        .and_then(|_| stream.flush())
+        .map_err(|e| DeviceError::Io {
+            what: "answering a client".to_string(),
+            source: e,
+        })
+}
+
+fn reply<const N: usize>(
+    stream: &mut dyn Write,
+    tag: u32,
+    fields: [(&str, Value); N],
+) -> Result<(), DeviceError> {
+    let dict: Dictionary = fields
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    send(stream, &encode_frame(tag, &xml_bytes(&dict, "an answer")?))
+}
+
+fn result(stream: &mut dyn Write, tag: u32, number: u64) -> Result<(), DeviceError> {
+    reply(
+        stream,
+        tag,
+        [("MessageType", "Result".into()), ("Number", number.into())],
+    )
+}
+
+/// Listen: OK, then Attached when the phone is (or becomes) plugged in; then idle until the
+/// client goes away.
+fn listen(phone: &Phone, mut stream: Box<dyn DeviceStream>, tag: u32) -> Result<(), DeviceError> {
+    result(&mut stream, tag, 0)?;
+    if phone.profile.attached {
+        let at = Duration::from_millis(phone.profile.attach_after_ms);
+        if let Some(wait) = at.checked_sub(phone.started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        send(
+            &mut stream,
+            &encode_frame(
+                0,
+                &xml_bytes(
+                    phone
+                        .device_properties()
+                        .as_dictionary()
+                        .unwrap_or(&Dictionary::new()),
+                    "Attached",
+                )?,
+            ),
+        )?;
+    }
+    let mut sink = [0u8; 64];
+    let until = Instant::now() + IDLE;
+    while Instant::now() < until {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The lockdownd connection, before and inside TLS.
+enum Lockdown {
+    Plain(Box<dyn DeviceStream>),
+    Tls(Box<StreamOwned<ServerConnection, Box<dyn DeviceStream>>>),
+}
+
+impl Read for Lockdown {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Lockdown::Plain(s) => s.read(buf),
+            Lockdown::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Lockdown {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Lockdown::Plain(s) => s.write(buf),
+            Lockdown::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Lockdown::Plain(s) => s.flush(),
+            Lockdown::Tls(s) => s.flush(),
+        }
+    }
+}
+
+fn answer(conn: &mut Lockdown, request: &str, mut fields: Dictionary) -> Result<(), DeviceError> {
+    fields.insert("Request".into(), request.into());
+    send(conn, &encode_message(&fields, "an answer")?)
+}
+
+fn error(conn: &mut Lockdown, request: &str, error: &str) -> Result<(), DeviceError> {
+    let mut fields = Dictionary::new();
+    fields.insert("Error".into(), error.into());
+    answer(conn, request, fields)
+}
+
+fn serve_lockdown(phone: &Phone, stream: Box<dyn DeviceStream>) -> Result<(), DeviceError> {
+    let fault = phone.profile.fault;
+    let mut conn = Lockdown::Plain(stream);
+    let mut session: Option<String> = None;
+    loop {
+        let waiting = Instant::now() + IDLE;
+        let request = match lockdown::read_message_within(&mut conn, "a lockdown request", waiting)
+        {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(()),
+            // A client that stopped TLS without a close_notify, or went away: the end.
+            Err(DeviceError::Closed { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let name = request
+            .get("Request")
+            .and_then(Value::as_string)
+            .unwrap_or("")
+            .to_string();
+        match fault {
+            Some(Fault::Stall) => {
+                std::thread::sleep(IDLE);
+                return Ok(());
+            }
+            Some(Fault::AbsurdLockdownLength) if name == "QueryType" => {
+                return send(&mut conn, &0xffff_fff0u32.to_be_bytes());
+            }
+            Some(Fault::GarbagePlist) if name == "QueryType" => {
+                let garbage = b"\x00\x01not a plist at all<<<";
+                let mut bytes = (garbage.len() as u32).to_be_bytes().to_vec();
+                bytes.extend_from_slice(garbage);
+                return send(&mut conn, &bytes);
+            }
+            Some(Fault::DropMidSession) if session.is_some() => return Ok(()),
+            _ => {}
+        }
+        let mut out = Dictionary::new();
+        match name.as_str() {
+            "QueryType" => {
+                out.insert("Type".into(), lockdown::LOCKDOWN_TYPE.into());
+                answer(&mut conn, &name, out)?;
+            }
+            "GetValue" => {
+                let domain = request.get("Domain").and_then(Value::as_string);
+                let key = request.get("Key").and_then(Value::as_string);
+                match phone.get_value(session.is_some(), domain, key) {
+                    Some(value) => {
+                        if let Some(domain) = domain {
+                            out.insert("Domain".into(), domain.into());
+                        }
+                        if let Some(key) = key {
+                            out.insert("Key".into(), key.into());
+                        }
+                        out.insert("Value".into(), value);
+                        answer(&mut conn, &name, out)?;
+                    }
+                    None => error(&mut conn, &name, "MissingValue")?,
+                }
+            }
+            "StartSession" => {
+                let host_id = request
+                    .get("HostID")
+                    .and_then(Value::as_string)
+                    .unwrap_or("");
+                let Some(host) = phone.trusted_host(host_id) else {
+                    error(&mut conn, &name, "InvalidHostID")?;
+                    continue;
+                };
+                let id = new_uuid();
+                out.insert("SessionID".into(), id.clone().into());
+                out.insert("EnableSessionSSL".into(), true.into());
+                answer(&mut conn, &name, out)?;
+                conn = start_tls(phone, conn, &host)?;
+                session = Some(id);
+            }
+            "StopSession" => {
+                answer(&mut conn, &name, out)?;
+                session = None;
+                conn = stop_tls(conn)?;
+            }
+            "Pair" => pair(phone, &mut conn, &request)?,
+            "ValidatePair" => {
+                let host_id = request
+                    .get("PairRecord")
+                    .and_then(Value::as_dictionary)
+                    .and_then(|r| r.get("HostID"))
+                    .and_then(Value::as_string)
+                    .unwrap_or("");
+                if phone.trusted_host(host_id).is_some() {
+                    answer(&mut conn, &name, out)?;
+                } else {
+                    error(&mut conn, &name, "InvalidHostID")?;
+                }
+            }
+            "Unpair" => {
+                let host_id = request
+                    .get("PairRecord")
+                    .and_then(Value::as_dictionary)
+                    .and_then(|r| r.get("HostID"))
+                    .and_then(Value::as_string)
+                    .unwrap_or("");
+                lock(&phone.trusted).retain(|h| h.host_id != host_id);
+                answer(&mut conn, &name, out)?;
+            }
+            "Goodbye" => {
+                answer(&mut conn, &name, out)?;
+                return Ok(());
+            }
+            "StartService" => error(&mut conn, &name, "InvalidService")?,
+            _ => error(&mut conn, &name, "UnknownRequest")?,
+        }
+    }
+}
+
+fn pair(phone: &Phone, conn: &mut Lockdown, request: &Dictionary) -> Result<(), DeviceError> {
+    let plan = &phone.profile.pairing;
+    let attempt = {
+        let mut attempts = lock(&phone.pair_attempts);
+        *attempts += 1;
+        *attempts
+    };
+    if attempt <= plan.locked_for {
+        return error(conn, "Pair", "PasswordProtected");
+    }
+    if attempt <= plan.locked_for + plan.pending_for {
+        return error(conn, "Pair", "PairingDialogResponsePending");
+    }
+    if plan.outcome == PairingOutcome::Deny {
+        *lock(&phone.pair_attempts) = 0;
+        return error(conn, "Pair", "UserDeniedPairing");
+    }
+    let Some(record) = request.get("PairRecord").and_then(Value::as_dictionary) else {
+        return error(conn, "Pair", "InvalidPairRecord");
+    };
+    if phone.trust(record).is_err() {
+        return error(conn, "Pair", "InvalidPairRecord");
+    }
+    let mut out = Dictionary::new();
+    out.insert("EscrowBag".into(), Value::Data(vec![0x5a; 32]));
+    answer(conn, "Pair", out)
+}
+
+fn start_tls(phone: &Phone, conn: Lockdown, host: &TrustedHost) -> Result<Lockdown, DeviceError> {
+    let Lockdown::Plain(stream) = conn else {
+        return Ok(conn);
+    };
+    let tls_error = |e: rustls::Error| DeviceError::Tls {
+        detail: e.to_string(),
+    };
+    let (cert, key) = if phone.profile.fault == Some(Fault::WrongCertificate) {
+        (
+            phone.wrong_certificate.0.clone(),
+            phone.wrong_certificate.1.clone_key(),
+        )
+    } else {
+        (
+            host.device_certificate.clone(),
+            phone.device_key.clone_key(),
+        )
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(KnownHosts {
+        certificates: host.client_certificates.clone(),
+        provider: provider.clone(),
+    });
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(tls_error)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![cert], PrivateKeyDer::Pkcs8(key))
+        .map_err(tls_error)?;
+    let connection = ServerConnection::new(Arc::new(config)).map_err(tls_error)?;
+    let mut tls = StreamOwned::new(connection, stream);
+    while tls.conn.is_handshaking() {
+        tls.conn
+            .complete_io(&mut tls.sock)
+            .map_err(|e| DeviceError::Tls {
+                detail: e.to_string(),
+            })?;
+    }
+    Ok(Lockdown::Tls(Box::new(tls)))
+}
+
+/// After StopSession: close TLS and wait for the client's close_notify, then go on in plain
+/// text as lockdownd does.
+fn stop_tls(conn: Lockdown) -> Result<Lockdown, DeviceError> {
+    let Lockdown::Tls(mut tls) = conn else {
+        return Ok(conn);
+    };
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+    let mut scratch = [0u8; 256];
+    loop {
+        match tls.read(&mut scratch) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                return Err(DeviceError::Closed {
+                    what: format!("the client's TLS close ({e})"),
+                    at_start: true,
+                })
+            }
+        }
+    }
+    Ok(Lockdown::Plain(tls.sock))
+}
+
+/// Accepts the client certificates of the host this session belongs to (its HostCertificate,
+/// or its RootCertificate, which libimobiledevice presents) and checks the signatures.
+#[derive(Debug)]
+struct KnownHosts {
+    certificates: Vec<CertificateDer<'static>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ClientCertVerifier for KnownHosts {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        if self
+            .certificates
+            .iter()
+            .any(|c| c.as_ref() == end_entity.as_ref())
+        {
+            Ok(ClientCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "client certificate is not from a paired host".to_string(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

@@ -1,0 +1,65 @@
+//! The library entry point `inspect` uses: `ibackup::device::connected_device`, against the
+//! simulator binary. One test in this file, because it sets the process environment.
+
+use std::path::Path;
+
+use ibackup::device::connected_device;
+use ibackup::sim::harness::SimProcess;
+use tempfile::TempDir;
+
+#[test]
+fn connected_device_reports_a_phone_or_none() {
+    let dir = TempDir::new().unwrap();
+    std::env::set_var("IBACKUP_LOCKDOWN_DIR", dir.path());
+
+    // No daemon at all: None, so inspect falls back to the backup folder.
+    let missing = dir.path().join("missing.sock");
+    std::env::set_var("USBMUXD_SOCKET_ADDRESS", &missing);
+    assert_eq!(connected_device(None).unwrap(), None);
+
+    let sim_binary = Path::new(env!("CARGO_BIN_EXE_ibackup-sim"));
+    let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/profiles");
+
+    // A daemon without a phone: None too.
+    let socket = dir.path().join("empty.sock");
+    let empty = SimProcess::start(
+        sim_binary,
+        socket.to_str().unwrap(),
+        Some(&profiles.join("no-phone.json")),
+    )
+    .unwrap();
+    std::env::set_var("USBMUXD_SOCKET_ADDRESS", &empty.address);
+    assert_eq!(connected_device(None).unwrap(), None);
+    drop(empty);
+
+    // A phone: its state; a UDID that is not there: None.
+    let socket = dir.path().join("phone.sock");
+    let phone = SimProcess::start(
+        sim_binary,
+        socket.to_str().unwrap(),
+        Some(&profiles.join("find-my-on.json")),
+    )
+    .unwrap();
+    std::env::set_var("USBMUXD_SOCKET_ADDRESS", &phone.address);
+    let state = connected_device(None).unwrap().expect("a phone");
+    assert!(state.paired);
+    assert_eq!(state.find_my, Some(true));
+    assert_eq!(state.udid, "00008110-001A2B3C4D5E801E");
+    assert_eq!(connected_device(Some("someone-else")).unwrap(), None);
+    assert!(connected_device(Some("00008110-001A2B3C4D5E801E"))
+        .unwrap()
+        .is_some());
+    drop(phone);
+
+    // A phone that misbehaves: an error worth showing, not a silent None.
+    let socket = dir.path().join("bad.sock");
+    let bad = SimProcess::start(
+        sim_binary,
+        socket.to_str().unwrap(),
+        Some(&profiles.join("fault-wrong-certificate.json")),
+    )
+    .unwrap();
+    std::env::set_var("USBMUXD_SOCKET_ADDRESS", &bad.address);
+    let err = connected_device(None).unwrap_err();
+    assert_eq!(err.code(), "device.certificate_mismatch");
+}

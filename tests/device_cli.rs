@@ -1,0 +1,429 @@
+//! End to end: the real `ibackup` binary against the real `ibackup-sim` binary, one simulated
+//! phone per test. Each test reads as: profile, command, expected output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use ibackup::sim::harness::SimProcess;
+use serde_json::Value;
+use tempfile::TempDir;
+
+const UDID: &str = "00008110-001A2B3C4D5E801E";
+
+struct Phone {
+    sim: SimProcess,
+    dir: TempDir,
+}
+
+fn profile(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/sim/profiles")
+        .join(format!("{name}.json"))
+}
+
+/// A simulator with a shipped profile, on a Unix socket in a fresh folder.
+fn phone(name: &str) -> Phone {
+    let dir = TempDir::new().unwrap();
+    let socket = dir.path().join("usbmuxd.sock");
+    let sim = SimProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_ibackup-sim")),
+        socket.to_str().unwrap(),
+        Some(&profile(name)),
+    )
+    .unwrap();
+    Phone { sim, dir }
+}
+
+/// A simulator with a profile written by the test.
+fn phone_with(json: &str) -> Phone {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("profile.json");
+    std::fs::write(&path, json).unwrap();
+    let socket = dir.path().join("usbmuxd.sock");
+    let sim = SimProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_ibackup-sim")),
+        socket.to_str().unwrap(),
+        Some(&path),
+    )
+    .unwrap();
+    Phone { sim, dir }
+}
+
+fn ibackup_at(address: &str, folder: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ibackup"));
+    command
+        .args(args)
+        .env("USBMUXD_SOCKET_ADDRESS", address)
+        // Never read this machine's real pair records.
+        .env("IBACKUP_LOCKDOWN_DIR", folder)
+        .env("IBACKUP_DEVICE_WAIT", "1")
+        .env_remove("NO_COLOR");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+fn ibackup(phone: &Phone, args: &[&str]) -> Output {
+    ibackup_at(&phone.sim.address, phone.dir.path(), args, &[])
+}
+
+fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn device_json_has_every_contract_field() {
+    let phone = phone("default");
+    let out = ibackup(&phone, &["device", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v = json(&out);
+    assert_eq!(v["schema"], "ibackup.device/1");
+    assert_eq!(v["udid"], UDID);
+    assert_eq!(v["name"], "Simulated iPhone");
+    assert_eq!(v["product_type"], "iPhone14,5");
+    assert_eq!(v["ios_version"], "17.5.1");
+    assert_eq!(v["build_version"], "21F90");
+    assert_eq!(v["connection"], "usbmuxd");
+    assert_eq!(v["connection_type"], "USB");
+    assert_eq!(v["paired"], true);
+    assert_eq!(v["pair_record"], "usbmuxd");
+    assert_eq!(v["storage"]["total_bytes"], 128_000_000_000u64);
+    assert_eq!(v["storage"]["available_bytes"], 54_300_000_000u64);
+    assert_eq!(v["battery"]["percent"], 80);
+    assert_eq!(v["battery"]["charging"], true);
+    assert_eq!(v["battery"]["external_power"], true);
+    assert_eq!(v["backup"]["will_encrypt"], false);
+    assert_eq!(v["find_my"], false);
+    assert_eq!(v["findings"], serde_json::json!([]));
+}
+
+#[test]
+fn device_text_reports_the_state() {
+    let phone = phone("default");
+    let out = ibackup(&phone, &["device"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    for expected in [
+        "Simulated iPhone (iPhone14,5), iOS 17.5.1 (21F90)",
+        UDID,
+        "usbmuxd (USB)",
+        "54 GB free of 128 GB",
+        "80%, charging",
+        "not encrypted",
+        "Find My     off",
+        "iCloud Backup",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing from:\n{stdout}"
+        );
+    }
+    assert!(
+        !stdout.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
+}
+
+#[test]
+fn low_storage_profile() {
+    let phone = phone("low-storage");
+    let v = json(&ibackup(&phone, &["device", "--json"]));
+    assert_eq!(v["storage"]["total_bytes"], 64_000_000_000u64);
+    assert_eq!(v["storage"]["available_bytes"], 850_000_000u64);
+    assert!(text(&ibackup(&phone, &["device"]).stdout).contains("850 MB free of 64 GB (low)"));
+}
+
+#[test]
+fn battery_low_and_not_charging_profile() {
+    let phone = phone("battery-low");
+    let v = json(&ibackup(&phone, &["device", "--json"]));
+    assert_eq!(
+        v["battery"],
+        serde_json::json!({"percent": 9, "charging": false, "external_power": false})
+    );
+    assert!(text(&ibackup(&phone, &["device"]).stdout).contains("9%, not charging"));
+}
+
+#[test]
+fn find_my_on_profile() {
+    let phone = phone("find-my-on");
+    let v = json(&ibackup(&phone, &["device", "--json"]));
+    assert_eq!(v["find_my"], true);
+    assert_eq!(v["backup"]["will_encrypt"], true);
+    assert!(text(&ibackup(&phone, &["device"]).stdout).contains("on (turn it off before restoring"));
+}
+
+#[test]
+fn ios_version_profile() {
+    let phone = phone("ios-18.0");
+    let v = json(&ibackup(&phone, &["device", "--json"]));
+    assert_eq!(v["ios_version"], "18.0");
+    assert_eq!(v["build_version"], "22A3354");
+    assert_eq!(v["product_type"], "iPhone16,1");
+}
+
+#[test]
+fn unpaired_phone_reports_what_it_can_and_how_to_pair() {
+    let phone = phone("unpaired");
+    let out = ibackup(&phone, &["device", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["paired"], false);
+    assert_eq!(v["ios_version"], "17.5.1");
+    assert_eq!(v["name"], "Simulated iPhone");
+    for key in ["storage", "battery", "backup", "find_my", "pair_record"] {
+        assert!(v[key].is_null(), "{key} should be null: {v}");
+    }
+    assert_eq!(v["findings"][0]["code"], "device.not_paired");
+    let stdout = text(&ibackup(&phone, &["device"]).stdout);
+    assert!(stdout.contains("ibackup pair"), "{stdout}");
+}
+
+#[test]
+fn pairing_waits_for_unlock_and_trust_then_saves_the_record() {
+    let phone = phone("pairing-pending");
+    let out = ibackup(&phone, &["pair"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Unlock your iPhone"), "{stderr}");
+    assert!(stderr.contains("Tap Trust"), "{stderr}");
+    assert!(text(&out.stdout).contains("Paired with 00008110-001A2B3C4D5E801E"));
+    // The record went to usbmuxd and opens a session now.
+    let v = json(&ibackup(&phone, &["device", "--json"]));
+    assert_eq!(v["paired"], true);
+    assert_eq!(v["pair_record"], "usbmuxd");
+    assert_eq!(v["battery"]["percent"], 80);
+}
+
+#[test]
+fn denied_pairing_is_a_clear_failure() {
+    let phone = phone("pairing-denied");
+    let out = ibackup(&phone, &["pair", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json(&out)["error"]["code"], "device.pairing_denied");
+    assert!(text(&out.stderr).contains("Trust"));
+}
+
+#[test]
+fn pairing_gives_up_after_the_timeout() {
+    let phone = phone_with(r#"{"paired": false, "pairing": {"pending_for": 1000}}"#);
+    let out = ibackup_at(
+        &phone.sim.address,
+        phone.dir.path(),
+        &["pair", "--json"],
+        &[("IBACKUP_PAIR_TIMEOUT", "2")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json(&out)["error"]["code"], "device.pairing_timeout");
+}
+
+/// Each fault ends in exit 2, a one-paragraph error and a JSON error object, quickly.
+fn assert_fault(profile_name: &str, code: &str, words: &str) {
+    let phone = phone(profile_name);
+    let started = Instant::now();
+    let out = ibackup(&phone, &["device", "--json"]);
+    let took = started.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{profile_name}: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "{profile_name} took {took:?}"
+    );
+    let v = json(&out);
+    assert_eq!(v["schema"], "ibackup.error/1");
+    assert_eq!(v["error"]["code"], code, "{profile_name}: {v}");
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(
+        stderr.contains(words),
+        "{profile_name}: {words:?} not in {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn fault_absurd_usbmux_frame_length() {
+    assert_fault(
+        "fault-absurd-frame-length",
+        "device.protocol",
+        "announced 4294967280 bytes",
+    );
+}
+
+#[test]
+fn fault_absurd_lockdown_length() {
+    assert_fault(
+        "fault-absurd-lockdown-length",
+        "device.protocol",
+        "announced 4294967280 bytes",
+    );
+}
+
+#[test]
+fn fault_garbage_plist() {
+    assert_fault(
+        "fault-garbage-plist",
+        "device.protocol",
+        "not a valid property list",
+    );
+}
+
+#[test]
+fn fault_stall() {
+    assert_fault("fault-stall", "device.timeout", "timed out after 5 seconds");
+}
+
+#[test]
+fn fault_drop_mid_session() {
+    assert_fault(
+        "fault-drop-mid-session",
+        "device.protocol",
+        "connection closed",
+    );
+}
+
+#[test]
+fn wrong_pinned_certificate_is_refused() {
+    assert_fault(
+        "fault-wrong-certificate",
+        "device.certificate_mismatch",
+        "not the one in its pair record",
+    );
+}
+
+#[test]
+fn no_daemon_is_a_clear_failure() {
+    let dir = TempDir::new().unwrap();
+    let missing = dir.path().join("nothing.sock");
+    let out = ibackup_at(
+        missing.to_str().unwrap(),
+        dir.path(),
+        &["device", "--json"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json(&out)["error"]["code"], "device.no_daemon");
+    assert!(text(&out.stderr).contains("usbmuxd"));
+}
+
+#[test]
+fn no_phone_waits_then_fails_and_devices_lists_none() {
+    let phone = phone("no-phone");
+    let started = Instant::now();
+    let out = ibackup(&phone, &["device", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json(&out)["error"]["code"], "device.none");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let out = ibackup(&phone, &["devices", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json(&out)["devices"], serde_json::json!([]));
+    assert!(text(&ibackup(&phone, &["devices"]).stdout).contains("No iPhone is connected"));
+}
+
+#[test]
+fn a_phone_plugged_in_while_waiting_is_found_through_listen() {
+    let phone = phone_with(r#"{"attach_after_ms": 700}"#);
+    let out = ibackup_at(
+        &phone.sim.address,
+        phone.dir.path(),
+        &["device", "--json"],
+        &[("IBACKUP_DEVICE_WAIT", "5")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json(&out)["udid"], UDID);
+}
+
+#[test]
+fn unknown_udid_is_refused() {
+    let phone = phone("default");
+    let out = ibackup(&phone, &["device", "--device", "nope", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json(&out)["error"]["code"], "device.not_found");
+    let out = ibackup(&phone, &["device", "--device", UDID, "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn devices_lists_the_phone() {
+    let phone = phone("default");
+    let out = ibackup(&phone, &["devices", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["schema"], "ibackup.devices/1");
+    assert_eq!(v["devices"][0]["udid"], UDID);
+    assert_eq!(v["devices"][0]["name"], "Simulated iPhone");
+    assert_eq!(v["devices"][0]["connection"], "usbmuxd");
+    let stdout = text(&ibackup(&phone, &["devices"]).stdout);
+    assert!(
+        stdout.contains(UDID) && stdout.contains("iOS 17.5.1"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn every_address_form_reaches_the_simulator() {
+    let phone = phone("default");
+    let socket = phone.dir.path().join("usbmuxd.sock");
+    let path = socket.to_str().unwrap();
+    for address in [path.to_string(), format!("UNIX:{path}")] {
+        let out = ibackup_at(&address, phone.dir.path(), &["device", "--json"], &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{address}: {}",
+            text(&out.stderr)
+        );
+    }
+    let tcp = SimProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_ibackup-sim")),
+        "127.0.0.1:0",
+        None,
+    )
+    .unwrap();
+    assert!(tcp.address.starts_with("127.0.0.1:"), "{}", tcp.address);
+    let out = ibackup_at(&tcp.address, phone.dir.path(), &["device", "--json"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json(&out)["paired"], true);
+}
+
+#[test]
+fn simulator_refuses_bad_arguments() {
+    let sim = env!("CARGO_BIN_EXE_ibackup-sim");
+    let out = Command::new(sim)
+        .args(["--listen", "10.1.2.3:9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("loopback"));
+    let dir = TempDir::new().unwrap();
+    let bad = dir.path().join("p.json");
+    std::fs::write(&bad, r#"{"batery": {}}"#).unwrap();
+    let socket = dir.path().join("s.sock");
+    let out = Command::new(sim)
+        .args([
+            "--listen",
+            socket.to_str().unwrap(),
+            "--profile",
+            bad.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("batery"));
+}

@@ -1,0 +1,227 @@
+//! The simulator against client software nobody here wrote: Debian's libimobiledevice-utils
+//! (`idevice_id`, `ideviceinfo`, `idevicepair`) talk to `ibackup-sim` through
+//! `USBMUXD_SOCKET_ADDRESS`, over a Unix socket and over TCP. Then ibackup reads the pair record
+//! libimobiledevice made. When the tools are not installed each test says so loudly and passes
+//! (CI installs them: apt-get install libimobiledevice-utils libusbmuxd-tools).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ibackup::sim::harness::SimProcess;
+use tempfile::TempDir;
+
+const UDID: &str = "00008110-001A2B3C4D5E801E";
+
+fn tools_present() -> bool {
+    let present = ["idevice_id", "ideviceinfo", "idevicepair"]
+        .iter()
+        .all(|tool| Command::new(tool).arg("--help").output().is_ok());
+    if !present {
+        eprintln!(
+            "\n*** SKIPPED: libimobiledevice-utils is not installed (idevice_id, ideviceinfo, \
+             idevicepair); the simulator's interop with real clients was NOT checked. \
+             Install: apt-get install libimobiledevice-utils libusbmuxd-tools ***\n"
+        );
+    }
+    present
+}
+
+struct Phone {
+    sim: SimProcess,
+    dir: TempDir,
+}
+
+fn phone(profile: &str, tcp: bool) -> Phone {
+    let dir = TempDir::new().unwrap();
+    let socket = dir.path().join("usbmuxd.sock");
+    let listen = if tcp {
+        "127.0.0.1:0".to_string()
+    } else {
+        socket.to_str().unwrap().to_string()
+    };
+    let profile = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/sim/profiles")
+        .join(format!("{profile}.json"));
+    let sim = SimProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_ibackup-sim")),
+        &listen,
+        Some(&profile),
+    )
+    .unwrap();
+    Phone { sim, dir }
+}
+
+impl Phone {
+    /// The `USBMUXD_SOCKET_ADDRESS` value libusbmuxd understands (`UNIX:` for sockets).
+    fn address(&self) -> String {
+        if self.sim.address.starts_with("127.0.0.1:") {
+            self.sim.address.clone()
+        } else {
+            format!("UNIX:{}", self.sim.address)
+        }
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> Output {
+        Command::new(tool)
+            .args(args)
+            .env("USBMUXD_SOCKET_ADDRESS", self.address())
+            // libimobiledevice may keep its own configuration under HOME.
+            .env("HOME", self.dir.path())
+            .output()
+            .unwrap()
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn assert_ok(out: &Output, what: &str) -> String {
+    let text = stdout(out);
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?}):\nstdout: {text}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn assert_lines(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(
+            text.lines().any(|l| l.trim() == *line),
+            "line {line:?} missing from:\n{text}"
+        );
+    }
+}
+
+fn listing_and_info(tcp: bool) {
+    let phone = phone("default", tcp);
+    let ids = assert_ok(&phone.run("idevice_id", &["-l"]), "idevice_id -l");
+    assert_eq!(ids.trim(), UDID);
+
+    // No session: the basic root values only.
+    let simple = assert_ok(&phone.run("ideviceinfo", &["-s"]), "ideviceinfo -s");
+    assert_lines(
+        &simple,
+        &[
+            "ProductVersion: 17.5.1",
+            "BuildVersion: 21F90",
+            "ProductType: iPhone14,5",
+            &format!("UniqueDeviceID: {UDID}"),
+        ],
+    );
+    assert!(
+        !simple.contains("ActivationState"),
+        "session-only value without a session:\n{simple}"
+    );
+
+    // Session + TLS with the pair record usbmuxd hands out.
+    let full = assert_ok(&phone.run("ideviceinfo", &[]), "ideviceinfo");
+    assert_lines(
+        &full,
+        &[
+            "ActivationState: Activated",
+            "SerialNumber: F2LSIMULATED",
+            "DeviceName: Simulated iPhone",
+        ],
+    );
+
+    let disk = assert_ok(
+        &phone.run("ideviceinfo", &["-q", "com.apple.disk_usage"]),
+        "ideviceinfo -q",
+    );
+    assert_lines(
+        &disk,
+        &[
+            "TotalDiskCapacity: 128000000000",
+            "AmountDataAvailable: 54300000000",
+            "TotalDataAvailable: 54300000000",
+        ],
+    );
+}
+
+#[test]
+fn libimobiledevice_lists_and_reads_the_simulator_over_a_unix_socket() {
+    if tools_present() {
+        listing_and_info(false);
+    }
+}
+
+#[test]
+fn libimobiledevice_lists_and_reads_the_simulator_over_tcp() {
+    if tools_present() {
+        listing_and_info(true);
+    }
+}
+
+#[test]
+fn idevicepair_pairs_and_validates_and_ibackup_uses_its_record() {
+    if !tools_present() {
+        return;
+    }
+    let phone = phone("unpaired", false);
+    // (No "validate fails before pairing" check: libimobiledevice pairs on its own when it
+    // finds no record, so validate on an accepting phone pairs it.)
+    let paired = assert_ok(&phone.run("idevicepair", &["pair"]), "idevicepair pair");
+    assert!(
+        paired.contains(&format!("SUCCESS: Paired with device {UDID}")),
+        "{paired}"
+    );
+    let valid = assert_ok(
+        &phone.run("idevicepair", &["validate"]),
+        "idevicepair validate",
+    );
+    assert!(
+        valid.contains(&format!("SUCCESS: Validated pairing with device {UDID}")),
+        "{valid}"
+    );
+
+    // The session now works for libimobiledevice ...
+    let battery = assert_ok(
+        &phone.run("ideviceinfo", &["-q", "com.apple.mobile.battery"]),
+        "ideviceinfo -q battery",
+    );
+    assert_lines(&battery, &["BatteryCurrentCapacity: 80"]);
+
+    // ... and for ibackup, pinned to the DeviceCertificate libimobiledevice wrote.
+    let out = Command::new(env!("CARGO_BIN_EXE_ibackup"))
+        .args(["device", "--json"])
+        .env("USBMUXD_SOCKET_ADDRESS", &phone.sim.address)
+        .env("IBACKUP_LOCKDOWN_DIR", phone.dir.path())
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["paired"], true, "{json}");
+    assert_eq!(json["storage"]["total_bytes"], 128_000_000_000u64);
+}
+
+#[test]
+fn ideviceinfo_accepts_the_record_ibackup_pair_made() {
+    if !tools_present() {
+        return;
+    }
+    let phone = phone("unpaired", false);
+    let out = Command::new(env!("CARGO_BIN_EXE_ibackup"))
+        .args(["pair"])
+        .env("USBMUXD_SOCKET_ADDRESS", &phone.sim.address)
+        .env("IBACKUP_LOCKDOWN_DIR", phone.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let full = assert_ok(
+        &phone.run("ideviceinfo", &[]),
+        "ideviceinfo after ibackup pair",
+    );
+    assert_lines(&full, &["ActivationState: Activated"]);
+    let valid = assert_ok(
+        &phone.run("idevicepair", &["validate"]),
+        "idevicepair validate",
+    );
+    assert!(valid.contains("SUCCESS: Validated pairing"), "{valid}");
+}
