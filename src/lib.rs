@@ -10,6 +10,8 @@ pub mod backup;
 pub mod cli;
 /// Everything about talking to a phone: usbmux, lockdown, pairing. No terminal, no backup.
 pub mod device;
+/// Facts in, findings out: rules and fixes as data. Pure.
+pub mod diagnose;
 /// Human text and JSON from the result types; colour and progress policy.
 pub mod render;
 /// The simulated iPhone (usbmuxd + lockdownd) used by tests and `ibackup-sim`.

@@ -3,6 +3,7 @@
 
 pub mod blobs;
 pub mod bplist;
+pub mod contents;
 pub mod crypto;
 mod error;
 pub mod keybag;

@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
+pub use super::contents::Holding;
+
 /// JSON schema identifier of a [`BackupReport`].
 pub const VERIFY_SCHEMA: &str = "ibackup.verify/1";
 
@@ -20,6 +22,9 @@ pub struct BackupReport {
     pub size: SizeCounts,
     /// Every domain, biggest first.
     pub domains: Vec<DomainSize>,
+    /// What the backup holds, by the categories people ask about (empty when the manifest
+    /// could not be read).
+    pub contents: Vec<Holding>,
     pub problems: Vec<Problem>,
 }
 

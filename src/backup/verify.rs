@@ -12,6 +12,7 @@ use std::path::Path;
 use sha1::{Digest, Sha1};
 
 use super::blobs::{self, BlobKind, BlobStore, FileId};
+use super::contents::Tally;
 use super::error::BackupError;
 use super::manifest::{self, Manifest, ManifestError, FLAG_DIRECTORY, FLAG_FILE, FLAG_SYMLINK};
 use super::mbfile;
@@ -122,6 +123,7 @@ struct Scan {
     domains: HashMap<Box<[u8]>, (u64, u64)>,
     file_id_mismatch: Vec<FileRef>,
     damaged: Vec<DamagedRecord>,
+    contents: Tally,
 }
 
 fn lossy(bytes: &[u8]) -> String {
@@ -189,6 +191,8 @@ impl Scan {
             None => self.size_unknown += 1,
         }
         self.count_domain(row.domain, 1, size.unwrap_or(0));
+        self.contents
+            .add(row.domain, row.relative_path, size.unwrap_or(0));
         let expected = size.map(|s| expected_blob_len(s, encrypted));
         match parsed {
             Some(id) => self.listed.push(Listed {
@@ -360,6 +364,7 @@ pub fn verify(path: &Path, progress: &dyn Progress) -> Result<BackupReport, Back
             on_disk_bytes: store.bytes,
         },
         domains: Vec::new(),
+        contents: Vec::new(),
         problems,
     };
     folder_problems(&folder, &mut report.problems);
@@ -569,6 +574,7 @@ fn match_blobs(
         .collect();
     domains.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.domain.cmp(&b.domain)));
     report.domains = domains;
+    report.contents = scan.contents.holdings(report.backup.encrypted);
     file_problems(report);
     unreadable_problem(&store, &mut report.problems);
     Ok(())

@@ -1,0 +1,158 @@
+//! The fixes, as data: each with a stable id, a title and the steps a person follows, in our
+//! own words. Menu paths, messages and numbers are the guide's facts
+//! (../shared/reference/icloud-backup-fixes.md, fixes 1-7), cited by `guide`.
+
+use serde::Serialize;
+
+/// One fix: what to do, step by step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Fix {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub steps: &'static [&'static str],
+    /// The guide's fix number, when the fix comes from it.
+    pub guide: Option<u8>,
+}
+
+pub const FIXES: &[Fix] = &[
+    Fix {
+        id: "icloud-storage",
+        title: "Make room in iCloud",
+        guide: Some(1),
+        steps: &[
+            "On the iPhone open Settings > [your name] > iCloud > Manage Account Storage (on iOS 16: Manage Storage).",
+            "If the bar is more than 90% full, a backup will not complete: make room first.",
+            "Tap Backups, pick a device you no longer use, and tap Turn Off and Delete from iCloud.",
+            "Or move to iCloud+: 50 GB costs $0.99 a month in the US (200 GB $2.99, 2 TB $9.99). The free tier is 5 GB.",
+            "Then go to Settings > [your name] > iCloud > iCloud Backup and tap Back Up Now.",
+        ],
+    },
+    Fix {
+        id: "wifi-power",
+        title: "Give the backup Wi-Fi and power",
+        guide: Some(2),
+        steps: &[
+            "Join Wi-Fi (Settings > Wi-Fi shows a checkmark); a 5 GHz network is faster than 2.4 GHz.",
+            "Backing up over mobile data is off unless you turn on Back Up Over Cellular (iOS 17 and later) in Settings > [your name] > iCloud > iCloud Backup.",
+            "Plug the iPhone into power: the nightly automatic backup needs power, Wi-Fi and a locked screen.",
+            "If it still stalls: Settings > General > Transfer or Reset iPhone > Reset > Reset Network Settings (this forgets saved Wi-Fi passwords), rejoin Wi-Fi, then Back Up Now.",
+        ],
+    },
+    Fix {
+        id: "backup-restart",
+        title: "Restart the stuck iCloud backup",
+        guide: Some(3),
+        steps: &[
+            "Open Settings > [your name] > iCloud > iCloud Backup.",
+            "Turn Back Up This iPhone off, wait 30 seconds, turn it back on, then tap Back Up Now.",
+            "If turning it off keeps spinning for more than 2 minutes, force restart: on Face ID models press and release Volume Up, then Volume Down, then hold the Side button until the Apple logo; on models with a Home button hold Home and the Side (or Top) button.",
+        ],
+    },
+    Fix {
+        id: "delete-and-redo",
+        title: "Delete the broken backup and make a fresh one",
+        guide: Some(4),
+        steps: &[
+            "An incomplete or interrupted backup cannot be restored, so it is safe to replace.",
+            "For iCloud: Settings > [your name] > iCloud > Manage Account Storage > Backups, tap this iPhone, then Turn Off and Delete from iCloud; wait for it to finish (10-30 seconds).",
+            "Then Settings > [your name] > iCloud > iCloud Backup: turn Back Up This iPhone on and tap Back Up Now.",
+            "For a computer backup: make a new backup in Finder or iTunes (see \"Back up to your computer\"); move the broken folder away first if the new backup fails.",
+        ],
+    },
+    Fix {
+        id: "apple-id",
+        title: "Sign out of your Apple Account and back in",
+        guide: Some(5),
+        steps: &[
+            "A backup stuck at 0% without an error can be waiting for a sign-in it never showed (after a password change, a missed two-factor prompt, or a long time offline).",
+            "Settings > [your name] > Sign Out (at the bottom); enter your password to turn off Find My.",
+            "Sign back in at the top of Settings and approve the two-factor prompt on a trusted device or by SMS code.",
+            "Wait 60 seconds, then Settings > [your name] > iCloud > iCloud Backup > Back Up Now.",
+        ],
+    },
+    Fix {
+        id: "update-ios",
+        title: "Update iOS",
+        guide: Some(6),
+        steps: &[
+            "Plug the iPhone into power and open Settings > General > Software Update.",
+            "Tap Download and Install and enter your passcode (it takes 15-45 minutes).",
+            "When it restarts, open Settings > [your name] > iCloud > iCloud Backup and tap Back Up Now.",
+        ],
+    },
+    Fix {
+        id: "finder-backup",
+        title: "Back up to your computer",
+        guide: Some(7),
+        steps: &[
+            "A computer backup works without iCloud, takes 5-15 minutes, and restores faster; keep it as well as iCloud.",
+            "Mac: connect the iPhone, select it in the Finder sidebar, choose \"Back up all of the data on your iPhone to this Mac\", tick Encrypt local backup, and click Back Up Now.",
+            "Windows: connect the iPhone, open Apple Devices (or iTunes), select the iPhone, and click Back Up Now.",
+            "Then check it with `ibackup verify` on the new backup folder.",
+        ],
+    },
+    Fix {
+        id: "update-before-restore",
+        title: "Update the iPhone before restoring this backup",
+        guide: Some(6),
+        steps: &[
+            "A backup made on a newer iOS cannot be restored to an iPhone on an older iOS.",
+            "Open Settings > General > Software Update and install at least the iOS version the backup was made on, then restore.",
+        ],
+    },
+    Fix {
+        id: "free-phone-space",
+        title: "Free space on the iPhone",
+        guide: None,
+        steps: &[
+            "Open Settings > General > iPhone Storage to see what takes the space.",
+            "Offload apps you do not use, and delete large videos or downloads you no longer need.",
+            "Leave a few GB free: a backup needs room to prepare its files.",
+        ],
+    },
+    Fix {
+        id: "turn-off-find-my",
+        title: "Turn off Find My before a restore",
+        guide: None,
+        steps: &[
+            "A computer will not restore a backup to an iPhone while Find My is on.",
+            "Open Settings > [your name] > Find My > Find My iPhone and turn it off (your Apple Account password is needed).",
+            "Turn it back on after the restore.",
+        ],
+    },
+    Fix {
+        id: "pair",
+        title: "Trust this computer",
+        guide: None,
+        steps: &[
+            "Unlock the iPhone and keep it connected by USB.",
+            "Run `ibackup pair`, then tap Trust on the iPhone and enter its passcode.",
+            "Without trust, ibackup sees only the model and iOS version: storage, battery, backup settings and Find My stay hidden.",
+        ],
+    },
+    Fix {
+        id: "backup-password",
+        title: "Give ibackup the backup password",
+        guide: None,
+        steps: &[
+            "This backup is encrypted: its file list can be checked only with the password chosen when encryption was turned on.",
+            "Run the command in a terminal and type it when asked, or use --password-file FILE, or set IBACKUP_PASSWORD.",
+            "Keep the password: only an encrypted backup holds saved passwords, Wi-Fi settings, call history and Health data, and without the password it cannot be restored.",
+        ],
+    },
+    Fix {
+        id: "check-icloud",
+        title: "Check iCloud on the iPhone",
+        guide: None,
+        steps: &[
+            "ibackup sees the phone and the backups on this computer, not your iCloud account.",
+            "The last iCloud backup: Settings > [your name] > iCloud > iCloud Backup (shown under Back Up Now).",
+            "How full iCloud is: Settings > [your name] > iCloud > Manage Account Storage.",
+        ],
+    },
+];
+
+/// The fix with this id. Every id a rule names exists: a test checks it.
+pub fn fix(id: &str) -> Option<&'static Fix> {
+    FIXES.iter().find(|f| f.id == id)
+}

@@ -1,0 +1,301 @@
+//! Facts in, findings out: what the phone and the backups show, mapped onto the fixes a person
+//! can follow. Rules and fixes are data (rules.rs, fixes.rs); docs/fixes.md is generated from
+//! them and a test fails when the two drift apart. Pure: no I/O.
+
+pub mod fixes;
+pub mod message;
+pub mod readiness;
+pub mod rules;
+pub mod version;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::backup::report::{Severity, Verdict};
+use crate::backup::BackupReport;
+use crate::device::DeviceState;
+use fixes::Fix;
+use message::Message;
+
+/// Everything the rules may look at.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    pub device: Option<&'a DeviceState>,
+    /// The backups to judge: of the connected phone when there is one, else every one found.
+    pub backups: &'a [BackupReport],
+    pub now: DateTime<Utc>,
+    /// The message iOS showed, as the user typed it.
+    pub message: Option<&'a str>,
+    pub password_given: bool,
+    /// Whether the backups come from a search of the backup folder (so "none of this phone"
+    /// means something), and which folder that was.
+    pub looked_for_backups: bool,
+    pub backup_folder: Option<String>,
+}
+
+/// The backups of one phone (one UDID), newest first.
+#[derive(Debug, Clone)]
+pub struct PhoneBackups<'a> {
+    pub udid: String,
+    pub backups: Vec<&'a BackupReport>,
+}
+
+impl<'a> PhoneBackups<'a> {
+    pub fn newest(&self) -> Option<&'a BackupReport> {
+        self.backups.first().copied()
+    }
+
+    pub fn newest_complete(&self) -> Option<&'a BackupReport> {
+        self.backups
+            .iter()
+            .copied()
+            .find(|r| r.verdict == Verdict::Complete)
+    }
+
+    /// The phone's name as its newest backup gives it.
+    pub fn name(&self) -> &str {
+        self.newest()
+            .and_then(|r| r.backup.device_name.as_deref())
+            .unwrap_or(&self.udid)
+    }
+
+    pub fn is_device(&self, device: &DeviceState) -> bool {
+        self.udid.eq_ignore_ascii_case(&device.udid)
+    }
+}
+
+impl<'a> Facts<'a> {
+    /// Backups grouped by phone, each group newest first, groups in order of first appearance.
+    pub fn phones(&self) -> Vec<PhoneBackups<'a>> {
+        let mut groups: Vec<PhoneBackups<'a>> = Vec::new();
+        for report in self.backups {
+            let udid = report
+                .backup
+                .udid
+                .clone()
+                .unwrap_or_else(|| report.backup.path.clone());
+            match groups
+                .iter_mut()
+                .find(|g| g.udid.eq_ignore_ascii_case(&udid))
+            {
+                Some(group) => group.backups.push(report),
+                None => groups.push(PhoneBackups {
+                    udid,
+                    backups: vec![report],
+                }),
+            }
+        }
+        for group in &mut groups {
+            group
+                .backups
+                .sort_by_key(|r| std::cmp::Reverse(r.backup.date));
+        }
+        groups
+    }
+}
+
+/// A fix as findings carry it (the contract's `fix` object).
+#[derive(Debug, Clone, Serialize)]
+pub struct FixView {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub steps: Vec<&'static str>,
+}
+
+impl From<&Fix> for FixView {
+    fn from(fix: &Fix) -> Self {
+        FixView {
+            id: fix.id,
+            title: fix.title,
+            steps: fix.steps.to_vec(),
+        }
+    }
+}
+
+/// One thing found, the evidence for it, and what to do.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub code: &'static str,
+    pub severity: Severity,
+    pub evidence: String,
+    pub fix: FixView,
+    /// Further fixes to try, by id, in order.
+    pub then: Vec<&'static str>,
+}
+
+fn finding(
+    code: &'static str,
+    severity: Severity,
+    evidence: String,
+    ids: &[&'static str],
+) -> Finding {
+    let fix = fixes::fix(ids[0]).map(FixView::from).unwrap_or(FixView {
+        id: ids[0],
+        title: ids[0],
+        steps: Vec::new(),
+    });
+    Finding {
+        code,
+        severity,
+        evidence,
+        fix,
+        then: ids[1..].to_vec(),
+    }
+}
+
+/// Findings for the facts: the message first (it is what the user came with), then by
+/// severity, in the order of the rules table.
+pub fn diagnose(facts: &Facts) -> Vec<Finding> {
+    let mut found = Vec::new();
+    if let Some(text) = facts.message {
+        found.push(match message::recognize(text) {
+            Some(m) => message_finding(m, text),
+            None => finding(
+                "message.unrecognized",
+                Severity::Info,
+                format!(
+                    "\"{text}\" is not a message ibackup knows; it knows \"Not Enough iCloud \
+                     Storage\", \"Backup needs restart\", \"Last backup could not be completed\", \
+                     stuck at 0%, and \"Preparing\""
+                ),
+                &[
+                    "icloud-storage",
+                    "wifi-power",
+                    "update-ios",
+                    "finder-backup",
+                ],
+            ),
+        });
+    }
+    let mut from_rules: Vec<Finding> = rules::RULES
+        .iter()
+        .flat_map(|rule| {
+            (rule.check)(facts)
+                .into_iter()
+                .map(|evidence| finding(rule.code, rule.severity, evidence, rule.fixes))
+        })
+        .collect();
+    from_rules.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    found.extend(from_rules);
+    found
+}
+
+fn message_finding(m: Message, text: &str) -> Finding {
+    finding(
+        m.code(),
+        Severity::Warning,
+        format!("iOS showed \"{}\": {}", text.trim(), m.meaning()),
+        m.fix_order(),
+    )
+}
+
+/// The fixes to show, each once, in the order the findings ask for them.
+pub fn plan(findings: &[Finding]) -> Vec<&'static Fix> {
+    let mut ids: Vec<&str> = Vec::new();
+    for f in findings {
+        for id in std::iter::once(f.fix.id).chain(f.then.iter().copied()) {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    ids.into_iter().filter_map(fixes::fix).collect()
+}
+
+/// docs/fixes.md, generated from the tables.
+pub fn fixes_markdown() -> String {
+    let mut out = String::from(
+        "# Findings and fixes\n\n\
+         Generated from src/diagnose/rules.rs and src/diagnose/fixes.rs by \
+         `IBACKUP_WRITE_DOCS=1 cargo test --lib diagnose`; a test fails when this file and the \
+         tables differ. Menu paths, messages and numbers come from the troubleshooting guide \
+         (fixes 1-7).\n\n## Findings\n\n| code | severity | when | fixes |\n|---|---|---|---|\n",
+    );
+    for rule in rules::RULES {
+        out.push_str(&format!(
+            "| `{}` | {:?} | {} | {} |\n",
+            rule.code,
+            rule.severity,
+            rule.when,
+            rule.fixes
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    out.push_str("\n## Messages (`--message TEXT`)\n\n| code | what it means | fixes, in order |\n|---|---|---|\n");
+    for m in [
+        Message::StorageFull,
+        Message::NeedsRestart,
+        Message::CouldNotComplete,
+        Message::StuckAtZero,
+        Message::Preparing,
+        Message::PausesOvernight,
+    ] {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            m.code(),
+            m.meaning(),
+            m.fix_order()
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    out.push_str("\n## Fixes\n");
+    for fix in fixes::FIXES {
+        out.push_str(&format!("\n### `{}`: {}", fix.id, fix.title));
+        if let Some(n) = fix.guide {
+            out.push_str(&format!(" (guide, fix {n})"));
+        }
+        out.push_str("\n\n");
+        for (i, step) in fix.steps.iter().enumerate() {
+            out.push_str(&format!("{}. {}\n", i + 1, step));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fix_a_rule_or_message_names_exists() {
+        for rule in rules::RULES {
+            for id in rule.fixes {
+                assert!(
+                    fixes::fix(id).is_some(),
+                    "{} names unknown fix {id}",
+                    rule.code
+                );
+            }
+        }
+        for m in [
+            Message::StorageFull,
+            Message::CouldNotComplete,
+            Message::Preparing,
+        ] {
+            for id in m.fix_order() {
+                assert!(fixes::fix(id).is_some(), "{m:?} names unknown fix {id}");
+            }
+        }
+    }
+
+    #[test]
+    fn docs_fixes_md_is_generated_from_the_tables() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/fixes.md");
+        let generated = fixes_markdown();
+        if std::env::var_os("IBACKUP_WRITE_DOCS").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "docs/fixes.md differs from the rules and fixes tables: run \
+             `IBACKUP_WRITE_DOCS=1 cargo test --lib diagnose` and commit the result"
+        );
+    }
+}
