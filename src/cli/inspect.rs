@@ -1,14 +1,18 @@
-//! `ibackup inspect [TARGET]`: the report on one backup, a table of the backups in a folder, or
-//! (with no TARGET) the backups in this computer's default backup folder.
+//! `ibackup inspect [TARGET]`: the connected phone, the backups (one, a folder of them, or those
+//! in this computer's default backup folder), restore readiness, then findings and the fixes to
+//! follow.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{check_backup, CommandResult, Failure, Status};
+use super::{check_backup, connected_phone, CommandResult, Failure, Status};
 use crate::backup::locate::{self, Os, Target};
 use crate::backup::BackupReport;
-use crate::render::{report, text::Style, Output};
+use crate::device::DeviceState;
+use crate::diagnose::readiness::{restore_readiness, Readiness};
+use crate::diagnose::{diagnose, Facts, Finding};
+use crate::render::{diagnosis, report, text::Style, Output};
 
 /// JSON schema identifier of `inspect --json`.
 pub const INSPECT_SCHEMA: &str = "ibackup.inspect/1";
@@ -17,13 +21,17 @@ pub const INSPECT_SCHEMA: &str = "ibackup.inspect/1";
 #[derive(Debug, Serialize)]
 pub struct InspectReport {
     pub schema: &'static str,
-    /// The connected phone's state; null when none is connected or it could not be read.
-    pub device: Option<serde_json::Value>,
+    /// The connected phone's state; null when none is connected.
+    pub device: Option<DeviceState>,
+    /// Why the connected phone could not be read, when it could not.
+    pub device_error: Option<String>,
     /// Newest first.
     pub backups: Vec<BackupReport>,
     /// Backups that could not be read at all.
     pub errors: Vec<UnreadableBackup>,
-    pub findings: Vec<serde_json::Value>,
+    /// Whether the newest backup of the connected phone (or the one named) can be restored to it.
+    pub restore: Option<Readiness>,
+    pub findings: Vec<Finding>,
 }
 
 #[derive(Debug, Serialize)]
@@ -33,19 +41,119 @@ pub struct UnreadableBackup {
     pub message: String,
 }
 
-pub fn run(out: &Output, target: Option<&Path>, _udid: Option<&str>) -> CommandResult {
-    let Some(target) = target else {
-        return default_folders(out);
+/// The backups gathered for one run, and where they came from.
+struct Gathered {
+    reports: Vec<BackupReport>,
+    errors: Vec<UnreadableBackup>,
+    /// A single backup was named: show it in full.
+    single: bool,
+    /// The backups come from a search of a folder (named or default).
+    searched: Option<String>,
+}
+
+pub fn run(
+    out: &Output,
+    target: Option<&Path>,
+    udid: Option<&str>,
+    message: Option<&str>,
+) -> CommandResult {
+    let (device, device_error) = connected_phone(out, udid);
+    let gathered = match target {
+        Some(target) => gather_target(out, target)?,
+        None => gather_default(out, device.as_ref(), device_error.as_deref())?,
     };
+    let facts = Facts {
+        device: device.as_ref(),
+        backups: &gathered.reports,
+        now: chrono::Utc::now(),
+        message,
+        password_given: false,
+        looked_for_backups: gathered.searched.is_some(),
+        backup_folder: gathered.searched.clone(),
+    };
+    let findings = diagnose(&facts);
+    let restore = device.as_ref().and_then(|d| {
+        let candidate = if gathered.single {
+            gathered.reports.first()
+        } else {
+            gathered.reports.iter().find(|r| {
+                r.backup
+                    .udid
+                    .as_deref()
+                    .is_some_and(|u| u.eq_ignore_ascii_case(&d.udid))
+            })
+        };
+        candidate.map(|r| restore_readiness(r, d, false))
+    });
+    let result = InspectReport {
+        schema: INSPECT_SCHEMA,
+        device,
+        device_error,
+        backups: gathered.reports,
+        errors: gathered.errors,
+        restore,
+        findings,
+    };
+    if out.json {
+        out.print_json(&result);
+    } else {
+        out.print_text(&text(&result, gathered.single, out));
+    }
+    Ok(Status::Ok)
+}
+
+fn text(result: &InspectReport, single: bool, out: &Output) -> String {
+    let style = Style::new(out.color);
+    let mut sections = Vec::new();
+    if let Some(device) = &result.device {
+        sections.push(super::device::device_text(device, style, false));
+    }
+    if let Some(error) = &result.device_error {
+        sections.push(format!(
+            "{} {error}\n",
+            style.warn("The connected iPhone could not be read:")
+        ));
+    }
+    if single {
+        if let Some(report) = result.backups.first() {
+            sections.push(report::inspect_text(report, style, out.verbose));
+        }
+    } else if !result.backups.is_empty() || !result.errors.is_empty() {
+        let mut list = report::backup_list_text(&result.backups, style);
+        for e in &result.errors {
+            list.push_str(&format!(
+                "{}  {}\n  {}\n",
+                e.path,
+                style.bad("unreadable"),
+                e.message
+            ));
+        }
+        sections.push(list);
+    }
+    if let Some(readiness) = &result.restore {
+        sections.push(diagnosis::readiness_text(readiness, style));
+    }
+    if !out.quiet || !result.findings.is_empty() {
+        sections.push(diagnosis::findings_text(&result.findings, style));
+    }
+    sections.join("\n")
+}
+
+fn gather_target(out: &Output, target: &Path) -> Result<Gathered, Failure> {
     match locate::classify(target) {
-        Ok(Target::Backup(path)) => one_backup(out, &path),
+        Ok(Target::Backup(path)) => Ok(Gathered {
+            reports: vec![check_backup(out, &path)?],
+            errors: Vec::new(),
+            single: true,
+            searched: None,
+        }),
         Ok(Target::Folder(backups)) if backups.is_empty() => Err(Failure::new(
             "backup.none_found",
             format!("{} holds no backup", target.display()),
             "Point ibackup at a backup folder (the one holding Manifest.db and Info.plist) or at \
              the MobileSync/Backup folder that holds them.",
         )),
-        Ok(Target::Folder(backups)) => many_backups(out, &backups),
+        Ok(Target::Folder(backups)) => Ok(check_all(out, &backups, target.display().to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Failure::new(
             "backup.not_found",
             format!("{} does not exist", target.display()),
@@ -60,27 +168,7 @@ pub fn run(out: &Output, target: Option<&Path>, _udid: Option<&str>) -> CommandR
     }
 }
 
-fn one_backup(out: &Output, path: &Path) -> CommandResult {
-    let report = check_backup(out, path)?;
-    if out.json {
-        out.print_json(&InspectReport {
-            schema: INSPECT_SCHEMA,
-            device: None,
-            backups: vec![report],
-            errors: Vec::new(),
-            findings: Vec::new(),
-        });
-    } else {
-        out.print_text(&report::inspect_text(
-            &report,
-            Style::new(out.color),
-            out.verbose,
-        ));
-    }
-    Ok(Status::Ok)
-}
-
-fn many_backups(out: &Output, paths: &[PathBuf]) -> CommandResult {
+fn check_all(out: &Output, paths: &[PathBuf], searched: String) -> Gathered {
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
@@ -95,54 +183,60 @@ fn many_backups(out: &Output, paths: &[PathBuf]) -> CommandResult {
     }
     // Newest first; undated backups last.
     reports.sort_by_key(|r| std::cmp::Reverse(r.backup.date));
-    if out.json {
-        out.print_json(&InspectReport {
-            schema: INSPECT_SCHEMA,
-            device: None,
-            backups: reports,
-            errors,
-            findings: Vec::new(),
-        });
-    } else {
-        let style = Style::new(out.color);
-        let mut text = report::backup_list_text(&reports, style);
-        for e in &errors {
-            text.push_str(&format!(
-                "{}  {}\n  {}\n",
-                e.path,
-                style.bad("unreadable"),
-                e.message
-            ));
-        }
-        out.print_text(&text);
+    Gathered {
+        reports,
+        errors,
+        single: false,
+        searched: Some(searched),
     }
-    Ok(Status::Ok)
 }
 
-fn default_folders(out: &Output) -> CommandResult {
+/// The default backup folder: with a phone connected, its backups (by UDID); without, all.
+fn gather_default(
+    out: &Output,
+    device: Option<&DeviceState>,
+    device_error: Option<&str>,
+) -> Result<Gathered, Failure> {
     let dirs = locate::default_backup_dirs(Os::current(), |name| std::env::var(name).ok());
-    let mut backups = Vec::new();
+    let mut paths = Vec::new();
     for dir in &dirs {
         if let Ok(found) = locate::backups_in(dir) {
-            backups.extend(found);
+            paths.extend(found);
         }
     }
-    if !backups.is_empty() {
-        return many_backups(out, &backups);
-    }
-    let looked = if dirs.is_empty() {
-        "This system has no default backup folder (Finder and iTunes keep backups on macOS and \
-         Windows only)"
-            .to_string()
+    let where_ = if dirs.is_empty() {
+        "the backup folder (none on this system: set IBACKUP_BACKUP_DIR)".to_string()
     } else {
-        let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-        format!("No backup found in {}", list.join(" or "))
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" or ")
     };
-    Err(Failure::new(
-        "backup.none_found",
-        format!("no iPhone is connected and there is no backup to look at. {looked}"),
-        "Plug in the iPhone with a USB cable and run `ibackup inspect` again, or point ibackup \
-         at a backup: `ibackup inspect PATH` (a backup folder or a folder of backups), or set \
-         IBACKUP_BACKUP_DIR to the folder where your backups are.",
-    ))
+    let mut gathered = check_all(out, &paths, where_.clone());
+    if let Some(device) = device {
+        gathered.reports.retain(|r| {
+            r.backup
+                .udid
+                .as_deref()
+                .is_some_and(|u| u.eq_ignore_ascii_case(&device.udid))
+        });
+        return Ok(gathered);
+    }
+    if gathered.reports.is_empty() && gathered.errors.is_empty() && device_error.is_none() {
+        let looked = if dirs.is_empty() {
+            "This system has no default backup folder (Finder and iTunes keep backups on macOS \
+             and Windows only)"
+                .to_string()
+        } else {
+            format!("No backup found in {where_}")
+        };
+        return Err(Failure::new(
+            "backup.none_found",
+            format!("no iPhone is connected and there is no backup to look at. {looked}"),
+            "Plug in the iPhone with a USB cable and run `ibackup inspect` again, or point \
+             ibackup at a backup: `ibackup inspect PATH` (a backup folder or a folder of \
+             backups), or set IBACKUP_BACKUP_DIR to the folder where your backups are.",
+        ));
+    }
+    Ok(gathered)
 }

@@ -93,12 +93,20 @@ pub enum Command {
         /// Which phone to look at when several are connected (its UDID).
         #[arg(long = "device", value_name = "UDID")]
         udid: Option<String>,
+        /// The words iOS showed ("Backup needs restart", "Not Enough iCloud Storage", ...):
+        /// they decide which fixes come first. Typos and quotes are fine.
+        #[arg(long, value_name = "TEXT")]
+        message: Option<String>,
     },
-    /// Check that a backup is complete before restoring it. Exit 0 complete, 1 incomplete,
+    /// Check that a backup is complete before restoring it, and with a phone connected, that it
+    /// can be restored to it. Exit 0 complete (and ready), 1 incomplete or not restorable,
     /// 2 could not check.
     Verify {
         /// The backup folder (the one holding Manifest.db and Info.plist).
         backup: PathBuf,
+        /// Which phone to judge restore readiness against when several are connected.
+        #[arg(long = "device", value_name = "UDID")]
+        udid: Option<String>,
     },
     /// The connected phone's live state: model, iOS, storage, battery, backup settings, Find My.
     Device {
@@ -127,6 +135,21 @@ fn check_backup(
     result.map_err(|e| Failure::new(e.code(), e.to_string(), e.hint()))
 }
 
+/// The connected phone, if one answers: its state, or why it could not be read. No phone (or no
+/// daemon) is not an error here: the backup commands work without one.
+fn connected_phone(
+    out: &Output,
+    udid: Option<&str>,
+) -> (Option<crate::device::DeviceState>, Option<String>) {
+    let spinner = out.progress_bar(0, "Looking for a connected iPhone");
+    let result = crate::device::connected_device(udid);
+    spinner.finish_and_clear();
+    match result {
+        Ok(state) => (state, None),
+        Err(e) => (None, Some(format!("{e}. {}", e.hint()))),
+    }
+}
+
 /// Runs the command and maps its outcome onto the documented exit codes.
 pub fn run(args: Args) -> ExitCode {
     let color = match args.color {
@@ -136,8 +159,12 @@ pub fn run(args: Args) -> ExitCode {
     };
     let out = Output::new(args.json, color, args.quiet, args.verbose);
     let result = match args.command {
-        Command::Inspect { target, udid } => inspect::run(&out, target.as_deref(), udid.as_deref()),
-        Command::Verify { backup } => verify::run(&out, &backup),
+        Command::Inspect {
+            target,
+            udid,
+            message,
+        } => inspect::run(&out, target.as_deref(), udid.as_deref(), message.as_deref()),
+        Command::Verify { backup, udid } => verify::run(&out, &backup, udid.as_deref()),
         Command::Device { udid } => device::device(&out, udid.as_deref()),
         Command::Devices => device::devices(&out),
         Command::Pair { udid } => device::pair(&out, udid.as_deref()),

@@ -2,6 +2,7 @@
 //! and the one place that prints a failure. The per-command text lives in submodules; JSON is
 //! the result types serialized as they are (schemas in docs/json.md).
 
+pub mod diagnosis;
 pub mod report;
 pub mod text;
 

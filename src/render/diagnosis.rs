@@ -1,0 +1,76 @@
+//! Human text for findings, the fixes to follow, and restore readiness.
+
+use std::fmt::Write;
+
+use super::text::Style;
+use crate::backup::report::Severity;
+use crate::diagnose::readiness::Readiness;
+use crate::diagnose::{plan, Finding};
+
+fn mark(severity: Severity, style: Style) -> String {
+    match severity {
+        Severity::Error => style.bad("✗"),
+        Severity::Warning => style.warn("!"),
+        Severity::Info => style.dim("i"),
+    }
+}
+
+/// "What ibackup found" and "What to do": the findings, then each fix once, numbered, with its
+/// steps, in the order the findings ask for them.
+pub fn findings_text(findings: &[Finding], style: Style) -> String {
+    let mut out = String::new();
+    if findings.is_empty() {
+        let _ = writeln!(out, "{}", style.good("Nothing to fix: no problem found."));
+        return out;
+    }
+    let _ = writeln!(out, "{}", style.bold("What ibackup found"));
+    for f in findings {
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            mark(f.severity, style),
+            capitalized(&f.evidence)
+        );
+    }
+    let _ = writeln!(out, "\n{}", style.bold("What to do"));
+    for (i, fix) in plan(findings).iter().enumerate() {
+        let _ = writeln!(out, "  {}. {}", i + 1, style.bold(fix.title));
+        for step in fix.steps {
+            let _ = writeln!(out, "     - {step}");
+        }
+    }
+    out
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// "Ready to restore" or "Not ready to restore", with the reasons.
+pub fn readiness_text(readiness: &Readiness, style: Style) -> String {
+    let mut out = String::new();
+    if readiness.ready {
+        let _ = writeln!(
+            out,
+            "{}",
+            style.good("Ready to restore to the connected iPhone.")
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{}",
+            style.bad("Not ready to restore to the connected iPhone:")
+        );
+    }
+    for b in &readiness.blockers {
+        let _ = writeln!(out, "  {} {}", style.bad("✗"), capitalized(b));
+    }
+    for n in &readiness.notes {
+        let _ = writeln!(out, "  {} {}", style.dim("i"), capitalized(n));
+    }
+    out
+}
