@@ -418,6 +418,16 @@ fn hashcat_vector_with_real_iteration_counts_unlocks_with_hashcat_only() {
 #[test]
 fn synthetic_ios26_sample_unlocks_and_its_blobs_have_their_sizes() {
     let sample = synthetic_sample();
+    let keybag = Keybag::parse(&manifest_plist(&sample).keybag).expect("sample keybag parses");
+    assert_eq!(
+        keybag.kdf.sha1.iterations, 1000,
+        "ITER per the sample's README"
+    );
+    assert_eq!(
+        keybag.kdf.sha256.as_ref().map(|s| s.iterations),
+        Some(1000),
+        "DPIC per the sample's README"
+    );
     let (keys, rows) = open_encrypted(&sample, "test-password-1234").expect("sample unlocks");
     let mut sizes: Vec<u64> = rows
         .iter()

@@ -54,7 +54,7 @@ impl Password {
         &self.0
     }
 
-    /// True for the empty password (which Finder does not allow, so it is always wrong).
+    /// True for the empty password.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -123,10 +123,9 @@ pub enum KeybagError {
     /// The first class key failed its RFC 3394 integrity check: the password is wrong.
     #[error("wrong backup password")]
     WrongPassword,
-    /// A class key failed its integrity check after another passed: the keybag is damaged.
-    #[error(
-        "the keybag's key for protection class {class} is damaged (its integrity check failed)"
-    )]
+    /// A class key is not 40 bytes, or failed its integrity check after another passed: the
+    /// keybag is damaged.
+    #[error("the keybag's key for protection class {class} is damaged")]
     DamagedClassKey {
         /// The protection class.
         class: u32,
@@ -390,9 +389,14 @@ impl Keybag {
         let kek = KekAes256::new(kek.into());
         let mut keys = Vec::new();
         for record in self.classes.iter().filter(|c| c.password_protected()) {
+            // A wrapped key of the wrong length is damage whatever the password.
+            if record.wrapped_key.len() != WRAPPED_KEY_LEN {
+                return Err(KeybagError::DamagedClassKey {
+                    class: record.class,
+                });
+            }
             let mut key = Zeroizing::new([0u8; KEY_LEN]);
-            let intact = record.wrapped_key.len() == WRAPPED_KEY_LEN
-                && kek.unwrap(&record.wrapped_key, &mut key[..]).is_ok();
+            let intact = kek.unwrap(&record.wrapped_key, &mut key[..]).is_ok();
             match (intact, keys.is_empty()) {
                 (true, _) => keys.push((record.class, FileKey::from_bytes(&key))),
                 (false, true) => return Err(KeybagError::WrongPassword),
@@ -647,6 +651,23 @@ mod tests {
         assert_eq!(
             keybag.unlock(&Password::from("secret")).unwrap_err(),
             KeybagError::DamagedClassKey { class: 3 }
+        );
+    }
+
+    #[test]
+    fn short_wrapped_class_key_is_damage_not_a_wrong_password() {
+        let mut out = Vec::new();
+        tlv(&mut out, b"SALT", &[1; 20]);
+        num(&mut out, b"ITER", 1);
+        tlv(&mut out, b"UUID", &[0; 16]);
+        tlv(&mut out, b"UUID", &[1; 16]);
+        num(&mut out, b"CLAS", 7);
+        num(&mut out, b"WRAP", 2);
+        tlv(&mut out, b"WPKY", &[0; 32]);
+        let keybag = Keybag::parse(&out).unwrap();
+        assert_eq!(
+            keybag.unlock(&Password::from("x")).unwrap_err(),
+            KeybagError::DamagedClassKey { class: 7 }
         );
     }
 

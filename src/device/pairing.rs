@@ -495,6 +495,47 @@ mod tests {
         assert!(err.to_string().contains("DeviceCertificate"), "{err}");
     }
 
+    fn sample_record() -> PairRecord {
+        use rsa::pkcs1::DecodeRsaPrivateKey;
+        let key = |pem: &str| RsaPrivateKey::from_pkcs1_pem(pem).unwrap();
+        let device = key(include_str!("../sim/keys/device.pem"));
+        let public = device.to_public_key().to_pkcs1_pem(LineEnding::LF).unwrap();
+        PairRecord::with_keys(
+            &key(include_str!("../sim/keys/root.pem")),
+            &key(include_str!("../sim/keys/host.pem")),
+            public.as_bytes(),
+            "BUID".to_string(),
+            Some("aa:bb".to_string()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn records_round_trip_and_hold_usable_identities() {
+        let record = sample_record();
+        let back = PairRecord::from_plist(&record.to_plist().unwrap(), "t").unwrap();
+        assert_eq!(back, record);
+        assert!(back.host_identity().is_ok());
+        assert!(back.device_certificate_der().is_ok());
+        assert!(String::from_utf8_lossy(&record.host_private_key)
+            .starts_with("-----BEGIN RSA PRIVATE KEY"));
+        let public = record.public_dictionary();
+        assert!(public.get("HostPrivateKey").is_none() && public.get("RootPrivateKey").is_none());
+    }
+
+    #[test]
+    fn the_folder_is_read_when_the_daemon_has_nothing() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let record = sample_record();
+        std::fs::write(dir.path().join("UDID1.plist"), record.to_plist().unwrap()).unwrap();
+        let (found, source) = read_folder_record(dir.path(), "UDID1").unwrap().unwrap();
+        assert_eq!(found, record);
+        assert_eq!(source, RecordSource::Folder(dir.path().join("UDID1.plist")));
+        assert!(read_folder_record(dir.path(), "OTHER").unwrap().is_none());
+        std::fs::write(dir.path().join("BAD.plist"), b"garbage").unwrap();
+        assert!(read_folder_record(dir.path(), "BAD").is_err());
+    }
+
     #[test]
     fn bad_device_keys_are_refused() {
         assert!(device_pkcs1_der(b"not a key").is_err());
