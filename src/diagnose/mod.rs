@@ -284,6 +284,92 @@ mod tests {
         }
     }
 
+    use crate::backup::report::{BackupSummary, FileCounts, SizeCounts, VERIFY_SCHEMA};
+    use chrono::TimeZone;
+
+    fn report(udid: &str, day: u32, verdict: Verdict, bytes: u64, encrypted: bool) -> BackupReport {
+        BackupReport {
+            schema: VERIFY_SCHEMA,
+            backup: BackupSummary {
+                udid: Some(udid.into()),
+                device_name: Some(format!("Phone {udid}")),
+                date: Utc.with_ymd_and_hms(2026, 11, day, 12, 0, 0).single(),
+                encrypted,
+                ..BackupSummary::default()
+            },
+            complete: verdict == Verdict::Complete,
+            verdict,
+            files: FileCounts::default(),
+            size: SizeCounts {
+                declared_bytes: bytes,
+                on_disk_bytes: bytes,
+            },
+            domains: Vec::new(),
+            contents: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    fn facts(backups: &[BackupReport]) -> Facts<'_> {
+        Facts {
+            device: None,
+            backups,
+            now: Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap(),
+            message: None,
+            password_given: false,
+            looked_for_backups: true,
+            backup_folder: None,
+        }
+    }
+
+    fn codes(findings: &[Finding]) -> Vec<&str> {
+        findings.iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn backup_rules_judge_the_newest_backup_of_each_phone() {
+        let backups = [
+            report("A", 1, Verdict::Complete, 6_000_000_000, false),
+            report("A", 28, Verdict::Complete, 1_000, true),
+            report("B", 2, Verdict::Incomplete, 1_000, false),
+        ];
+        let found = diagnose(&facts(&backups));
+        // A's newest (28th) is small, recent and encrypted: only the password finding.
+        // B has no complete backup at all.
+        assert_eq!(
+            codes(&found),
+            ["backup.stale", "backup.encrypted_no_password"]
+        );
+        assert!(found[0].evidence.contains("Phone B"));
+        let mut given = facts(&backups);
+        given.password_given = true;
+        assert_eq!(codes(&diagnose(&given)), ["backup.stale"]);
+    }
+
+    #[test]
+    fn a_backup_bigger_than_free_icloud_is_found() {
+        let backups = [report("A", 28, Verdict::Complete, 7_200_000_000, false)];
+        let found = diagnose(&facts(&backups));
+        assert_eq!(codes(&found), ["backup.exceeds_free_icloud"]);
+        assert!(
+            found[0].evidence.contains("7.2 GB"),
+            "{}",
+            found[0].evidence
+        );
+        assert_eq!(found[0].fix.id, "icloud-storage");
+    }
+
+    #[test]
+    fn the_plan_lists_each_fix_once_in_the_order_asked() {
+        let backups = [report("B", 2, Verdict::Incomplete, 1_000, false)];
+        let mut with_message = facts(&backups);
+        with_message.message = Some("Not Enough iCloud Storage");
+        let found = diagnose(&with_message);
+        assert_eq!(found[0].code, "message.storage_full");
+        let ids: Vec<&str> = plan(&found).iter().map(|f| f.id).collect();
+        assert_eq!(ids, ["icloud-storage", "finder-backup", "check-icloud"]);
+    }
+
     #[test]
     fn docs_fixes_md_is_generated_from_the_tables() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/fixes.md");

@@ -7,7 +7,7 @@ use chrono::Duration;
 use super::{Facts, PhoneBackups};
 use crate::backup::report::Severity;
 use crate::backup::verify::codes;
-use crate::units::{human_bytes, human_count};
+use crate::units::{human_bytes, human_count, plural};
 
 /// A backup older than this is stale.
 pub const STALE_DAYS: i64 = 7;
@@ -187,10 +187,11 @@ fn files_missing(facts: &Facts) -> Vec<String> {
             let missing = newest.files.missing.len() as u64;
             (missing > 0).then(|| {
                 format!(
-                    "{} of {} files of the newest backup of {} are missing",
+                    "{} of {} files of the newest backup of {} {} missing",
                     human_count(missing),
                     human_count(newest.files.listed),
-                    name(p)
+                    name(p),
+                    if missing == 1 { "is" } else { "are" }
                 )
             })
         })
@@ -206,9 +207,10 @@ fn files_truncated(facts: &Facts) -> Vec<String> {
             let wrong = newest.files.size_mismatch.len() as u64;
             (wrong > 0).then(|| {
                 format!(
-                    "{} files of the newest backup of {} have the wrong size",
-                    human_count(wrong),
-                    name(p)
+                    "{} of the newest backup of {} {} the wrong size",
+                    plural(wrong, "file", "files"),
+                    name(p),
+                    if wrong == 1 { "has" } else { "have" }
                 )
             })
         })

@@ -42,11 +42,15 @@ pub fn findings_text(findings: &[Finding], style: Style) -> String {
     out
 }
 
+/// The first letter in upper case, unless the word is already cased on purpose ("iOS",
+/// "iCloud").
 fn capitalized(text: &str) -> String {
     let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
+    match (chars.next(), text.chars().nth(1)) {
+        (Some(first), Some(second)) if !second.is_uppercase() => {
+            first.to_uppercase().chain(chars).collect()
+        }
+        _ => text.to_string(),
     }
 }
 

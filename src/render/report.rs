@@ -192,7 +192,7 @@ pub fn inspect_text(report: &BackupReport, style: Style, verbose: bool) -> Strin
     );
     if !report.domains.is_empty() {
         let _ = writeln!(out, "\nBiggest domains:");
-        for d in report.domains.iter().take(10) {
+        for d in report.domains.iter().filter(|d| d.files > 0).take(10) {
             let _ = writeln!(
                 out,
                 "  {:>9}  {:>7}  {}",
@@ -200,6 +200,23 @@ pub fn inspect_text(report: &BackupReport, style: Style, verbose: bool) -> Strin
                 human_count(d.files),
                 d.domain
             );
+        }
+    }
+    if !report.contents.is_empty() {
+        let _ = writeln!(out, "\nWhat it holds:");
+        for h in &report.contents {
+            let what = if h.present {
+                format!(
+                    "{} ({})",
+                    human_bytes(h.bytes),
+                    plural(h.files, "file", "files")
+                )
+            } else if h.category.needs_encryption() && !report.backup.encrypted {
+                "not kept: only encrypted backups hold it".to_string()
+            } else {
+                "none".to_string()
+            };
+            let _ = writeln!(out, "  {:<28} {what}", h.label);
         }
     }
     let _ = writeln!(out);

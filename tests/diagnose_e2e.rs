@@ -1,0 +1,398 @@
+//! Diagnosis end to end: a simulated iPhone (ibackup-sim) with a profile, fixture backups in the
+//! backup folder, `ibackup inspect` with no argument; each test names the findings it expects.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ibackup::sim::harness::SimProcess;
+use serde_json::Value;
+use support::{write_backup, Defect, Spec};
+use tempfile::TempDir;
+
+/// The simulator's default UDID, iOS and name.
+const UDID: &str = "00008110-001A2B3C4D5E801E";
+
+struct Scene {
+    _sim: Option<SimProcess>,
+    address: String,
+    dir: TempDir,
+}
+
+impl Scene {
+    /// A phone with `profile` (JSON; None = no phone at all) and the backups of `specs`.
+    fn new(profile: Option<&str>, specs: &[Spec]) -> Scene {
+        let dir = TempDir::new().unwrap();
+        for (i, spec) in specs.iter().enumerate() {
+            write_backup(
+                &dir.path()
+                    .join("backups")
+                    .join(format!("{}-{i}", spec.udid)),
+                spec,
+            );
+        }
+        std::fs::create_dir_all(dir.path().join("backups")).unwrap();
+        let (sim, address) = match profile {
+            Some(json) => {
+                let path = dir.path().join("profile.json");
+                std::fs::write(&path, json).unwrap();
+                let socket = dir.path().join("usbmuxd.sock");
+                let sim = SimProcess::start(
+                    Path::new(env!("CARGO_BIN_EXE_ibackup-sim")),
+                    socket.to_str().unwrap(),
+                    Some(&path),
+                )
+                .unwrap();
+                let address = sim.address.clone();
+                (Some(sim), address)
+            }
+            None => (
+                None,
+                format!("UNIX:{}/no-daemon.sock", dir.path().display()),
+            ),
+        };
+        Scene {
+            _sim: sim,
+            address,
+            dir,
+        }
+    }
+
+    fn backups(&self) -> PathBuf {
+        self.dir.path().join("backups")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ibackup"))
+            .args(args)
+            .env("USBMUXD_SOCKET_ADDRESS", &self.address)
+            .env("IBACKUP_LOCKDOWN_DIR", self.dir.path())
+            .env("IBACKUP_BACKUP_DIR", self.backups())
+            .env("IBACKUP_DEVICE_WAIT", "1")
+            .env_remove("NO_COLOR")
+            .output()
+            .unwrap()
+    }
+
+    fn inspect(&self, extra: &[&str]) -> Value {
+        let mut args = vec!["inspect", "--json"];
+        args.extend(extra);
+        let out = self.run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+fn codes(report: &Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A complete backup of the simulated phone, made yesterday on its iOS.
+fn recent() -> Spec {
+    Spec {
+        udid: UDID.into(),
+        device_name: "Simulated iPhone".into(),
+        date: now() - 86_400,
+        files: 20,
+        ..Spec::default()
+    }
+}
+
+#[test]
+fn a_healthy_phone_and_backup_have_nothing_to_fix() {
+    let scene = Scene::new(
+        Some(r#"{ "battery": { "percent": 80, "charging": true, "external_power": true } }"#),
+        &[recent()],
+    );
+    let report = scene.inspect(&[]);
+    assert_eq!(report["schema"], "ibackup.inspect/1");
+    assert_eq!(report["device"]["udid"], UDID);
+    assert_eq!(report["backups"].as_array().unwrap().len(), 1);
+    assert_eq!(codes(&report), ["icloud.not_visible"]);
+    assert_eq!(report["restore"]["ready"], true, "{:#}", report["restore"]);
+    let finding = &report["findings"][0];
+    assert_eq!(finding["severity"], "info");
+    assert_eq!(finding["fix"]["id"], "check-icloud");
+    assert!(finding["fix"]["steps"].as_array().unwrap().len() >= 2);
+    assert!(finding["evidence"].as_str().unwrap().contains("iCloud"));
+}
+
+#[test]
+fn ios_18_0_phone_with_a_backup_made_on_18_1() {
+    let scene = Scene::new(
+        Some(r#"{ "ios_version": "18.0", "build_version": "22A3354" }"#),
+        &[Spec {
+            ios: "18.1".into(),
+            build: "22B83".into(),
+            ..recent()
+        }],
+    );
+    let report = scene.inspect(&[]);
+    let found = codes(&report);
+    assert!(
+        found.contains(&"device.ios_backup_bug".to_string()),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&"backup.newer_than_device".to_string()),
+        "{found:?}"
+    );
+    assert_eq!(found[0], "backup.newer_than_device", "errors come first");
+    assert_eq!(report["restore"]["ready"], false);
+    let blockers = report["restore"]["blockers"].to_string();
+    assert!(
+        blockers.contains("iOS 18.1") && blockers.contains("iOS 18.0"),
+        "{blockers}"
+    );
+    let bug = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "device.ios_backup_bug")
+        .unwrap();
+    assert_eq!(bug["fix"]["id"], "update-ios");
+    assert!(bug["evidence"].as_str().unwrap().contains("18.0.1"));
+}
+
+#[test]
+fn low_storage_is_found_with_its_numbers() {
+    let scene = Scene::new(
+        Some(r#"{ "storage": { "total_bytes": 64000000000, "available_bytes": 850000000 } }"#),
+        &[recent()],
+    );
+    let report = scene.inspect(&[]);
+    let f = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "device.low_storage")
+        .expect("device.low_storage");
+    assert_eq!(f["evidence"], "850 MB free of 64 GB");
+    assert_eq!(f["fix"]["id"], "free-phone-space");
+}
+
+#[test]
+fn low_battery_not_charging() {
+    let scene = Scene::new(
+        Some(r#"{ "battery": { "percent": 9, "charging": false, "external_power": false } }"#),
+        &[recent()],
+    );
+    let found = codes(&scene.inspect(&[]));
+    assert!(
+        found.contains(&"device.battery_low".to_string()),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&"device.not_charging".to_string()),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn find_my_on_blocks_a_restore() {
+    let scene = Scene::new(Some(r#"{ "find_my": true }"#), &[recent()]);
+    let report = scene.inspect(&[]);
+    assert!(codes(&report).contains(&"device.find_my_on".to_string()));
+    assert_eq!(report["restore"]["ready"], false);
+    // verify with the phone connected: complete, but not restorable to it.
+    let backup = std::fs::read_dir(scene.backups())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let out = scene.run(&["verify", backup.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Not ready to restore"), "{text}");
+    assert!(text.contains("Find My is on"), "{text}");
+}
+
+#[test]
+fn verify_with_a_ready_phone_exits_0() {
+    let scene = Scene::new(Some("{}"), &[recent()]);
+    let backup = std::fs::read_dir(scene.backups())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let out = scene.run(&["verify", backup.to_str().unwrap(), "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let value: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["schema"], "ibackup.verify/1");
+    assert_eq!(value["restore"]["ready"], true);
+    assert_eq!(value["restore"]["device"], UDID);
+}
+
+#[test]
+fn an_unfinished_backup_of_the_phone() {
+    let scene = Scene::new(
+        Some("{}"),
+        &[recent().with(Defect::Unfinished).with(Defect::MissingBlob)],
+    );
+    let report = scene.inspect(&[]);
+    let found = codes(&report);
+    for code in ["backup.unfinished", "backup.files_missing", "backup.stale"] {
+        assert!(found.contains(&code.to_string()), "{code} not in {found:?}");
+    }
+    let unfinished = &report["findings"][0];
+    assert_eq!(unfinished["code"], "backup.unfinished");
+    assert_eq!(unfinished["fix"]["id"], "delete-and-redo");
+    assert_eq!(unfinished["then"][0], "finder-backup");
+    assert_eq!(report["restore"]["ready"], false);
+}
+
+#[test]
+fn no_local_backup_of_the_connected_phone() {
+    let other = Spec {
+        udid: "00008030-000000000000002E".into(),
+        device_name: "Someone else's iPhone".into(),
+        ..recent()
+    };
+    let scene = Scene::new(Some("{}"), &[other]);
+    let report = scene.inspect(&[]);
+    assert!(codes(&report).contains(&"device.no_local_backup".to_string()));
+    assert_eq!(
+        report["backups"].as_array().unwrap().len(),
+        0,
+        "only this phone's backups"
+    );
+    assert_eq!(report["restore"], Value::Null);
+}
+
+#[test]
+fn a_stale_backup_is_found() {
+    let scene = Scene::new(
+        Some("{}"),
+        &[Spec {
+            date: now() - 40 * 86_400,
+            ..recent()
+        }],
+    );
+    let report = scene.inspect(&[]);
+    let stale = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "backup.stale")
+        .expect("backup.stale");
+    assert!(
+        stale["evidence"].as_str().unwrap().contains("40 days old"),
+        "{stale}"
+    );
+}
+
+#[test]
+fn an_unpaired_phone_says_how_to_pair() {
+    let scene = Scene::new(Some(r#"{ "paired": false }"#), &[recent()]);
+    let report = scene.inspect(&[]);
+    assert!(codes(&report).contains(&"device.not_paired".to_string()));
+    assert_eq!(report["device"]["paired"], false);
+    let notes = report["restore"]["notes"].to_string();
+    assert!(notes.contains("ibackup pair"), "{notes}");
+}
+
+#[test]
+fn every_message_steers_the_fixes_typos_included() {
+    let scene = Scene::new(Some("{}"), &[recent()]);
+    let cases = [
+        (
+            "Not Enough iCloud Storage",
+            "message.storage_full",
+            "icloud-storage",
+        ),
+        (
+            "not enuogh icloud storage",
+            "message.storage_full",
+            "icloud-storage",
+        ),
+        (
+            "“Backup needs restart”",
+            "message.needs_restart",
+            "backup-restart",
+        ),
+        (
+            "backup neds restrat",
+            "message.needs_restart",
+            "backup-restart",
+        ),
+        (
+            "Last backup could not be completed",
+            "message.could_not_complete",
+            "delete-and-redo",
+        ),
+        (
+            "last backup couldnt be completed",
+            "message.could_not_complete",
+            "delete-and-redo",
+        ),
+        ("stuck at 0%", "message.stuck_at_zero", "wifi-power"),
+        ("Preparing...", "message.preparing", "update-ios"),
+        ("stuck on 'preparing'", "message.preparing", "update-ios"),
+    ];
+    for (text, code, fix) in cases {
+        let report = scene.inspect(&["--message", text]);
+        let first = &report["findings"][0];
+        assert_eq!(first["code"], code, "{text}");
+        assert_eq!(first["fix"]["id"], fix, "{text}");
+    }
+    let report = scene.inspect(&["--message", "my screen is purple"]);
+    assert_eq!(report["findings"][0]["code"], "message.unrecognized");
+}
+
+#[test]
+fn a_message_without_a_phone_or_backup_still_helps() {
+    let scene = Scene::new(None, &[recent()]);
+    let report = scene.inspect(&["--message", "Backup needs restart"]);
+    assert_eq!(report["device"], Value::Null);
+    let found = codes(&report);
+    assert_eq!(found[0], "message.needs_restart");
+    assert!(found.contains(&"icloud.not_visible".to_string()));
+}
+
+#[test]
+fn human_report_for_a_troubled_phone_reads_well() {
+    let scene = Scene::new(
+        Some(
+            r#"{ "ios_version": "18.0", "find_my": true, "battery": { "percent": 12, "charging": false, "external_power": false } }"#,
+        ),
+        &[recent().with(Defect::Unfinished)],
+    );
+    let out = scene.run(&["inspect", "--message", "backup needs restart"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "What ibackup found",
+        "What to do",
+        "1. Restart the stuck iCloud backup",
+        "Settings > [your name] > iCloud > iCloud Backup",
+        "Not ready to restore to the connected iPhone",
+        "Update iOS",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+}
