@@ -104,15 +104,30 @@ pub struct Holding {
     pub bytes: u64,
 }
 
-/// Per-category counters filled during the manifest scan.
+/// Per-category counters filled during the manifest scan. The places of the current domain
+/// are kept at hand: rows come grouped by domain, and most domains have none.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
     counts: [(u64, u64); Category::ALL.len()],
+    domain: Vec<u8>,
+    places: Vec<(Category, &'static str)>,
 }
 
 impl Tally {
     pub fn add(&mut self, domain: &[u8], relative_path: &[u8], bytes: u64) {
-        if let Some(category) = category_of(domain, relative_path) {
+        if self.domain != domain {
+            self.domain = domain.to_vec();
+            self.places = PLACES
+                .iter()
+                .filter(|(_, d, _)| d.as_bytes() == domain)
+                .map(|&(category, _, prefix)| (category, prefix))
+                .collect();
+        }
+        let found = self
+            .places
+            .iter()
+            .find(|(_, prefix)| relative_path.starts_with(prefix.as_bytes()));
+        if let Some(&(category, _)) = found {
             let slot = &mut self.counts[category as usize];
             slot.0 += 1;
             slot.1 += bytes;

@@ -120,7 +120,7 @@ struct Scan {
     other_rows: u64,
     size_unknown: u64,
     declared_bytes: u64,
-    domains: HashMap<Box<[u8]>, (u64, u64)>,
+    domains: DomainTally,
     file_id_mismatch: Vec<FileRef>,
     damaged: Vec<DamagedRecord>,
     contents: Tally,
@@ -206,15 +206,38 @@ impl Scan {
 
     /// Every domain with a row is counted, so that domains holding only folders show too.
     fn count_domain(&mut self, domain: &[u8], files: u64, bytes: u64) {
-        match self.domains.get_mut(domain) {
-            Some(entry) => {
-                entry.0 += files;
-                entry.1 += bytes;
+        self.domains.add(domain, files, bytes);
+    }
+}
+
+/// Files and bytes per domain. Manifests list a domain's rows together, so the last domain is
+/// kept at hand and the map is consulted only when the domain changes.
+#[derive(Default)]
+struct DomainTally {
+    totals: Vec<(Box<[u8]>, u64, u64)>,
+    index: HashMap<Box<[u8]>, usize, foldhash::fast::RandomState>,
+    last: Option<usize>,
+}
+
+impl DomainTally {
+    fn add(&mut self, domain: &[u8], files: u64, bytes: u64) {
+        let at = match self.last {
+            Some(at) if *self.totals[at].0 == *domain => at,
+            _ => {
+                let at = match self.index.get(domain) {
+                    Some(&at) => at,
+                    None => {
+                        self.totals.push((domain.into(), 0, 0));
+                        self.index.insert(domain.into(), self.totals.len() - 1);
+                        self.totals.len() - 1
+                    }
+                };
+                self.last = Some(at);
+                at
             }
-            None => {
-                self.domains.insert(domain.into(), (files, bytes));
-            }
-        }
+        };
+        self.totals[at].1 += files;
+        self.totals[at].2 += bytes;
     }
 }
 
@@ -565,8 +588,9 @@ fn match_blobs(
 
     let mut domains: Vec<DomainSize> = scan
         .domains
+        .totals
         .into_iter()
-        .map(|(domain, (files, bytes))| DomainSize {
+        .map(|(domain, files, bytes)| DomainSize {
             domain: lossy(&domain),
             files,
             bytes,
