@@ -50,6 +50,9 @@ pub struct Manifest {
 /// Whether the file at `path` starts with the SQLite header (an encrypted manifest does not).
 pub fn has_sqlite_header(path: &Path) -> std::io::Result<bool> {
     let mut header = [0u8; 16];
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
     let mut file = std::fs::File::open(path)?;
     let mut read = 0;
     while read < header.len() {

@@ -56,6 +56,31 @@ pub trait Progress: Sync {
 /// No progress reporting.
 impl Progress for () {}
 
+/// Reads a regular file of at most `max` bytes. Anything else (a folder, a device such as
+/// /dev/zero, a pipe that would block) or a file that grows past `max` while it is read is an
+/// error, so a hostile folder cannot make ibackup hang or fill memory.
+pub fn read_regular_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    if meta.len() > max {
+        return Err(std::io::Error::other(format!(
+            "it is {} bytes, more than any real backup plist",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::other("it grew past its size limit while being read"));
+    }
+    Ok(bytes)
+}
+
 /// A plist that may be absent or empty without stopping the check.
 enum Loaded<T> {
     Missing,
@@ -80,18 +105,11 @@ fn load<T>(
         path: path.to_path_buf(),
         source,
     };
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) => meta,
+    let bytes = match read_regular_file(path, MAX_PLIST_BYTES) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::Missing),
         Err(e) => return Err(io(e)),
     };
-    if meta.len() > MAX_PLIST_BYTES {
-        return Err(io(std::io::Error::other(format!(
-            "it is {} bytes, more than any real backup plist",
-            meta.len()
-        ))));
-    }
-    let bytes = std::fs::read(path).map_err(io)?;
     match parse(&bytes) {
         Ok(value) => Ok(Loaded::Read(value)),
         Err(PlistError::Empty) => Ok(Loaded::Empty),
