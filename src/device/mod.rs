@@ -121,6 +121,9 @@ impl DeviceError {
             DeviceError::SeveralDevices { .. } => "Choose one with --device UDID (see `ibackup devices`).".into(),
             DeviceError::NotPaired { .. } => "Run `ibackup pair`, unlock the iPhone and tap Trust.".into(),
             DeviceError::CertificateMismatch => "The phone is not the one this pair record was made for, or the record is stale. Run `ibackup pair` again to make a new record.".into(),
+            DeviceError::PairRecord { .. } => {
+                "Run `ibackup pair` to make a new pair record, then try again.".into()
+            }
             DeviceError::PairingDenied => "Run `ibackup pair` again and tap Trust on the iPhone. If the dialog no longer appears: Settings > General > Transfer or Reset iPhone > Reset > Reset Location & Privacy.".into(),
             DeviceError::PairingTimeout { waiting_for, .. } => match waiting_for {
                 pairing::PairWait::Unlock => "Unlock the iPhone, then run `ibackup pair` again.".into(),

@@ -56,6 +56,8 @@ pub struct Phone {
     profile: Profile,
     device_key: PrivatePkcs8KeyDer<'static>,
     device_public_pem: String,
+    /// PKCS#1 DER of the phone's public key, as it appears inside a certificate for it.
+    device_public_der: Vec<u8>,
     wrong_certificate: (CertificateDer<'static>, PrivatePkcs8KeyDer<'static>),
     buid: String,
     started: Instant,
@@ -84,6 +86,11 @@ impl Phone {
             .to_pkcs1_pem(LineEnding::LF)
             .map_err(key_error)?;
         let device_key = pkcs8(&device)?;
+        let device_public_der = device
+            .to_public_key()
+            .to_pkcs1_der()
+            .map_err(key_error)?
+            .into_vec();
         let other = RsaPrivateKey::from_pkcs1_pem(OTHER_KEY).map_err(key_error)?;
         let other_pkcs8 = pkcs8(&other)?;
         let other_pair =
@@ -95,6 +102,7 @@ impl Phone {
         let phone = Phone {
             device_key,
             device_public_pem,
+            device_public_der,
             wrong_certificate: (other_cert.der().clone(), other_pkcs8),
             buid: new_uuid(),
             started: Instant::now(),
@@ -612,12 +620,22 @@ fn pair(phone: &Phone, conn: &mut Lockdown, request: &Dictionary) -> Result<(), 
     let Some(record) = request.get("PairRecord").and_then(Value::as_dictionary) else {
         return error(conn, "Pair", "InvalidPairRecord");
     };
-    if phone.trust(record).is_err() {
+    // A DeviceCertificate must certify this phone's key, or TLS would fail later: refuse now.
+    let for_this_phone = record
+        .get("DeviceCertificate")
+        .and_then(Value::as_data)
+        .and_then(|pem| CertificateDer::from_pem_slice(pem).ok())
+        .is_some_and(|der| contains(der.as_ref(), &phone.device_public_der));
+    if !for_this_phone || phone.trust(record).is_err() {
         return error(conn, "Pair", "InvalidPairRecord");
     }
     let mut out = Dictionary::new();
     out.insert("EscrowBag".into(), Value::Data(vec![0x5a; 32]));
     answer(conn, "Pair", out)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn start_tls(phone: &Phone, conn: Lockdown, host: &TrustedHost) -> Result<Lockdown, DeviceError> {
