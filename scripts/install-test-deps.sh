@@ -7,7 +7,8 @@ set -euo pipefail
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 
-apt_packages=(gcc-mingw-w64-x86-64)
+# libimobiledevice's tools are the independent clients of the simulated iPhone.
+apt_packages=(gcc-mingw-w64-x86-64 libimobiledevice-utils libusbmuxd-tools)
 command -v python3 >/dev/null || apt_packages+=(python3 python3-pip)
 missing=()
 for p in "${apt_packages[@]}"; do

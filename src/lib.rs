@@ -12,6 +12,8 @@ pub mod cli;
 pub mod device;
 /// Facts in, findings out: rules and fixes as data. Pure.
 pub mod diagnose;
+/// Checks a plist's nesting and size before a value tree is built from it.
+pub mod plist_shape;
 /// Human text and JSON from the result types; colour and progress policy.
 pub mod render;
 /// The simulated iPhone (usbmuxd + lockdownd) used by tests and `ibackup-sim`.

@@ -17,6 +17,8 @@ pub enum PlistError {
     Syntax(#[from] plist::Error),
     #[error("its top level is not a dictionary")]
     NotADictionary,
+    #[error("it is not a plausible property list: {0}")]
+    Shape(String),
 }
 
 /// Written by the computer when a backup starts; its presence proves nothing about completion.
@@ -106,6 +108,7 @@ fn dictionary(bytes: &[u8]) -> Result<Dictionary, PlistError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(PlistError::Empty);
     }
+    crate::plist_shape::check(bytes).map_err(PlistError::Shape)?;
     match Value::from_reader(std::io::Cursor::new(bytes))? {
         Value::Dictionary(d) => Ok(d),
         _ => Err(PlistError::NotADictionary),

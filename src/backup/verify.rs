@@ -76,7 +76,9 @@ pub fn read_regular_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
         .take(max + 1)
         .read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
-        return Err(std::io::Error::other("it grew past its size limit while being read"));
+        return Err(std::io::Error::other(
+            "it grew past its size limit while being read",
+        ));
     }
     Ok(bytes)
 }

@@ -8,6 +8,7 @@
 use std::io::{Cursor, Read, Write};
 use std::time::{Duration, Instant};
 
+use crate::plist_shape;
 use plist::{Dictionary, Value};
 
 use super::transport::{self, AttachedDevice, BoxStream, DaemonAddress, Transport};
@@ -93,11 +94,6 @@ pub fn xml_bytes(dict: &Dictionary, what: &str) -> Result<Vec<u8>, DeviceError> 
     Ok(out)
 }
 
-/// Deepest nesting accepted in a peer's plist (real messages nest three or four levels).
-pub const MAX_PLIST_DEPTH: usize = 32;
-/// Most values accepted in one plist (a binary plist can reuse objects to expand enormously).
-pub const MAX_PLIST_EVENTS: usize = 1 << 18;
-
 /// Parses a plist payload (XML or binary) that must be a dictionary. The shape is checked first
 /// with the streaming reader, which does not recurse: a deeply nested or self-multiplying plist
 /// is refused before a value tree is built.
@@ -106,127 +102,11 @@ pub fn parse_dict(bytes: &[u8], what: &str) -> Result<Dictionary, DeviceError> {
         what: what.to_string(),
         detail,
     };
-    check_shape(bytes).map_err(bad)?;
+    plist_shape::check(bytes).map_err(bad)?;
     let value = Value::from_reader(Cursor::new(bytes)).map_err(|e| bad(e.to_string()))?;
     value
         .into_dictionary()
         .ok_or_else(|| bad("the plist is not a dictionary".to_string()))
-}
-
-fn check_shape(bytes: &[u8]) -> Result<(), String> {
-    if bytes.starts_with(b"bplist00") {
-        check_binary_shape(bytes)
-    } else {
-        check_xml_shape(bytes)
-    }
-}
-
-fn too_deep() -> String {
-    format!("nested deeper than {MAX_PLIST_DEPTH} levels")
-}
-
-fn too_many() -> String {
-    format!("more than {MAX_PLIST_EVENTS} values")
-}
-
-/// Counts `<array>`/`<dict>` nesting and elements in XML without parsing it.
-fn check_xml_shape(bytes: &[u8]) -> Result<(), String> {
-    let (mut depth, mut elements) = (0usize, 0usize);
-    let mut rest = bytes;
-    while let Some(start) = rest.iter().position(|&b| b == b'<') {
-        rest = &rest[start + 1..];
-        let end = rest.iter().position(|&b| b == b'>').unwrap_or(rest.len());
-        let tag = &rest[..end];
-        let name_end = tag
-            .iter()
-            .position(|b| b.is_ascii_whitespace() || *b == b'/' && tag.first() != Some(&b'/'))
-            .unwrap_or(tag.len());
-        let name = &tag[..name_end];
-        let self_closing = tag.last() == Some(&b'/');
-        match name {
-            b"/array" | b"/dict" => depth = depth.saturating_sub(1),
-            b"array" | b"dict" if !self_closing => {
-                depth += 1;
-                if depth > MAX_PLIST_DEPTH {
-                    return Err(too_deep());
-                }
-            }
-            _ => {}
-        }
-        if !name.starts_with(b"/") {
-            elements += 1;
-            if elements > MAX_PLIST_EVENTS {
-                return Err(too_many());
-            }
-        }
-        rest = &rest[end.min(rest.len())..];
-    }
-    Ok(())
-}
-
-/// Walks a binary plist's containers with an explicit stack: depth and visits are bounded, so
-/// cycles and shared-object explosions are refused. [Apple CF CFBinaryPList.c trailer layout]
-fn check_binary_shape(bytes: &[u8]) -> Result<(), String> {
-    let bad = || "a malformed binary plist".to_string();
-    let uint = |at: usize, width: usize| -> Option<u64> {
-        let chunk = bytes.get(at..at.checked_add(width)?)?;
-        Some(chunk.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
-    };
-    let trailer = bytes.len().checked_sub(32).ok_or_else(bad)?;
-    let offset_width = usize::from(bytes[trailer + 6]);
-    let ref_width = usize::from(bytes[trailer + 7]);
-    let count = uint(trailer + 8, 8).ok_or_else(bad)?;
-    let top = uint(trailer + 16, 8).ok_or_else(bad)?;
-    let table = usize::try_from(uint(trailer + 24, 8).ok_or_else(bad)?).map_err(|_| bad())?;
-    if !(1..=8).contains(&offset_width) || !(1..=8).contains(&ref_width) || top >= count {
-        return Err(bad());
-    }
-    let object_at = |index: u64| -> Option<usize> {
-        let slot = table.checked_add(usize::try_from(index).ok()?.checked_mul(offset_width)?)?;
-        if slot.checked_add(offset_width)? > trailer || index >= count {
-            return None;
-        }
-        usize::try_from(uint(slot, offset_width)?)
-            .ok()
-            .filter(|&at| at < trailer)
-    };
-    let mut stack = vec![(top, 1usize)];
-    let mut visits = 0usize;
-    while let Some((index, depth)) = stack.pop() {
-        visits += 1;
-        if visits > MAX_PLIST_EVENTS {
-            return Err(too_many());
-        }
-        let at = object_at(index).ok_or_else(bad)?;
-        let marker = bytes[at];
-        let refs_per_item = match marker >> 4 {
-            0xA | 0xC => 1,
-            0xD => 2,
-            _ => continue,
-        };
-        if depth >= MAX_PLIST_DEPTH {
-            return Err(too_deep());
-        }
-        let (items, header) = if marker & 0x0f == 0x0f {
-            let int_marker = *bytes.get(at + 1).ok_or_else(bad)?;
-            let width = 1usize << (int_marker & 0x0f).min(3);
-            (uint(at + 2, width).ok_or_else(bad)?, 2 + width)
-        } else {
-            (u64::from(marker & 0x0f), 1)
-        };
-        let refs = usize::try_from(items)
-            .map_err(|_| bad())?
-            .checked_mul(refs_per_item)
-            .ok_or_else(bad)?;
-        if refs > MAX_PLIST_EVENTS {
-            return Err(too_many());
-        }
-        for i in 0..refs {
-            let child = uint(at + header + i * ref_width, ref_width).ok_or_else(bad)?;
-            stack.push((child, depth + 1));
-        }
-    }
-    Ok(())
 }
 
 /// A client connection to usbmuxd. One request per connection, as libusbmuxd does; `Connect`
@@ -524,7 +404,7 @@ mod tests {
         assert!(err.to_string().contains("nested deeper"), "{err}");
         let many = format!(
             "<plist version=\"1.0\"><dict><key>a</key><array>{}</array></dict></plist>",
-            "<true/>".repeat(MAX_PLIST_EVENTS)
+            "<true/>".repeat(crate::plist_shape::MAX_PLIST_EVENTS)
         );
         let err = parse_dict(many.as_bytes(), "t").unwrap_err();
         assert!(err.to_string().contains("more than"), "{err}");
