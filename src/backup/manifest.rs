@@ -120,7 +120,10 @@ impl Manifest {
                 {
                     ManifestError::NotSqlite
                 }
-                rusqlite::Error::SqliteFailure(_, Some(msg)) if msg.contains("no such") => {
+                rusqlite::Error::SqliteFailure(_, Some(msg))
+                | rusqlite::Error::SqlInputError { msg, .. }
+                    if msg.contains("no such") =>
+                {
                     ManifestError::Schema(format!(
                         "no Files table with the expected columns ({msg})"
                     ))

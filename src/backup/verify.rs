@@ -29,6 +29,7 @@ pub mod codes {
     pub const MANIFEST_PLIST_MISSING: &str = "backup.manifest_plist_missing";
     pub const MANIFEST_PLIST_EMPTY: &str = "backup.manifest_plist_empty";
     pub const MANIFEST_DB_MISSING: &str = "backup.manifest_db_missing";
+    pub const MANIFEST_DB_EMPTY: &str = "backup.manifest_db_empty";
     pub const FILES_MISSING: &str = "backup.files_missing";
     pub const FILES_TRUNCATED: &str = "backup.files_truncated";
     pub const FILE_ID_MISMATCH: &str = "backup.file_id_mismatch";
@@ -630,6 +631,13 @@ fn file_problems(report: &mut BackupReport) {
     let mut add = |code, severity, message: String| {
         report.problems.push(Problem::new(code, severity, message))
     };
+    if files.listed + files.directories + files.symlinks + files.other_rows == 0 {
+        add(
+            codes::MANIFEST_DB_EMPTY,
+            Error,
+            "Manifest.db lists no files at all: nothing could be restored from this backup.".into(),
+        );
+    }
     if !files.missing.is_empty() {
         add(
             codes::FILES_MISSING,

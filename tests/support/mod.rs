@@ -69,6 +69,8 @@ pub fn tree_fingerprint(root: &Path) -> Vec<(String, String)> {
             let what = if meta.is_dir() {
                 stack.push(path.clone());
                 format!("dir {mode:o}")
+            } else if meta.file_type().is_symlink() {
+                format!("link -> {}", fs::read_link(&path).unwrap().display())
             } else {
                 let bytes = fs::read(&path).unwrap_or_default();
                 format!("file {mode:o} {} {:x?}", meta.len(), Sha1::digest(&bytes))

@@ -1,0 +1,374 @@
+#!/usr/bin/env python3
+"""Writes a corpus of hostile or damaged backup folders for tests/hostile_backups.rs.
+
+    python3 tests/hostile/make_hostile.py OUT_DIR
+
+Each case is a sound backup (made by tests/independent/make_backup.py) with one deliberate
+fault: damaged or hostile Manifest.db, plists, MBFile records, blobs and paths. OUT_DIR/cases.json
+lists every case with the exit codes ibackup may answer and, for some, words its output must
+contain. ibackup must answer each within seconds, without panicking, in bounded memory, and
+without changing the folder.
+"""
+
+import json
+import os
+import plistlib
+import random
+import sqlite3
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "independent"))
+import make_backup  # noqa: E402  (the independent writer, reused for the sound base)
+
+CASES = []
+
+
+def case(exits, expect=None):
+    """Registers a fault: a function that damages the backup folder it is given."""
+    def register(fn):
+        CASES.append((fn.__name__, fn, exits, expect))
+        return fn
+    return register
+
+
+def db(path):
+    return os.path.join(path, "Manifest.db")
+
+
+def rows_sql(path, sql, params=()):
+    conn = sqlite3.connect(db(path))
+    conn.execute(sql, params)
+    conn.commit()
+    conn.close()
+
+
+def first_file(path):
+    conn = sqlite3.connect(db(path))
+    row = conn.execute("SELECT fileID, file FROM Files WHERE flags = 1 ORDER BY rowid LIMIT 1").fetchone()
+    conn.close()
+    return row
+
+
+def set_record(path, file_id, data):
+    rows_sql(path, "UPDATE Files SET file = ? WHERE fileID = ?", (data, file_id))
+
+
+def archive(root_fields, extra=()):
+    objects = ["$null", root_fields] + list(extra) + [{"$classname": "MBFile"}]
+    return plistlib.dumps({"$version": 100000, "$archiver": "NSKeyedArchiver",
+                           "$top": {"root": plistlib.UID(1)}, "$objects": objects},
+                          fmt=plistlib.FMT_BINARY)
+
+
+# --- Manifest.db ---------------------------------------------------------------------------
+
+@case([2], "Manifest.db")
+def manifest_truncated(path):
+    data = open(db(path), "rb").read()
+    open(db(path), "wb").write(data[: len(data) // 3])
+
+
+@case([2], "Manifest.db")
+def manifest_empty(path):
+    open(db(path), "wb").close()
+
+
+@case([2], "not a SQLite database")
+def manifest_text(path):
+    open(db(path), "w").write("this is not a database\n" * 100)
+
+
+@case([2], "not a SQLite database")
+def manifest_random_bytes(path):
+    open(db(path), "wb").write(random.Random(5).randbytes(65536))
+
+
+@case([2], "encrypted")
+def manifest_encrypted_looking(path):
+    """IsEncrypted with a manifest that is not SQLite, and no password."""
+    manifest = plistlib.load(open(os.path.join(path, "Manifest.plist"), "rb"))
+    manifest["IsEncrypted"] = True
+    plistlib.dump(manifest, open(os.path.join(path, "Manifest.plist"), "wb"), fmt=plistlib.FMT_BINARY)
+    open(db(path), "wb").write(random.Random(6).randbytes(8192))
+
+
+@case([2], "Manifest.db")
+def manifest_wrong_schema(path):
+    os.remove(db(path))
+    conn = sqlite3.connect(db(path))
+    conn.execute("CREATE TABLE Other (x)")
+    conn.commit()
+    conn.close()
+
+
+@case([2], "not a backup manifest")
+def manifest_missing_columns(path):
+    os.remove(db(path))
+    conn = sqlite3.connect(db(path))
+    conn.execute("CREATE TABLE Files (fileID TEXT, domain TEXT)")
+    conn.execute("INSERT INTO Files VALUES ('ab', 'HomeDomain')")
+    conn.commit()
+    conn.close()
+
+
+@case([0])
+def manifest_wrong_types(path):
+    """A row of the wrong types counts as an unknown kind of row, nothing worse."""
+    rows_sql(path, "INSERT INTO Files VALUES (12345, 67, 89.5, 'one', 'not a blob')")
+
+
+@case([1], "lists no files")
+def manifest_lists_nothing(path):
+    """A valid manifest with no rows, although Status.plist says finished."""
+    rows_sql(path, "DELETE FROM Files")
+
+
+@case([2], "Manifest.db")
+def manifest_is_a_folder(path):
+    os.remove(db(path))
+    os.mkdir(db(path))
+
+
+@case([2], "Manifest.db")
+def manifest_is_dev_zero(path):
+    os.remove(db(path))
+    os.symlink("/dev/zero", db(path))
+
+
+@case([0, 1])
+def manifest_duplicate_file_ids(path):
+    """No primary key, the same fileID twice."""
+    conn = sqlite3.connect(db(path))
+    rows = conn.execute("SELECT * FROM Files").fetchall()
+    conn.execute("DROP TABLE Files")
+    conn.execute("CREATE TABLE Files (fileID TEXT, domain TEXT, relativePath TEXT, flags INTEGER, file BLOB)")
+    conn.executemany("INSERT INTO Files VALUES (?, ?, ?, ?, ?)", rows + [r for r in rows if r[3] == 1][:3])
+    conn.commit()
+    conn.close()
+
+
+# --- plists ----------------------------------------------------------------------------------
+
+@case([2], "Info.plist")
+def info_garbage(path):
+    open(os.path.join(path, "Info.plist"), "wb").write(b"\x00\xffgarbage<<<plist")
+
+
+@case([0, 1])
+def info_empty(path):
+    open(os.path.join(path, "Info.plist"), "wb").close()
+
+
+@case([2], "Info.plist")
+def info_deeply_nested(path):
+    depth = 200000
+    open(os.path.join(path, "Info.plist"), "w").write(
+        '<?xml version="1.0"?><plist version="1.0">' + "<array>" * depth + "</array>" * depth + "</plist>")
+
+
+@case([2], "Info.plist")
+def info_huge(path):
+    with open(os.path.join(path, "Info.plist"), "wb") as f:
+        f.write(b'<?xml version="1.0"?><plist version="1.0"><dict><key>x</key><string>')
+        chunk = b"A" * (1 << 20)
+        for _ in range(70):
+            f.write(chunk)
+        f.write(b"</string></dict></plist>")
+
+
+@case([2], "Info.plist")
+def info_is_a_folder(path):
+    os.remove(os.path.join(path, "Info.plist"))
+    os.mkdir(os.path.join(path, "Info.plist"))
+
+
+@case([2], "Status.plist")
+def status_binary_garbage(path):
+    open(os.path.join(path, "Status.plist"), "wb").write(b"bplist00" + bytes(range(256)) * 4)
+
+
+@case([1], "Status.plist")
+def status_state_of_wrong_type(path):
+    status = plistlib.load(open(os.path.join(path, "Status.plist"), "rb"))
+    status["SnapshotState"] = 42
+    plistlib.dump(status, open(os.path.join(path, "Status.plist"), "wb"), fmt=plistlib.FMT_BINARY)
+
+
+@case([2], "Manifest.plist")
+def manifest_plist_is_an_array(path):
+    plistlib.dump([1, 2, 3], open(os.path.join(path, "Manifest.plist"), "wb"))
+
+
+@case([2], "Manifest.plist")
+def manifest_plist_bad_offset_table(path):
+    data = bytearray(open(os.path.join(path, "Manifest.plist"), "rb").read())
+    data[-8:] = (len(data) * 4).to_bytes(8, "big")
+    open(os.path.join(path, "Manifest.plist"), "wb").write(bytes(data))
+
+
+@case([2], "Manifest.plist")
+def manifest_plist_self_multiplying(path):
+    """A binary plist whose arrays all point at one another: 2^40 values once expanded."""
+    count = 40
+    objects = []
+    for i in range(count):
+        child = i + 1 if i + 1 < count else i
+        objects.append(bytes([0xA2, child, child]))
+    offsets, blob = [], bytearray(b"bplist00")
+    for obj in objects:
+        offsets.append(len(blob))
+        blob += obj
+    table = len(blob)
+    for off in offsets:
+        blob += bytes([off])
+    blob += bytes(6) + bytes([1, 1]) + count.to_bytes(8, "big") + (0).to_bytes(8, "big") + table.to_bytes(8, "big")
+    open(os.path.join(path, "Manifest.plist"), "wb").write(bytes(blob))
+
+
+# --- MBFile records --------------------------------------------------------------------------
+
+@case([1])
+def record_uid_out_of_range(path):
+    fid, _ = first_file(path)
+    set_record(path, fid, archive({"Size": plistlib.UID(999), "$class": plistlib.UID(2)}))
+
+
+@case([1])
+def record_cyclic_uids(path):
+    fid, _ = first_file(path)
+    set_record(path, fid, archive({"Size": plistlib.UID(2), "$class": plistlib.UID(4)},
+                                  [plistlib.UID(3), plistlib.UID(2)]))
+
+
+@case([1])
+def record_negative_size(path):
+    fid, _ = first_file(path)
+    set_record(path, fid, archive({"Size": -5, "$class": plistlib.UID(2)}))
+
+
+@case([1], "wrong size")
+def record_absurd_size(path):
+    fid, _ = first_file(path)
+    set_record(path, fid, archive({"Size": 1 << 62, "$class": plistlib.UID(2)}))
+
+
+@case([1])
+def record_garbage(path):
+    fid, _ = first_file(path)
+    set_record(path, fid, random.Random(7).randbytes(300))
+
+
+@case([1])
+def record_null(path):
+    fid, _ = first_file(path)
+    rows_sql(path, "UPDATE Files SET file = NULL WHERE fileID = ?", (fid,))
+
+
+@case([1])
+def record_huge_object_count(path):
+    fid, data = first_file(path)
+    data = bytearray(data)
+    data[-24:-16] = (1 << 60).to_bytes(8, "big")
+    set_record(path, fid, bytes(data))
+
+
+@case([1])
+def record_top_not_a_dictionary(path):
+    fid, _ = first_file(path)
+    set_record(path, fid, plistlib.dumps([1, 2, 3], fmt=plistlib.FMT_BINARY))
+
+
+# --- blobs and paths -------------------------------------------------------------------------
+
+def blob_path(path, fid):
+    return os.path.join(path, fid[:2], fid)
+
+
+@case([2], "not regular files")
+def blob_is_a_folder(path):
+    fid, _ = first_file(path)
+    os.remove(blob_path(path, fid))
+    os.mkdir(blob_path(path, fid))
+
+
+@case([2], "not regular files")
+def blob_is_a_symlink_outside(path):
+    fid, _ = first_file(path)
+    os.remove(blob_path(path, fid))
+    os.symlink("/etc/passwd", blob_path(path, fid))
+
+
+@case([0, 1, 2])
+def blob_unreadable(path):
+    """Mode 000 (root still reads it: then the backup is simply complete)."""
+    fid, _ = first_file(path)
+    os.chmod(blob_path(path, fid), 0)
+
+
+@case([0, 1, 2])
+def prefix_folder_unreadable(path):
+    fid, _ = first_file(path)
+    os.chmod(os.path.join(path, fid[:2]), 0)
+
+
+@case([0])
+def relative_path_escapes(path):
+    """relativePath with .. and an absolute path: reported as rows, never followed."""
+    for rel in ["../../../../etc/passwd", "/etc/shadow"]:
+        fid = make_backup.file_id("HomeDomain", rel)
+        rows_sql(path, "INSERT INTO Files VALUES (?, 'HomeDomain', ?, 2, NULL)", (fid, rel))
+
+
+@case([1])
+def file_id_escapes(path):
+    rows_sql(path, "INSERT INTO Files VALUES ('../../../../etc/passwd', 'HomeDomain', 'x', 1, ?)",
+             (archive({"Size": 3, "$class": plistlib.UID(2)}),))
+
+
+@case([1])
+def snapshot_is_a_file(path):
+    open(os.path.join(path, "Snapshot"), "w").write("not a folder")
+
+
+@case([0])
+def many_orphans(path):
+    rng = random.Random(9)
+    for i in range(3000):
+        fid = "%040x" % rng.getrandbits(160)
+        os.makedirs(os.path.join(path, fid[:2]), exist_ok=True)
+        open(blob_path(path, fid), "wb").write(b"x")
+
+
+@case([2], "not a backup folder")
+def empty_folder(path):
+    for name in os.listdir(path):
+        full = os.path.join(path, name)
+        if os.path.isdir(full):
+            for sub in os.listdir(full):
+                os.remove(os.path.join(full, sub))
+            os.rmdir(full)
+        else:
+            os.remove(full)
+
+
+def main(argv):
+    if len(argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    out = argv[1]
+    os.makedirs(out, exist_ok=True)
+    listing = []
+    for name, damage, exits, expect in CASES:
+        path = os.path.join(out, name)
+        make_backup.make_backup(path, seed=11, files=40, max_size=4096)
+        damage(path)
+        listing.append({"name": name, "exits": exits, "expect": expect})
+    with open(os.path.join(out, "cases.json"), "w") as f:
+        json.dump(listing, f, indent=1)
+    print(len(listing))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
