@@ -26,7 +26,7 @@ desk() { # NAME PROFILE_JSON MAKE_BACKUP_OPTIONS...
 }
 
 MESSAGE=()
-desk "A healthy phone and backup" '{}' --days-ago 1
+desk "A healthy phone and backup" '{ "will_encrypt": true }' --days-ago 1
 MESSAGE=(--message "Backup needs restart")
 desk "A troubled phone" \
   '{ "ios_version": "18.0", "build_version": "22A3354", "find_my": true,

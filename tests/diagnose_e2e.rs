@@ -118,10 +118,7 @@ fn recent() -> Spec {
 
 #[test]
 fn a_healthy_phone_and_backup_have_nothing_to_fix() {
-    let scene = Scene::new(
-        Some(r#"{ "battery": { "percent": 80, "charging": true, "external_power": true } }"#),
-        &[recent()],
-    );
+    let scene = Scene::new(Some(r#"{ "will_encrypt": true }"#), &[recent()]);
     let report = scene.inspect(&[]);
     assert_eq!(report["schema"], "ibackup.inspect/1");
     assert_eq!(report["device"]["udid"], UDID);
@@ -395,4 +392,87 @@ fn human_report_for_a_troubled_phone_reads_well() {
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
+}
+
+#[test]
+fn backups_that_are_not_encrypted_are_mentioned() {
+    let scene = Scene::new(Some(r#"{ "will_encrypt": false }"#), &[recent()]);
+    let report = scene.inspect(&[]);
+    let f = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "device.backups_not_encrypted")
+        .expect("device.backups_not_encrypted");
+    assert!(f["evidence"].as_str().unwrap().contains("Health"));
+}
+
+#[test]
+fn truncated_files_and_a_missing_status_are_found() {
+    let scene = Scene::new(
+        Some("{}"),
+        &[recent().with(Defect::TruncatedBlob).with(Defect::NoStatus)],
+    );
+    let found = codes(&scene.inspect(&[]));
+    for code in ["backup.files_truncated", "backup.status_missing"] {
+        assert!(found.contains(&code.to_string()), "{code} not in {found:?}");
+    }
+}
+
+#[test]
+fn a_backup_bigger_than_free_icloud() {
+    let scene = Scene::new(Some("{}"), &[recent()]);
+    // One 6 GB file, written sparse so the test costs no disk.
+    let backup = std::fs::read_dir(scene.backups())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let (domain, path) = ("CameraRollDomain", "Media/DCIM/100APPLE/IMG_0001.MOV");
+    let id = support::sha1_hex(&format!("{domain}-{path}"));
+    let size = 6_000_000_000u64;
+    let conn = rusqlite::Connection::open(backup.join("Manifest.db")).unwrap();
+    conn.execute(
+        "INSERT INTO Files VALUES (?1, ?2, ?3, 1, ?4)",
+        rusqlite::params![
+            id,
+            domain,
+            path,
+            support::mbfile(path, 0o100644, Some(size), None, false)
+        ],
+    )
+    .unwrap();
+    drop(conn);
+    std::fs::create_dir_all(backup.join(&id[..2])).unwrap();
+    std::fs::File::create(backup.join(&id[..2]).join(&id))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let report = scene.inspect(&[]);
+    let f = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "backup.exceeds_free_icloud")
+        .expect("backup.exceeds_free_icloud");
+    assert!(f["evidence"].as_str().unwrap().contains("6.0 GB"), "{f}");
+    assert_eq!(f["fix"]["id"], "icloud-storage");
+}
+
+#[test]
+fn an_encrypted_backup_without_its_password() {
+    let scene = Scene::new(None, &[]);
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/third-party/synthetic-encrypted-ios26");
+    let out = scene.run(&["inspect", sample.to_str().unwrap(), "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "backup.encrypted_no_password")
+        .expect("backup.encrypted_no_password");
+    assert_eq!(f["fix"]["id"], "backup-password");
+    assert_eq!(report["backups"][0]["backup"]["encrypted"], true);
 }

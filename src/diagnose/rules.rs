@@ -130,6 +130,13 @@ pub const RULES: &[Rule] = &[
         check: not_paired,
     },
     Rule {
+        code: "device.backups_not_encrypted",
+        severity: Severity::Info,
+        when: "The phone's local backups are not encrypted (WillEncrypt is false), so they leave out saved passwords, Wi-Fi settings, call history and Health data.",
+        fixes: &["finder-backup"],
+        check: backups_not_encrypted,
+    },
+    Rule {
         code: "device.no_local_backup",
         severity: Severity::Warning,
         when: "A phone is connected and no backup of it (by UDID) is in the backup folder.",
@@ -386,6 +393,21 @@ fn not_paired(facts: &Facts) -> Vec<String> {
             "{} has not trusted this computer",
             d.name.as_deref().unwrap_or(&d.udid)
         )],
+        _ => Vec::new(),
+    }
+}
+
+fn backups_not_encrypted(facts: &Facts) -> Vec<String> {
+    match facts
+        .device
+        .and_then(|d| d.backup.as_ref())
+        .and_then(|b| b.will_encrypt)
+    {
+        Some(false) => vec![
+            "local backups of this phone are not encrypted, so they leave out saved passwords, \
+             Wi-Fi settings, call history and Health data"
+                .to_string(),
+        ],
         _ => Vec::new(),
     }
 }
