@@ -169,7 +169,8 @@ pub fn decode(bytes: &[u8]) -> Result<MbFile<'_>, MbFileError> {
         };
         let object = archive.resolve(value);
         match key.as_ref() {
-            "Size" => file.size = Some(size_of(object)?),
+            // A key given twice counts once, the first time, as in `size` (found by fuzzing).
+            "Size" if file.size.is_none() => file.size = Some(size_of(object)?),
             "Mode" => file.mode = lenient(object, |o| unsigned(o, "Mode").map(|m| m as u32)),
             "ProtectionClass" => {
                 file.protection_class = lenient(object, |o| unsigned(o, "").map(|c| c as u32))
@@ -321,6 +322,13 @@ mod tests {
             (file.size, file.group_id, file.mode),
             (Some(49776), Some(-2), None)
         );
+    }
+
+    #[test]
+    fn fuzz_regressions_decode_as_size_does() {
+        // Each file under fuzz/regressions/mbfile once broke an invariant of the fuzz target.
+        let duplicate_size = include_bytes!("../../fuzz/regressions/mbfile/duplicate-size-keys");
+        assert_eq!(decode(duplicate_size).map(|f| f.size), size(duplicate_size));
     }
 
     #[test]

@@ -1,0 +1,13 @@
+//! The MBFile keyed-archive decoder (one per Manifest.db row), full and size-only.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let full = ibackup::backup::mbfile::decode(data);
+    let size = ibackup::backup::mbfile::size(data);
+    // Both read the same Size: they must agree whenever the full decode succeeds.
+    if let (Ok(file), Ok(size)) = (&full, &size) {
+        assert_eq!(file.size, *size);
+    }
+});

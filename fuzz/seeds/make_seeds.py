@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora under fuzz/seeds/ from the repository's own fixtures.
+
+    python3 fuzz/seeds/make_seeds.py
+
+Seeds: MBFile records from fixtures/sample-backup's Manifest.db, the sample's plists (prefixed
+with the byte that picks Info/Manifest/Status), the keybag of the third-party synthetic
+encrypted sample (fixtures/third-party, Apache-2.0), and usbmux / lockdown frames built here.
+"""
+import os
+import plistlib
+import sqlite3
+import struct
+
+TOP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+CORPUS = os.path.join(TOP, "fuzz", "seeds")
+SAMPLE = os.path.join(TOP, "fixtures", "sample-backup", "00008110-001A2C3E0E38801E")
+ENCRYPTED = os.path.join(TOP, "fixtures", "third-party", "synthetic-encrypted-ios26")
+
+
+def put(target, name, data):
+    folder = os.path.join(CORPUS, target)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, name), "wb") as f:
+        f.write(data)
+
+
+def main():
+    conn = sqlite3.connect("file:%s?mode=ro&immutable=1" % os.path.join(SAMPLE, "Manifest.db"), uri=True)
+    for i, (record,) in enumerate(conn.execute("SELECT file FROM Files WHERE file IS NOT NULL LIMIT 12")):
+        put("mbfile", "record-%02d" % i, record)
+    for selector, name in enumerate(["Info.plist", "Manifest.plist", "Status.plist"]):
+        with open(os.path.join(SAMPLE, name), "rb") as f:
+            put("backup_plists", name, bytes([selector]) + f.read())
+    with open(os.path.join(ENCRYPTED, "Manifest.plist"), "rb") as f:
+        put("keybag", "synthetic-ios26", plistlib.load(f)["BackupKeyBag"])
+    device = {"MessageType": "Attached", "DeviceID": 1,
+              "Properties": {"ConnectionType": "USB", "SerialNumber": "00008110-001A2B3C4D5E801E"}}
+    for name, message in [("result", {"MessageType": "Result", "Number": 0}),
+                          ("list", {"DeviceList": [device]})]:
+        body = plistlib.dumps(message)
+        put("usbmux_frame", name, struct.pack("<IIII", 16 + len(body), 1, 8, 1) + body)
+    for name, message in [("value", {"Request": "GetValue", "Value": "17.5.1"}),
+                          ("session", {"Request": "StartSession", "SessionID": "X", "EnableSessionSSL": True})]:
+        body = plistlib.dumps(message)
+        put("lockdown_frame", name, struct.pack(">I", len(body)) + body)
+
+
+if __name__ == "__main__":
+    main()
