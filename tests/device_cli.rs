@@ -427,3 +427,22 @@ fn simulator_refuses_bad_arguments() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("batery"));
 }
+
+#[test]
+fn fault_slow_loris() {
+    // One byte a second: the 5-second deadline covers the whole message, not each byte.
+    assert_fault(
+        "fault-slow-loris",
+        "device.timeout",
+        "timed out after 5 seconds",
+    );
+}
+
+#[test]
+fn fault_daemon_that_never_answers() {
+    assert_fault(
+        "fault-daemon-silent",
+        "device.timeout",
+        "timed out after 5 seconds",
+    );
+}

@@ -476,3 +476,16 @@ fn an_encrypted_backup_without_its_password() {
     assert_eq!(f["fix"]["id"], "backup-password");
     assert_eq!(report["backups"][0]["backup"]["encrypted"], true);
 }
+
+#[test]
+fn a_phone_that_drip_feeds_its_answers_does_not_hold_up_inspect() {
+    let scene = Scene::new(Some(r#"{ "fault": "slow_loris" }"#), &[recent()]);
+    let started = std::time::Instant::now();
+    let report = scene.inspect(&[]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(report["device"], Value::Null);
+    let error = report["device_error"].as_str().unwrap();
+    assert!(error.contains("timed out"), "{error}");
+    // Without the phone, the backups in the folder are still judged.
+    assert_eq!(report["backups"].as_array().unwrap().len(), 1);
+}

@@ -82,6 +82,10 @@ pub enum Fault {
     GarbagePlist,
     /// lockdownd accepts the connection and never answers.
     Stall,
+    /// lockdownd drip-feeds its first answer, one byte a second (a slow-loris peer).
+    SlowLoris,
+    /// usbmuxd accepts the connection and never answers any request.
+    DaemonSilent,
     /// lockdownd closes the connection at the first request inside the TLS session.
     DropMidSession,
     /// lockdownd presents a TLS certificate other than the pair record's DeviceCertificate.

@@ -312,6 +312,10 @@ pub fn serve(phone: &Phone, mut stream: Box<dyn DeviceStream>) -> Result<(), Dev
             .and_then(Value::as_string)
             .unwrap_or("");
         let tag = header.tag;
+        if phone.profile.fault == Some(Fault::DaemonSilent) {
+            std::thread::sleep(IDLE);
+            return Ok(());
+        }
         match kind {
             "ListDevices" => {
                 if phone.profile.fault == Some(Fault::AbsurdFrameLength) {
@@ -508,6 +512,16 @@ fn serve_lockdown(phone: &Phone, stream: Box<dyn DeviceStream>) -> Result<(), De
         match fault {
             Some(Fault::Stall) => {
                 std::thread::sleep(IDLE);
+                return Ok(());
+            }
+            Some(Fault::SlowLoris) => {
+                let mut fields = Dictionary::new();
+                fields.insert("Type".into(), lockdown::LOCKDOWN_TYPE.into());
+                let bytes = encode_message(&fields, "an answer")?;
+                for byte in bytes {
+                    send(&mut conn, &[byte])?;
+                    std::thread::sleep(Duration::from_secs(1));
+                }
                 return Ok(());
             }
             Some(Fault::AbsurdLockdownLength) if name == "QueryType" => {
