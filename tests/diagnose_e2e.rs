@@ -98,6 +98,22 @@ fn codes(report: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The finding with `code`; fails the test when there is none.
+fn finding<'a>(report: &'a Value, code: &str) -> &'a Value {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == code)
+        .unwrap_or_else(|| panic!("no {code} in {:#}", report["findings"]))
+}
+
+/// The backup folder of the scene's first backup.
+fn first_backup(scene: &Scene) -> PathBuf {
+    let first = std::fs::read_dir(scene.backups()).unwrap().next().unwrap();
+    first.unwrap().path()
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -159,12 +175,7 @@ fn ios_18_0_phone_with_a_backup_made_on_18_1() {
         blockers.contains("iOS 18.1") && blockers.contains("iOS 18.0"),
         "{blockers}"
     );
-    let bug = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["code"] == "device.ios_backup_bug")
-        .unwrap();
+    let bug = finding(&report, "device.ios_backup_bug");
     assert_eq!(bug["fix"]["id"], "update-ios");
     assert!(bug["evidence"].as_str().unwrap().contains("18.0.1"));
 }
@@ -176,12 +187,7 @@ fn low_storage_is_found_with_its_numbers() {
         &[recent()],
     );
     let report = scene.inspect(&[]);
-    let f = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["code"] == "device.low_storage")
-        .expect("device.low_storage");
+    let f = finding(&report, "device.low_storage");
     assert_eq!(f["evidence"], "850 MB free of 64 GB");
     assert_eq!(f["fix"]["id"], "free-phone-space");
 }
@@ -210,12 +216,7 @@ fn find_my_on_blocks_a_restore() {
     assert!(codes(&report).contains(&"device.find_my_on".to_string()));
     assert_eq!(report["restore"]["ready"], false);
     // verify with the phone connected: complete, but not restorable to it.
-    let backup = std::fs::read_dir(scene.backups())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let backup = first_backup(&scene);
     let out = scene.run(&["verify", backup.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -226,12 +227,7 @@ fn find_my_on_blocks_a_restore() {
 #[test]
 fn verify_with_a_ready_phone_exits_0() {
     let scene = Scene::new(Some("{}"), &[recent()]);
-    let backup = std::fs::read_dir(scene.backups())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let backup = first_backup(&scene);
     let out = scene.run(&["verify", backup.to_str().unwrap(), "--json"]);
     assert_eq!(
         out.status.code(),
@@ -291,12 +287,7 @@ fn a_stale_backup_is_found() {
         }],
     );
     let report = scene.inspect(&[]);
-    let stale = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["code"] == "backup.stale")
-        .expect("backup.stale");
+    let stale = finding(&report, "backup.stale");
     assert!(
         stale["evidence"].as_str().unwrap().contains("40 days old"),
         "{stale}"
@@ -398,12 +389,7 @@ fn human_report_for_a_troubled_phone_reads_well() {
 fn backups_that_are_not_encrypted_are_mentioned() {
     let scene = Scene::new(Some(r#"{ "will_encrypt": false }"#), &[recent()]);
     let report = scene.inspect(&[]);
-    let f = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["code"] == "device.backups_not_encrypted")
-        .expect("device.backups_not_encrypted");
+    let f = finding(&report, "device.backups_not_encrypted");
     assert!(f["evidence"].as_str().unwrap().contains("Health"));
 }
 
@@ -423,12 +409,7 @@ fn truncated_files_and_a_missing_status_are_found() {
 fn a_backup_bigger_than_free_icloud() {
     let scene = Scene::new(Some("{}"), &[recent()]);
     // One 6 GB file, written sparse so the test costs no disk.
-    let backup = std::fs::read_dir(scene.backups())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let backup = first_backup(&scene);
     let (domain, path) = ("CameraRollDomain", "Media/DCIM/100APPLE/IMG_0001.MOV");
     let id = support::sha1_hex(&format!("{domain}-{path}"));
     let size = 6_000_000_000u64;
@@ -450,12 +431,7 @@ fn a_backup_bigger_than_free_icloud() {
         .set_len(size)
         .unwrap();
     let report = scene.inspect(&[]);
-    let f = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["code"] == "backup.exceeds_free_icloud")
-        .expect("backup.exceeds_free_icloud");
+    let f = finding(&report, "backup.exceeds_free_icloud");
     assert!(f["evidence"].as_str().unwrap().contains("6.0 GB"), "{f}");
     assert_eq!(f["fix"]["id"], "icloud-storage");
 }
@@ -467,12 +443,7 @@ fn an_encrypted_backup_without_its_password() {
         .join("fixtures/third-party/synthetic-encrypted-ios26");
     let out = scene.run(&["inspect", sample.to_str().unwrap(), "--json"]);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let f = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["code"] == "backup.encrypted_no_password")
-        .expect("backup.encrypted_no_password");
+    let f = finding(&report, "backup.encrypted_no_password");
     assert_eq!(f["fix"]["id"], "backup-password");
     assert_eq!(report["backups"][0]["backup"]["encrypted"], true);
 }
