@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod mbfile;
 pub mod plists;
 pub mod report;
+pub mod unlock;
 pub mod verify;
 
 pub use error::BackupError;

@@ -7,17 +7,22 @@
 //! every listed file is present at `<first two hex>/<fileID>` with the right size.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+use rusqlite::{Connection, OpenFlags};
 use sha1::{Digest, Sha1};
 
 use super::blobs::{self, BlobKind, BlobStore, FileId};
 use super::contents::Tally;
+use super::crypto;
 use super::error::BackupError;
+use super::keybag::{ClassKeys, Password};
 use super::manifest::{self, Manifest, ManifestError, FLAG_DIRECTORY, FLAG_FILE, FLAG_SYMLINK};
 use super::mbfile;
 use super::plists::{self, InfoPlist, ManifestPlist, PlistError, SnapshotState, StatusPlist};
 use super::report::*;
+use super::unlock;
 use crate::units::{human_count, plural};
 
 /// Problem codes (stable; listed in docs/json.md).
@@ -38,6 +43,8 @@ pub mod codes {
     pub const ENCRYPTED_NO_PASSWORD: &str = "backup.encrypted_no_password";
     pub const ORPHANS: &str = "backup.orphans";
     pub const SIZE_UNKNOWN: &str = "backup.size_unknown";
+    pub const UNDECRYPTABLE: &str = "backup.blobs_undecryptable";
+    pub const DATABASE_DAMAGED: &str = "backup.database_damaged";
 
     /// Problems that mean part of the backup could not be checked (exit 2), not that it is
     /// known to be incomplete.
@@ -51,7 +58,49 @@ const MAX_PLIST_BYTES: u64 = 64 << 20;
 pub trait Progress: Sync {
     fn start(&self, _rows: u64) {}
     fn advance(&self, _rows: u64) {}
+    /// A second pass begins (`--deep`): `total` bytes to go through, reported by `advance`.
+    fn bytes_phase(&self, _what: &str, _total: u64) {}
 }
+
+/// How to check a backup beyond the defaults.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Options<'a> {
+    /// The backup password, for an encrypted backup (ignored for a plain one).
+    pub password: Option<&'a Password>,
+    /// Decrypt every blob of an encrypted backup, and quick_check the key SQLite databases.
+    pub deep: bool,
+}
+
+/// The SQLite databases `--deep` checks, by what they hold, where Finder keeps them.
+/// [mvt-project/mvt src/mvt/ios/modules; the fileIDs match the real iOS 14 sample]
+pub const KEY_DATABASES: [(&str, &str, &str); 6] = [
+    ("Messages", "HomeDomain", "Library/SMS/sms.db"),
+    (
+        "Photos",
+        "CameraRollDomain",
+        "Media/PhotoData/Photos.sqlite",
+    ),
+    (
+        "Contacts",
+        "HomeDomain",
+        "Library/AddressBook/AddressBook.sqlitedb",
+    ),
+    (
+        "Notes",
+        "AppDomainGroup-group.com.apple.notes",
+        "NoteStore.sqlite",
+    ),
+    (
+        "Call history",
+        "HomeDomain",
+        "Library/CallHistoryDB/CallHistory.storedata",
+    ),
+    (
+        "WhatsApp",
+        "AppDomainGroup-group.net.whatsapp.WhatsApp.shared",
+        "ChatStorage.sqlite",
+    ),
+];
 
 /// No progress reporting.
 impl Progress for () {}
@@ -106,8 +155,29 @@ fn load<T>(
 /// rowid to fetch its names again if it needs reporting.
 struct Listed {
     id: FileId,
+    /// The plaintext size the record states.
+    size: Option<u64>,
+    /// The blob length that size implies.
     expected: Option<u64>,
     rowid: i64,
+    /// The record's EncryptionKey, kept only for `--deep` on an encrypted backup.
+    key: Option<Box<[u8]>>,
+}
+
+/// A key database the manifest lists (`--deep`).
+struct FoundDatabase {
+    name: &'static str,
+    id: FileId,
+    size: Option<u64>,
+    key: Option<Box<[u8]>>,
+    rowid: i64,
+}
+
+/// What the scan keeps, decided once per run.
+#[derive(Clone, Copy)]
+struct Mode {
+    encrypted: bool,
+    deep: bool,
 }
 
 #[derive(Default)]
@@ -124,6 +194,7 @@ struct Scan {
     file_id_mismatch: Vec<FileRef>,
     damaged: Vec<DamagedRecord>,
     contents: Tally,
+    databases: Vec<FoundDatabase>,
 }
 
 fn lossy(bytes: &[u8]) -> String {
@@ -158,7 +229,7 @@ pub fn file_id_of(domain: &[u8], relative_path: &[u8]) -> FileId {
 }
 
 impl Scan {
-    fn add(&mut self, row: manifest::Row<'_>, encrypted: bool) {
+    fn add(&mut self, row: manifest::Row<'_>, mode: Mode) {
         let parsed = blobs::parse_file_id(row.file_id);
         if parsed != Some(file_id_of(row.domain, row.relative_path)) {
             self.file_id_mismatch.push(file_ref(&row));
@@ -174,18 +245,35 @@ impl Scan {
                 return self.count_domain(row.domain, 0, 0);
             }
         }
-        let size = match row.file.map(mbfile::size) {
-            Some(Ok(size)) => size,
-            Some(Err(e)) => {
-                self.damaged.push(damaged(&row, e.to_string()));
-                None
+        // Only `--deep` on an encrypted backup needs the keys; the full decode costs more.
+        let want_key = mode.deep && mode.encrypted;
+        let decoded = match row.file {
+            Some(bytes) if want_key => {
+                mbfile::decode(bytes).map(|m| (m.size, m.encryption_key.map(Box::from)))
             }
+            Some(bytes) => mbfile::size(bytes).map(|size| (size, None)),
             None => {
                 self.damaged
                     .push(damaged(&row, "the record is empty".into()));
-                None
+                Ok((None, None))
             }
         };
+        let (size, key) = decoded.unwrap_or_else(|e| {
+            self.damaged.push(damaged(&row, e.to_string()));
+            (None, None)
+        });
+        self.add_file(row, parsed, size, key, mode);
+    }
+
+    /// Counts one regular file whose size (and, for `--deep`, key) is known.
+    fn add_file(
+        &mut self,
+        row: manifest::Row<'_>,
+        parsed: Option<FileId>,
+        size: Option<u64>,
+        key: Option<Box<[u8]>>,
+        mode: Mode,
+    ) {
         match size {
             Some(size) => self.declared_bytes += size,
             None => self.size_unknown += 1,
@@ -193,15 +281,32 @@ impl Scan {
         self.count_domain(row.domain, 1, size.unwrap_or(0));
         self.contents
             .add(row.domain, row.relative_path, size.unwrap_or(0));
-        let expected = size.map(|s| expected_blob_len(s, encrypted));
-        match parsed {
-            Some(id) => self.listed.push(Listed {
-                id,
-                expected,
-                rowid: row.rowid,
-            }),
-            None => self.unnamed.push(file_ref(&row)),
+        let expected = size.map(|s| expected_blob_len(s, mode.encrypted));
+        let Some(id) = parsed else {
+            self.unnamed.push(file_ref(&row));
+            return;
+        };
+        if mode.deep {
+            let known = KEY_DATABASES.iter().find(|(_, domain, path)| {
+                domain.as_bytes() == row.domain && path.as_bytes() == row.relative_path
+            });
+            if let Some((name, _, _)) = known {
+                self.databases.push(FoundDatabase {
+                    name,
+                    id,
+                    size,
+                    key: key.clone(),
+                    rowid: row.rowid,
+                });
+            }
         }
+        self.listed.push(Listed {
+            id,
+            size,
+            expected,
+            rowid: row.rowid,
+            key,
+        });
     }
 
     /// Every domain with a row is counted, so that domains holding only folders show too.
@@ -234,7 +339,7 @@ fn damaged(row: &manifest::Row<'_>, reason: String) -> DamagedRecord {
 
 fn scan_manifest(
     manifest: &Manifest,
-    encrypted: bool,
+    mode: Mode,
     progress: &dyn Progress,
 ) -> Result<Scan, ManifestError> {
     const STEP: u64 = 4096;
@@ -242,7 +347,7 @@ fn scan_manifest(
     let mut scan = Scan::default();
     let mut rows = 0u64;
     manifest.scan(|row| {
-        scan.add(row, encrypted);
+        scan.add(row, mode);
         rows += 1;
         if rows % STEP == 0 {
             progress.advance(STEP);
@@ -313,9 +418,18 @@ pub fn is_backup_folder(path: &Path) -> bool {
     .any(|name| path.join(name).symlink_metadata().is_ok())
 }
 
-/// Checks the backup at `path`. Errors only when nothing useful can be said; every defect of a
-/// readable backup is a [`Problem`] in the report.
+/// Checks the backup at `path` with the default options (no password, not deep).
 pub fn verify(path: &Path, progress: &dyn Progress) -> Result<BackupReport, BackupError> {
+    verify_with(path, Options::default(), progress)
+}
+
+/// Checks the backup at `path`. Errors only when nothing useful can be said (or the password is
+/// wrong); every defect of a readable backup is a [`Problem`] in the report.
+pub fn verify_with(
+    path: &Path,
+    options: Options<'_>,
+    progress: &dyn Progress,
+) -> Result<BackupReport, BackupError> {
     let folder = read_folder(path)?;
     let encrypted = folder.manifest.read().is_some_and(|m| m.is_encrypted);
     let db_path = manifest::manifest_db_path(path);
@@ -325,24 +439,41 @@ pub fn verify(path: &Path, progress: &dyn Progress) -> Result<BackupReport, Back
     };
 
     let mut problems = Vec::new();
+    let mut keys = None;
     let manifest = if !folder.has_db {
         None
     } else if encrypted && !manifest::has_sqlite_header(&db_path).unwrap_or(true) {
-        problems.push(Problem::new(
-            codes::ENCRYPTED_NO_PASSWORD,
-            Severity::Error,
-            "This backup is encrypted: its file list (Manifest.db) can only be read with the \
-             backup password, so the files could not be checked.",
-        ));
-        None
+        match (options.password, folder.manifest.read()) {
+            (Some(password), Some(plist)) => {
+                let (manifest, unlocked) = unlock::open_encrypted(path, &db_path, plist, password)?;
+                keys = Some(unlocked);
+                Some(manifest)
+            }
+            _ => {
+                problems.push(Problem::new(
+                    codes::ENCRYPTED_NO_PASSWORD,
+                    Severity::Error,
+                    "This backup is encrypted: its file list (Manifest.db) can only be read with \
+                     the backup password, so the files could not be checked. With the password \
+                     (--password-file FILE, the IBACKUP_PASSWORD environment variable, or typed \
+                     when asked) ibackup also checks that every listed file is present with the \
+                     right size, and with --deep that every file decrypts intact.",
+                ));
+                None
+            }
+        }
     } else {
         Some(Manifest::open(&db_path).map_err(manifest_error)?)
+    };
+    let mode = Mode {
+        encrypted,
+        deep: options.deep,
     };
 
     // The connection moves to the scanning thread and comes back: it is Send, not Sync.
     let (store, scanned) = rayon::join(
         || blobs::scan(path),
-        move || manifest.map(|m| (scan_manifest(&m, encrypted, progress), m)),
+        move || manifest.map(|m| (scan_manifest(&m, mode, progress), m)),
     );
     let store = store.map_err(|source| BackupError::Io {
         path: path.to_path_buf(),
@@ -365,12 +496,28 @@ pub fn verify(path: &Path, progress: &dyn Progress) -> Result<BackupReport, Back
         },
         domains: Vec::new(),
         contents: Vec::new(),
+        manifest_read: manifest.is_some(),
+        deep: options.deep,
+        databases: Vec::new(),
         problems,
     };
+    report.files.blobs_on_disk = store.blobs.len() as u64;
     folder_problems(&folder, &mut report.problems);
     match (scan, manifest) {
-        (Some(scan), Some(manifest)) => {
-            match_blobs(scan, store, &manifest, &mut report).map_err(manifest_error)?
+        (Some(mut scan), Some(manifest)) => {
+            let databases = std::mem::take(&mut scan.databases);
+            let intact =
+                match_blobs(scan, store, &manifest, &mut report).map_err(manifest_error)?;
+            if options.deep {
+                let deep = Deep {
+                    root: path,
+                    keys: keys.as_ref(),
+                    encrypted,
+                    progress,
+                };
+                deep.run(&intact, databases, &manifest, &mut report)
+                    .map_err(manifest_error)?;
+            }
         }
         _ => {
             report.files.orphans = store.blobs.len() as u64;
@@ -380,6 +527,201 @@ pub fn verify(path: &Path, progress: &dyn Progress) -> Result<BackupReport, Back
     report.verdict = verdict(&report.problems);
     report.complete = report.verdict == Verdict::Complete;
     Ok(report)
+}
+
+/// Where a listed file's blob lives: `<first two hex>/<fileID>` under the backup root.
+fn blob_path(root: &Path, id: &FileId) -> PathBuf {
+    let hex = blobs::file_id_hex(id);
+    root.join(&hex[..2]).join(hex)
+}
+
+/// The `--deep` pass over a backup whose manifest was read.
+struct Deep<'a> {
+    root: &'a Path,
+    keys: Option<&'a ClassKeys>,
+    encrypted: bool,
+    progress: &'a dyn Progress,
+}
+
+impl Deep<'_> {
+    fn run(
+        &self,
+        intact: &[Listed],
+        databases: Vec<FoundDatabase>,
+        manifest: &Manifest,
+        report: &mut BackupReport,
+    ) -> Result<(), ManifestError> {
+        if let Some(keys) = self.keys {
+            self.decrypt_all(keys, intact, manifest, report)?;
+        }
+        for found in databases {
+            let check = self.check_database(&found);
+            let Some(result) = check else { continue };
+            let (file_id, domain, path) = manifest.names(found.rowid)?;
+            report.databases.push(DatabaseCheck {
+                name: found.name,
+                file_id,
+                domain,
+                path,
+                result,
+            });
+        }
+        database_problems(report);
+        Ok(())
+    }
+
+    /// Decrypts every intact blob in parallel, in constant memory per thread.
+    fn decrypt_all(
+        &self,
+        keys: &ClassKeys,
+        intact: &[Listed],
+        manifest: &Manifest,
+        report: &mut BackupReport,
+    ) -> Result<(), ManifestError> {
+        let total = intact.iter().filter_map(|l| l.expected).sum();
+        self.progress.bytes_phase("Decrypting files", total);
+        let failures: Vec<(i64, String)> = intact
+            .par_iter()
+            .filter_map(|listed| {
+                self.decrypt_one(keys, listed)
+                    .err()
+                    .map(|reason| (listed.rowid, reason))
+            })
+            .collect();
+        report.files.decrypted = (intact.len() - failures.len()) as u64;
+        for (rowid, reason) in failures {
+            let (file_id, domain, path) = manifest.names(rowid)?;
+            report.files.undecryptable.push(DamagedRecord {
+                file_id,
+                domain,
+                path,
+                reason,
+            });
+        }
+        if let Some(first) = report.files.undecryptable.first() {
+            report.problems.push(Problem::new(
+                codes::UNDECRYPTABLE,
+                Severity::Error,
+                format!(
+                    "{} the right length but {} not decrypt to the size the manifest states, \
+                     for example {} {}: {}.",
+                    plural(
+                        report.files.undecryptable.len() as u64,
+                        "encrypted file has",
+                        "encrypted files have"
+                    ),
+                    if report.files.undecryptable.len() == 1 {
+                        "does"
+                    } else {
+                        "do"
+                    },
+                    first.domain,
+                    first.path,
+                    first.reason
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn decrypt_one(&self, keys: &ClassKeys, listed: &Listed) -> Result<(), String> {
+        let (Some(size), Some(wrapped)) = (listed.size, listed.key.as_deref()) else {
+            return Err("its record has no EncryptionKey".into());
+        };
+        let key = keys
+            .unwrap_key(wrapped)
+            .map_err(|e| format!("its EncryptionKey cannot be unwrapped ({e})"))?;
+        let path = blob_path(self.root, &listed.id);
+        let file = std::fs::File::open(&path).map_err(|e| format!("cannot open it: {e}"))?;
+        let check = crypto::check_blob_with_progress(file, &key, |n| self.progress.advance(n))
+            .map_err(|e| e.to_string())?;
+        match check.plaintext_len {
+            None => Err("it ends in invalid padding (wrong key, or damaged data)".into()),
+            Some(len) if len != size => Err(format!(
+                "it decrypts to {len} bytes where the manifest states {size}"
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// `PRAGMA quick_check` on one key database, opened read-only from its blob (decrypted in
+    /// memory for an encrypted backup). None when its blob is absent (already a missing file).
+    fn check_database(&self, found: &FoundDatabase) -> Option<String> {
+        let path = blob_path(self.root, &found.id);
+        if !path.is_file() {
+            return None;
+        }
+        let result = if self.encrypted {
+            let keys = self.keys?;
+            decrypted_quick_check(&path, keys, found)
+        } else {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            Connection::open_with_flags(manifest::readonly_uri(&path), flags)
+                .map_err(|e| e.to_string())
+                .and_then(|conn| quick_check(&conn))
+        };
+        Some(result.unwrap_or_else(|e| e))
+    }
+}
+
+fn decrypted_quick_check(
+    path: &Path,
+    keys: &ClassKeys,
+    found: &FoundDatabase,
+) -> Result<String, String> {
+    let wrapped = found
+        .key
+        .as_deref()
+        .ok_or("its record has no EncryptionKey")?;
+    let key = keys
+        .unwrap_key(wrapped)
+        .map_err(|e| format!("its EncryptionKey cannot be unwrapped ({e})"))?;
+    let ciphertext = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let plaintext = crypto::decrypt_to_vec(&key, &ciphertext).map_err(|e| e.to_string())?;
+    if found
+        .size
+        .is_some_and(|size| size != plaintext.len() as u64)
+    {
+        return Err("it does not decrypt to the size the manifest states".into());
+    }
+    let conn = manifest::open_in_memory(&plaintext).map_err(|e| e.to_string())?;
+    let result = quick_check(&conn);
+    // The connection reads `plaintext` in place: close it before the bytes are wiped.
+    drop(conn);
+    result
+}
+
+/// The first line `PRAGMA quick_check` returns: `ok`, or SQLite's first complaint.
+fn quick_check(conn: &Connection) -> Result<String, String> {
+    conn.query_row("PRAGMA quick_check", [], |row| row.get::<_, String>(0))
+        .map_err(|e| e.to_string())
+}
+
+fn database_problems(report: &mut BackupReport) {
+    let damaged: Vec<&DatabaseCheck> = report
+        .databases
+        .iter()
+        .filter(|d| d.result != "ok")
+        .collect();
+    if let Some(first) = damaged.first() {
+        let message = format!(
+            "{} of the key databases {} damaged, for example {} ({} {}): {}. The app may lose \
+             that data after a restore.",
+            damaged.len(),
+            if damaged.len() == 1 { "is" } else { "are" },
+            first.name,
+            first.domain,
+            first.path,
+            first.result
+        );
+        report.problems.push(Problem::new(
+            codes::DATABASE_DAMAGED,
+            Severity::Error,
+            message,
+        ));
+    }
 }
 
 fn summary(path: &Path, folder: &Folder, encrypted: bool) -> BackupSummary {
@@ -507,12 +849,13 @@ fn unreadable_problem(store: &BlobStore, problems: &mut Vec<Problem>) {
 }
 
 /// Matches the listed files with the blobs found, fills the counts and the problems.
+/// Returns the listed files whose blob is there with the right length, for `--deep`.
 fn match_blobs(
     scan: Scan,
     mut store: BlobStore,
     manifest: &Manifest,
     report: &mut BackupReport,
-) -> Result<(), ManifestError> {
+) -> Result<Vec<Listed>, ManifestError> {
     let files = &mut report.files;
     files.listed = scan.listed.len() as u64 + scan.unnamed.len() as u64;
     files.directories = scan.directories;
@@ -532,7 +875,8 @@ fn match_blobs(
             path,
         })
     };
-    for listed in &scan.listed {
+    let mut intact = Vec::new();
+    for listed in scan.listed {
         let Some(blob) = store.blobs.remove(&listed.id) else {
             files.missing.push(named(listed.rowid)?);
             continue;
@@ -557,7 +901,10 @@ fn match_blobs(
                     actual_bytes: blob.size,
                 });
             }
-            Some(_) => files.intact += 1,
+            Some(_) => {
+                files.intact += 1;
+                intact.push(listed);
+            }
             None => {}
         }
     }
@@ -577,7 +924,7 @@ fn match_blobs(
     report.contents = scan.contents.holdings(report.backup.encrypted);
     file_problems(report);
     unreadable_problem(&store, &mut report.problems);
-    Ok(())
+    Ok(intact)
 }
 
 fn file_problems(report: &mut BackupReport) {
