@@ -30,6 +30,8 @@ pub enum ManifestError {
     Schema(String),
     #[error("SQLite could not read it: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("it is not a readable Manifest.mbdb: {0}")]
+    Mbdb(super::mbdb::MbdbError),
 }
 
 /// One row of the Files table, borrowed from SQLite's buffers for the duration of a callback.

@@ -9,6 +9,7 @@ mod error;
 pub mod keybag;
 pub mod locate;
 pub mod manifest;
+pub mod mbdb;
 pub mod mbfile;
 pub mod plists;
 pub mod report;

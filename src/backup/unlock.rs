@@ -15,6 +15,30 @@ use super::plists::ManifestPlist;
 /// real ones are a few hundred MB).
 const MAX_MANIFEST_BYTES: u64 = 4 << 30;
 
+/// Unlocks the keybag in Manifest.plist with `password` (iOS 5-9 backups, whose manifest is
+/// not encrypted, need nothing more).
+pub fn unlock_keybag(
+    backup: &Path,
+    plist: &ManifestPlist,
+    password: &Password,
+) -> Result<ClassKeys, BackupError> {
+    let plist_path = backup.join("Manifest.plist");
+    let locked = |reason: String| BackupError::Locked {
+        path: plist_path.clone(),
+        reason,
+    };
+    let keybag_bytes = plist.backup_keybag.as_deref().ok_or_else(|| {
+        locked("Manifest.plist says the backup is encrypted but holds no BackupKeyBag".into())
+    })?;
+    let keybag = Keybag::parse(keybag_bytes).map_err(|e| locked(e.to_string()))?;
+    keybag.unlock(password).map_err(|e| match e {
+        KeybagError::WrongPassword => BackupError::WrongPassword {
+            path: plist_path.clone(),
+        },
+        other => locked(other.to_string()),
+    })
+}
+
 /// Unlocks the keybag with `password` and opens the decrypted Manifest.db at `db_path`.
 pub fn open_encrypted(
     backup: &Path,
@@ -22,24 +46,12 @@ pub fn open_encrypted(
     plist: &ManifestPlist,
     password: &Password,
 ) -> Result<(Manifest, ClassKeys), BackupError> {
+    let keys = unlock_keybag(backup, plist, password)?;
     let plist_path = backup.join("Manifest.plist");
     let locked = |path: &Path, reason: String| BackupError::Locked {
         path: path.to_path_buf(),
         reason,
     };
-    let keybag_bytes = plist.backup_keybag.as_deref().ok_or_else(|| {
-        locked(
-            &plist_path,
-            "Manifest.plist says the backup is encrypted but holds no BackupKeyBag".into(),
-        )
-    })?;
-    let keybag = Keybag::parse(keybag_bytes).map_err(|e| locked(&plist_path, e.to_string()))?;
-    let keys = keybag.unlock(password).map_err(|e| match e {
-        KeybagError::WrongPassword => BackupError::WrongPassword {
-            path: plist_path.clone(),
-        },
-        other => locked(&plist_path, other.to_string()),
-    })?;
     let manifest_key = plist.manifest_key.as_deref().ok_or_else(|| {
         locked(
             &plist_path,

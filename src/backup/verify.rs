@@ -19,6 +19,7 @@ use super::crypto;
 use super::error::BackupError;
 use super::keybag::{ClassKeys, Password};
 use super::manifest::{self, Manifest, ManifestError, FLAG_DIRECTORY, FLAG_FILE, FLAG_SYMLINK};
+use super::mbdb;
 use super::mbfile;
 use super::plists::{self, InfoPlist, ManifestPlist, PlistError, SnapshotState, StatusPlist};
 use super::report::*;
@@ -234,16 +235,8 @@ impl Scan {
         if parsed != Some(file_id_of(row.domain, row.relative_path)) {
             self.file_id_mismatch.push(file_ref(&row));
         }
-        match row.flags {
-            FLAG_FILE => {}
-            other => {
-                match other {
-                    FLAG_DIRECTORY => self.directories += 1,
-                    FLAG_SYMLINK => self.symlinks += 1,
-                    _ => self.other_rows += 1,
-                }
-                return self.count_domain(row.domain, 0, 0);
-            }
+        if !self.count_non_file(&row) {
+            return;
         }
         // Only `--deep` on an encrypted backup needs the keys; the full decode costs more.
         let want_key = mode.deep && mode.encrypted;
@@ -263,6 +256,18 @@ impl Scan {
             (None, None)
         });
         self.add_file(row, parsed, size, key, mode);
+    }
+
+    /// Counts a directory, symlink or other row and returns false; returns true for a file.
+    fn count_non_file(&mut self, row: &manifest::Row<'_>) -> bool {
+        match row.flags {
+            FLAG_FILE => return true,
+            FLAG_DIRECTORY => self.directories += 1,
+            FLAG_SYMLINK => self.symlinks += 1,
+            _ => self.other_rows += 1,
+        }
+        self.count_domain(row.domain, 0, 0);
+        false
     }
 
     /// Counts one regular file whose size (and, for `--deep`, key) is known.
@@ -363,6 +368,8 @@ struct Folder {
     manifest: Loaded<ManifestPlist>,
     status: Loaded<StatusPlist>,
     has_db: bool,
+    /// An iOS 5-9 Manifest.mbdb (used when there is no Manifest.db).
+    has_mbdb: bool,
     snapshot_left: bool,
 }
 
@@ -391,12 +398,14 @@ fn read_folder(path: &Path) -> Result<Folder, BackupError> {
         manifest: load(&path.join("Manifest.plist"), plists::parse_manifest)?,
         status: load(&path.join("Status.plist"), plists::parse_status)?,
         has_db: path.join("Manifest.db").symlink_metadata().is_ok(),
+        has_mbdb: path.join(mbdb::MBDB_NAME).symlink_metadata().is_ok(),
         snapshot_left: path.join("Snapshot").symlink_metadata().is_ok(),
     };
     let nothing = matches!(folder.info, Loaded::Missing)
         && matches!(folder.manifest, Loaded::Missing)
         && matches!(folder.status, Loaded::Missing)
-        && !folder.has_db;
+        && !folder.has_db
+        && !folder.has_mbdb;
     if nothing {
         return Err(BackupError::NotABackup {
             path: path.to_path_buf(),
@@ -433,21 +442,45 @@ pub fn verify_with(
     let folder = read_folder(path)?;
     let encrypted = folder.manifest.read().is_some_and(|m| m.is_encrypted);
     let db_path = manifest::manifest_db_path(path);
+    let listing_path = if !folder.has_db && folder.has_mbdb {
+        path.join(mbdb::MBDB_NAME)
+    } else {
+        db_path.clone()
+    };
     let manifest_error = |source| BackupError::Manifest {
-        path: db_path.clone(),
+        path: listing_path.clone(),
         source,
     };
 
     let mut problems = Vec::new();
     let mut keys = None;
-    let manifest = if !folder.has_db {
+    let legacy = !folder.has_db && folder.has_mbdb;
+    let manifest = if legacy {
+        let bytes = read_mbdb(&listing_path)?;
+        // Manifest.mbdb is plain even in an encrypted backup; the password only matters for
+        // decrypting blobs.
+        match (options.password, folder.manifest.read()) {
+            (Some(password), Some(plist)) if encrypted => {
+                keys = Some(unlock::unlock_keybag(path, plist, password)?);
+            }
+            _ if encrypted && options.deep => problems.push(Problem::new(
+                codes::ENCRYPTED_NO_PASSWORD,
+                Severity::Error,
+                "This backup is encrypted: --deep needs the backup password to decrypt its files \
+                 (--password-file FILE, the IBACKUP_PASSWORD environment variable, or typed when \
+                 asked); the file list was checked without it.",
+            )),
+            _ => {}
+        }
+        Some(Listing::Legacy(bytes))
+    } else if !folder.has_db {
         None
     } else if encrypted && !manifest::has_sqlite_header(&db_path).unwrap_or(true) {
         match (options.password, folder.manifest.read()) {
             (Some(password), Some(plist)) => {
                 let (manifest, unlocked) = unlock::open_encrypted(path, &db_path, plist, password)?;
                 keys = Some(unlocked);
-                Some(manifest)
+                Some(Listing::Db(manifest))
             }
             _ => {
                 problems.push(Problem::new(
@@ -463,7 +496,9 @@ pub fn verify_with(
             }
         }
     } else {
-        Some(Manifest::open(&db_path).map_err(manifest_error)?)
+        Some(Listing::Db(
+            Manifest::open(&db_path).map_err(manifest_error)?,
+        ))
     };
     let mode = Mode {
         encrypted,
@@ -472,8 +507,14 @@ pub fn verify_with(
 
     // The connection moves to the scanning thread and comes back: it is Send, not Sync.
     let (store, scanned) = rayon::join(
-        || blobs::scan(path),
-        move || manifest.map(|m| (scan_manifest(&m, mode, progress), m)),
+        || {
+            if legacy {
+                blobs::scan_flat(path)
+            } else {
+                blobs::scan(path)
+            }
+        },
+        move || manifest.map(|listing| listing.scan(mode, progress)),
     );
     let store = store.map_err(|source| BackupError::Io {
         path: path.to_path_buf(),
@@ -504,18 +545,19 @@ pub fn verify_with(
     report.files.blobs_on_disk = store.blobs.len() as u64;
     folder_problems(&folder, &mut report.problems);
     match (scan, manifest) {
-        (Some(mut scan), Some(manifest)) => {
+        (Some(mut scan), Some(names)) => {
             let databases = std::mem::take(&mut scan.databases);
-            let intact =
-                match_blobs(scan, store, &manifest, &mut report).map_err(manifest_error)?;
+            let names: &dyn Names = &names;
+            let intact = match_blobs(scan, store, names, &mut report).map_err(manifest_error)?;
             if options.deep {
                 let deep = Deep {
                     root: path,
+                    flat: legacy,
                     keys: keys.as_ref(),
                     encrypted,
                     progress,
                 };
-                deep.run(&intact, databases, &manifest, &mut report)
+                deep.run(&intact, databases, names, &mut report)
                     .map_err(manifest_error)?;
             }
         }
@@ -529,15 +571,127 @@ pub fn verify_with(
     Ok(report)
 }
 
-/// Where a listed file's blob lives: `<first two hex>/<fileID>` under the backup root.
-fn blob_path(root: &Path, id: &FileId) -> PathBuf {
+/// Where a listed file's blob lives: `<first two hex>/<fileID>` under the backup root, or flat
+/// in the root for iOS 5-9 backups.
+fn blob_path(root: &Path, id: &FileId, flat: bool) -> PathBuf {
     let hex = blobs::file_id_hex(id);
-    root.join(&hex[..2]).join(hex)
+    if flat {
+        root.join(hex)
+    } else {
+        root.join(&hex[..2]).join(hex)
+    }
+}
+
+/// Manifest.mbdb files larger than this are refused (real ones are a few tens of MB).
+const MAX_MBDB_BYTES: u64 = 1 << 30;
+
+fn read_mbdb(path: &Path) -> Result<Vec<u8>, BackupError> {
+    let io = |source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > MAX_MBDB_BYTES {
+        return Err(io(std::io::Error::other(format!(
+            "it is {len} bytes, more than any real Manifest.mbdb"
+        ))));
+    }
+    std::fs::read(path).map_err(io)
+}
+
+/// The file list to scan: Manifest.db, or the bytes of an iOS 5-9 Manifest.mbdb.
+enum Listing {
+    Db(Manifest),
+    Legacy(Vec<u8>),
+}
+
+/// Domain and path of every Manifest.mbdb record, by index.
+type LegacyNames = Vec<(Box<[u8]>, Box<[u8]>)>;
+
+/// What is left of a listing after the scan, to name the files a report lists.
+enum Scanned {
+    Db(Manifest),
+    Legacy(LegacyNames),
+}
+
+/// Looks up the fileID, domain and path of a row (Manifest.db rowid, or Manifest.mbdb index).
+trait Names {
+    fn names(&self, rowid: i64) -> Result<(String, String, String), ManifestError>;
+}
+
+impl Names for Scanned {
+    fn names(&self, rowid: i64) -> Result<(String, String, String), ManifestError> {
+        match self {
+            Scanned::Db(manifest) => manifest.names(rowid),
+            Scanned::Legacy(records) => {
+                let (domain, path) = usize::try_from(rowid)
+                    .ok()
+                    .and_then(|i| records.get(i))
+                    .ok_or(ManifestError::Schema(format!("no record {rowid}")))?;
+                Ok((
+                    blobs::file_id_hex(&file_id_of(domain, path)),
+                    lossy(domain),
+                    lossy(path),
+                ))
+            }
+        }
+    }
+}
+
+impl Listing {
+    fn scan(self, mode: Mode, progress: &dyn Progress) -> (Result<Scan, ManifestError>, Scanned) {
+        match self {
+            Listing::Db(manifest) => (
+                scan_manifest(&manifest, mode, progress),
+                Scanned::Db(manifest),
+            ),
+            Listing::Legacy(bytes) => match scan_mbdb(&bytes, mode) {
+                Ok((scan, names)) => (Ok(scan), Scanned::Legacy(names)),
+                Err(e) => (Err(e), Scanned::Legacy(Vec::new())),
+            },
+        }
+    }
+}
+
+/// Scans a Manifest.mbdb into the same [`Scan`] as Manifest.db, so the matching and the report
+/// are shared. Each record's blob name is SHA-1(domain-path) by definition.
+fn scan_mbdb(bytes: &[u8], mode: Mode) -> Result<(Scan, LegacyNames), ManifestError> {
+    let records = mbdb::parse(bytes).map_err(ManifestError::Mbdb)?;
+    let mut scan = Scan::default();
+    let mut names = Vec::with_capacity(records.len());
+    for (index, record) in records.iter().enumerate() {
+        let id = file_id_of(record.domain, record.path);
+        let hex = blobs::file_id_hex(&id);
+        let flags = match record.kind() {
+            mbdb::Kind::File => FLAG_FILE,
+            mbdb::Kind::Directory => FLAG_DIRECTORY,
+            mbdb::Kind::Symlink => FLAG_SYMLINK,
+            mbdb::Kind::Other => 0,
+        };
+        let row = manifest::Row {
+            rowid: index as i64,
+            file_id: hex.as_bytes(),
+            domain: record.domain,
+            relative_path: record.path,
+            flags,
+            file: None,
+        };
+        if scan.count_non_file(&row) {
+            let key = (mode.deep && mode.encrypted)
+                .then(|| record.encryption_key.map(Box::from))
+                .flatten();
+            scan.add_file(row, Some(id), Some(record.size), key, mode);
+        }
+        names.push((Box::from(record.domain), Box::from(record.path)));
+    }
+    Ok((scan, names))
 }
 
 /// The `--deep` pass over a backup whose manifest was read.
 struct Deep<'a> {
     root: &'a Path,
+    /// Blobs lie flat in the root (iOS 5-9).
+    flat: bool,
     keys: Option<&'a ClassKeys>,
     encrypted: bool,
     progress: &'a dyn Progress,
@@ -548,7 +702,7 @@ impl Deep<'_> {
         &self,
         intact: &[Listed],
         databases: Vec<FoundDatabase>,
-        manifest: &Manifest,
+        manifest: &dyn Names,
         report: &mut BackupReport,
     ) -> Result<(), ManifestError> {
         if let Some(keys) = self.keys {
@@ -575,7 +729,7 @@ impl Deep<'_> {
         &self,
         keys: &ClassKeys,
         intact: &[Listed],
-        manifest: &Manifest,
+        manifest: &dyn Names,
         report: &mut BackupReport,
     ) -> Result<(), ManifestError> {
         let total = intact.iter().filter_map(|l| l.expected).sum();
@@ -631,7 +785,7 @@ impl Deep<'_> {
         let key = keys
             .unwrap_key(wrapped)
             .map_err(|e| format!("its EncryptionKey cannot be unwrapped ({e})"))?;
-        let path = blob_path(self.root, &listed.id);
+        let path = blob_path(self.root, &listed.id, self.flat);
         let file = std::fs::File::open(&path).map_err(|e| format!("cannot open it: {e}"))?;
         let check = crypto::check_blob_with_progress(file, &key, |n| self.progress.advance(n))
             .map_err(|e| e.to_string())?;
@@ -647,7 +801,7 @@ impl Deep<'_> {
     /// `PRAGMA quick_check` on one key database, opened read-only from its blob (decrypted in
     /// memory for an encrypted backup). None when its blob is absent (already a missing file).
     fn check_database(&self, found: &FoundDatabase) -> Option<String> {
-        let path = blob_path(self.root, &found.id);
+        let path = blob_path(self.root, &found.id, self.flat);
         if !path.is_file() {
             return None;
         }
@@ -817,7 +971,7 @@ fn folder_problems(folder: &Folder, problems: &mut Vec<Problem>) {
         )),
         Loaded::Read(_) => {}
     }
-    if !folder.has_db {
+    if !folder.has_db && !folder.has_mbdb {
         problems.push(Problem::new(
             codes::MANIFEST_DB_MISSING,
             Error,
@@ -853,7 +1007,7 @@ fn unreadable_problem(store: &BlobStore, problems: &mut Vec<Problem>) {
 fn match_blobs(
     scan: Scan,
     mut store: BlobStore,
-    manifest: &Manifest,
+    manifest: &dyn Names,
     report: &mut BackupReport,
 ) -> Result<Vec<Listed>, ManifestError> {
     let files = &mut report.files;
