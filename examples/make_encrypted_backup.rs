@@ -5,7 +5,6 @@
 //! (tests/support_encrypt), which does not use ibackup's own crypto code.
 
 #[path = "../tests/support_encrypt/mod.rs"]
-#[allow(dead_code)]
 mod support_encrypt;
 
 use std::path::PathBuf;
@@ -19,7 +18,9 @@ fn main() -> ExitCode {
         args.get(2).and_then(|n| n.parse::<usize>().ok()),
     );
     let (Some(dir), Some(files), Some(mb)) = parsed else {
-        eprintln!("usage: make_encrypted_backup DIR FILES MB_PER_FILE (password in IBACKUP_PASSWORD)");
+        eprintln!(
+            "usage: make_encrypted_backup DIR FILES MB_PER_FILE (password in IBACKUP_PASSWORD)"
+        );
         return ExitCode::from(2);
     };
     let Some(password) = std::env::var_os("IBACKUP_PASSWORD") else {

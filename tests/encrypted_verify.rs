@@ -4,8 +4,6 @@
 //! the password nor any plaintext leaves the process.
 
 mod support;
-// Shared with crypto_interop.rs, which reads the fields this file does not.
-#[allow(dead_code)]
 mod support_encrypt;
 
 use std::fs;

@@ -7,7 +7,6 @@
 //! interop tests check against an independent implementation.
 
 mod support;
-#[allow(dead_code)]
 mod support_encrypt;
 
 use std::fs;

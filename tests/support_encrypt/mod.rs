@@ -4,6 +4,9 @@
 //! from the format notes, and does not call ibackup's own keybag or crypto code: a mistake there
 //! must not be mirrored here. Test code only; the product never encrypts.
 
+// Shared by several test crates and an example, each using a different part of it.
+#![allow(dead_code)]
+
 use std::fs;
 use std::path::Path;
 
@@ -176,7 +179,6 @@ pub type RowPlan = (
     u32,
     Option<&'static str>,
 );
-
 
 /// The rows of [`write_encrypted_backup`]: file sizes around the AES block size, a larger file,
 /// folders and a symlink.
