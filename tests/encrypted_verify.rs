@@ -403,3 +403,25 @@ fn encrypted_verify_and_deep_leave_the_tree_untouched_and_write_nothing() {
         "nothing is written to the temporary folder"
     );
 }
+
+#[test]
+fn deep_on_the_synthetic_sample_decrypts_all_and_finds_its_placeholder_sms_db() {
+    // The third-party sample's "sms.db" is 316 bytes of placeholder, not SQLite: every blob
+    // decrypts intact, and quick_check rightly calls the database damaged.
+    let sample = synthetic_sample();
+    let out = run(
+        &["verify", sample.to_str().unwrap(), "--deep", "--json"],
+        &[("IBACKUP_PASSWORD", SAMPLE_PASSWORD)],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = json_of(&out);
+    assert_eq!(report["files"]["decrypted"], 4);
+    assert_eq!(
+        report["files"]["undecryptable"].as_array().unwrap().len(),
+        0
+    );
+    assert_eq!(report["databases"][0]["name"], "Messages");
+    assert_eq!(report["databases"][0]["result"], "file is not a database");
+    assert_eq!(codes(&report), vec!["backup.database_damaged".to_string()]);
+}

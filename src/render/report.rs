@@ -70,6 +70,10 @@ fn when(report: &BackupReport) -> String {
 fn verdict_line(report: &BackupReport, style: Style) -> String {
     let files = &report.files;
     match report.verdict {
+        Verdict::Complete if report.deep && files.decrypted > 0 => style.good(&format!(
+            "Complete: all {} are present with the right size and decrypt intact.",
+            plural(files.listed, "file", "files")
+        )),
         Verdict::Complete => style.good(&format!(
             "Complete: all {} are present with the right size.",
             plural(files.listed, "file", "files")
@@ -111,6 +115,18 @@ fn problems(report: &BackupReport, style: Style, verbose: bool, out: &mut String
                 })
                 .collect(),
             "backup.file_id_mismatch" => report.files.file_id_mismatch.iter().map(name).collect(),
+            "backup.blobs_undecryptable" => report
+                .files
+                .undecryptable
+                .iter()
+                .map(|f| format!("{} {}: {}", f.domain, f.path, f.reason))
+                .collect(),
+            "backup.database_damaged" => report
+                .databases
+                .iter()
+                .filter(|d| d.result != "ok")
+                .map(|d| format!("{} ({} {}): {}", d.name, d.domain, d.path, d.result))
+                .collect(),
             _ => Vec::new(),
         };
         for example in examples.iter().take(limit) {
