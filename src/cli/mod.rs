@@ -154,7 +154,13 @@ pub struct CheckContext {
 /// Whether the backup at `path` says it is encrypted (a damaged or absent Manifest.plist reads
 /// as not encrypted here; verify reports it).
 fn says_encrypted(path: &std::path::Path) -> bool {
-    std::fs::read(path.join("Manifest.plist"))
+    // Real Manifest.plists are a few MB; a giant one is left for verify to refuse.
+    const MAX_BYTES: u64 = 64 << 20;
+    let plist = path.join("Manifest.plist");
+    if std::fs::metadata(&plist).map_or(true, |m| m.len() > MAX_BYTES) {
+        return false;
+    }
+    std::fs::read(plist)
         .ok()
         .and_then(|bytes| crate::backup::plists::parse_manifest(&bytes).ok())
         .is_some_and(|m| m.is_encrypted)
