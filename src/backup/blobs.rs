@@ -86,7 +86,7 @@ pub fn scan(root: &Path) -> io::Result<BlobStore> {
     }
     let lists: Vec<_> = prefixes
         .par_iter()
-        .map(|(dir, prefix)| list_prefix(dir, *prefix))
+        .map(|(dir, prefix)| list_prefix(dir, Some(*prefix)))
         .collect();
     let mut store = BlobStore::default();
     store
@@ -100,13 +100,28 @@ pub fn scan(root: &Path) -> io::Result<BlobStore> {
     Ok(store)
 }
 
+/// Lists the blobs of an iOS 5-9 backup, which lie flat in the root named by their fileID.
+pub fn scan_flat(root: &Path) -> io::Result<BlobStore> {
+    // Reading the root itself must work; entries that fail are recorded as unreadable.
+    fs::read_dir(root)?;
+    let list = list_prefix(root, None);
+    let mut store = BlobStore {
+        bytes: list.found.iter().map(|(_, b)| b.size).sum(),
+        unreadable: list.unreadable,
+        ..BlobStore::default()
+    };
+    store.blobs.extend(list.found);
+    Ok(store)
+}
+
 #[derive(Default)]
 struct PrefixList {
     found: Vec<(FileId, Blob)>,
     unreadable: Vec<(PathBuf, io::Error)>,
 }
 
-fn list_prefix(dir: &Path, prefix: [u8; 2]) -> PrefixList {
+/// Lists the blobs in `dir`; with a `prefix`, only those whose name starts with it.
+fn list_prefix(dir: &Path, prefix: Option<[u8; 2]>) -> PrefixList {
     let mut list = PrefixList::default();
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -128,7 +143,7 @@ fn list_prefix(dir: &Path, prefix: [u8; 2]) -> PrefixList {
         let Some(id) = parse_file_id(name) else {
             continue;
         };
-        if !name[..2].eq_ignore_ascii_case(&prefix) {
+        if prefix.is_some_and(|prefix| !name[..2].eq_ignore_ascii_case(&prefix)) {
             continue;
         }
         match blob_at(&entry) {

@@ -23,6 +23,10 @@ pub enum BackupError {
         path: PathBuf,
         source: ManifestError,
     },
+    #[error("the password does not unlock this backup's keybag (in {path})")]
+    WrongPassword { path: PathBuf },
+    #[error("{path} cannot be decrypted: {reason}")]
+    Locked { path: PathBuf, reason: String },
 }
 
 impl BackupError {
@@ -34,6 +38,8 @@ impl BackupError {
             BackupError::Io { .. } => "backup.unreadable",
             BackupError::Plist { .. } => "backup.plist_damaged",
             BackupError::Manifest { .. } => "backup.manifest_damaged",
+            BackupError::WrongPassword { .. } => "backup.wrong_password",
+            BackupError::Locked { .. } => "backup.keys_damaged",
         }
     }
 
@@ -49,7 +55,16 @@ impl BackupError {
                  on macOS the Terminal may need Full Disk Access (System Settings > Privacy & \
                  Security > Full Disk Access) to read MobileSync."
             }
-            BackupError::Plist { .. } | BackupError::Manifest { .. } => {
+            BackupError::WrongPassword { .. } => {
+                "Check the password and try again; the password is the one chosen when Encrypt \
+                 local backup was turned on for this iPhone (in Finder, iTunes or Apple Devices), \
+                 not the iPhone's passcode or the Apple Account password. Give it with \
+                 --password-file FILE (- reads standard input), the IBACKUP_PASSWORD environment \
+                 variable, or type it when asked."
+            }
+            BackupError::Plist { .. }
+            | BackupError::Manifest { .. }
+            | BackupError::Locked { .. } => {
                 "This backup is damaged and cannot be restored as it is. Keep the folder (ibackup \
                  never changes it), then make a fresh backup: in Finder select the iPhone and \
                  click Back Up Now (iTunes or Apple Devices on Windows: Back Up Now)."

@@ -9,7 +9,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{ffi, Connection, OpenFlags};
+use zeroize::Zeroizing;
 
 /// The first 16 bytes of every SQLite database file.
 pub const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
@@ -29,6 +30,8 @@ pub enum ManifestError {
     Schema(String),
     #[error("SQLite could not read it: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("it is not a readable Manifest.mbdb: {0}")]
+    Mbdb(super::mbdb::MbdbError),
 }
 
 /// One row of the Files table, borrowed from SQLite's buffers for the duration of a callback.
@@ -44,7 +47,11 @@ pub struct Row<'a> {
 
 /// An open, read-only Manifest.db.
 pub struct Manifest {
+    // Declared before `plaintext` so that it is dropped (and lets go of the bytes) first.
     conn: Connection,
+    /// The decrypted database of an encrypted backup, which SQLite reads in place. Wiped when
+    /// the manifest is dropped; never written anywhere.
+    _plaintext: Option<Zeroizing<Vec<u8>>>,
 }
 
 /// Whether the file at `path` starts with the SQLite header (an encrypted manifest does not).
@@ -89,6 +96,37 @@ pub fn readonly_uri(path: &Path) -> String {
     uri
 }
 
+/// A read-only connection that reads the database straight from `bytes`, without copying them
+/// into memory SQLite owns (which would not be wiped). The caller keeps `bytes` alive, unmoved,
+/// for as long as the connection lives.
+///
+/// rusqlite's safe `deserialize` wants SQLite-allocated memory that SQLite frees (unwiped) on
+/// close, so the C call is made directly with neither FREEONCLOSE nor RESIZEABLE.
+pub fn open_in_memory(bytes: &[u8]) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open_in_memory_with_flags(
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let len = i64::try_from(bytes.len())
+        .map_err(|_| rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_TOOBIG), None))?;
+    // SAFETY: the handle is a live connection; with SQLITE_DESERIALIZE_READONLY SQLite never
+    // writes through the pointer, and without FREEONCLOSE it never frees it. Every caller keeps
+    // the buffer (a heap allocation, which does not move) alive longer than the connection.
+    let rc = unsafe {
+        ffi::sqlite3_deserialize(
+            conn.handle(),
+            c"main".as_ptr(),
+            bytes.as_ptr().cast_mut(),
+            len,
+            len,
+            ffi::SQLITE_DESERIALIZE_READONLY,
+        )
+    };
+    if rc != ffi::SQLITE_OK {
+        return Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None));
+    }
+    Ok(conn)
+}
+
 fn bytes<'a>(value: ValueRef<'a>) -> &'a [u8] {
     match value {
         ValueRef::Text(t) | ValueRef::Blob(t) => t,
@@ -108,7 +146,23 @@ impl Manifest {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(readonly_uri(path), flags)?;
         Self::check_schema(&conn)?;
-        Ok(Manifest { conn })
+        Ok(Manifest {
+            conn,
+            _plaintext: None,
+        })
+    }
+
+    /// Opens a decrypted Manifest.db held in memory, read-only; the bytes never reach the disk.
+    pub fn from_plaintext(plaintext: Zeroizing<Vec<u8>>) -> Result<Self, ManifestError> {
+        if !plaintext.starts_with(SQLITE_MAGIC) {
+            return Err(ManifestError::NotSqlite);
+        }
+        let conn = open_in_memory(&plaintext)?;
+        Self::check_schema(&conn)?;
+        Ok(Manifest {
+            conn,
+            _plaintext: Some(plaintext),
+        })
     }
 
     fn check_schema(conn: &Connection) -> Result<(), ManifestError> {

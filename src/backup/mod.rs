@@ -9,9 +9,11 @@ mod error;
 pub mod keybag;
 pub mod locate;
 pub mod manifest;
+pub mod mbdb;
 pub mod mbfile;
 pub mod plists;
 pub mod report;
+pub mod unlock;
 pub mod verify;
 
 pub use error::BackupError;

@@ -25,7 +25,26 @@ pub struct BackupReport {
     /// What the backup holds, by the categories people ask about (empty when the manifest
     /// could not be read).
     pub contents: Vec<Holding>,
+    /// Whether the file list was read (a plain backup, or an encrypted one unlocked with its
+    /// password); false for an encrypted backup checked without its password.
+    pub manifest_read: bool,
+    /// Whether `--deep` checks ran (blob decryption, SQLite quick_check).
+    pub deep: bool,
+    /// `--deep`: the key SQLite databases found in the backup and what quick_check said.
+    pub databases: Vec<DatabaseCheck>,
     pub problems: Vec<Problem>,
+}
+
+/// One key database opened by `--deep` and checked with `PRAGMA quick_check`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatabaseCheck {
+    /// What it holds, in the user's words ("Messages", "Photos", ...).
+    pub name: &'static str,
+    pub file_id: String,
+    pub domain: String,
+    pub path: String,
+    /// `ok`, or the first problem SQLite (or decryption) reported.
+    pub result: String,
 }
 
 /// Who and when: from Info.plist, Manifest.plist and Status.plist.
@@ -69,6 +88,13 @@ pub struct FileCounts {
     pub damaged_records: Vec<DamagedRecord>,
     /// Blob paths that exist but are not regular files (a folder, a symlink...).
     pub not_a_file: Vec<FileRef>,
+    /// Blob files found in the folder, listed or not (known even without the password).
+    pub blobs_on_disk: u64,
+    /// `--deep` on an encrypted backup: blobs decrypted and found to be exactly their Size.
+    pub decrypted: u64,
+    /// `--deep` on an encrypted backup: blobs whose padding is invalid (wrong key or damaged
+    /// data) or whose plaintext is not their Size.
+    pub undecryptable: Vec<DamagedRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

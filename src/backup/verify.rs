@@ -7,17 +7,23 @@
 //! every listed file is present at `<first two hex>/<fileID>` with the right size.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+use rusqlite::{Connection, OpenFlags};
 use sha1::{Digest, Sha1};
 
 use super::blobs::{self, BlobKind, BlobStore, FileId};
 use super::contents::Tally;
+use super::crypto;
 use super::error::BackupError;
+use super::keybag::{ClassKeys, Password};
 use super::manifest::{self, Manifest, ManifestError, FLAG_DIRECTORY, FLAG_FILE, FLAG_SYMLINK};
+use super::mbdb;
 use super::mbfile;
 use super::plists::{self, InfoPlist, ManifestPlist, PlistError, SnapshotState, StatusPlist};
 use super::report::*;
+use super::unlock;
 use crate::units::{human_count, plural};
 
 /// Problem codes (stable; listed in docs/json.md).
@@ -39,6 +45,8 @@ pub mod codes {
     pub const ENCRYPTED_NO_PASSWORD: &str = "backup.encrypted_no_password";
     pub const ORPHANS: &str = "backup.orphans";
     pub const SIZE_UNKNOWN: &str = "backup.size_unknown";
+    pub const UNDECRYPTABLE: &str = "backup.blobs_undecryptable";
+    pub const DATABASE_DAMAGED: &str = "backup.database_damaged";
 
     /// Problems that mean part of the backup could not be checked (exit 2), not that it is
     /// known to be incomplete.
@@ -52,7 +60,49 @@ const MAX_PLIST_BYTES: u64 = 64 << 20;
 pub trait Progress: Sync {
     fn start(&self, _rows: u64) {}
     fn advance(&self, _rows: u64) {}
+    /// A second pass begins (`--deep`): `total` bytes to go through, reported by `advance`.
+    fn bytes_phase(&self, _what: &str, _total: u64) {}
 }
+
+/// How to check a backup beyond the defaults.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Options<'a> {
+    /// The backup password, for an encrypted backup (ignored for a plain one).
+    pub password: Option<&'a Password>,
+    /// Decrypt every blob of an encrypted backup, and quick_check the key SQLite databases.
+    pub deep: bool,
+}
+
+/// The SQLite databases `--deep` checks, by what they hold, where Finder keeps them.
+/// [mvt-project/mvt src/mvt/ios/modules; the fileIDs match the real iOS 14 sample]
+pub const KEY_DATABASES: [(&str, &str, &str); 6] = [
+    ("Messages", "HomeDomain", "Library/SMS/sms.db"),
+    (
+        "Photos",
+        "CameraRollDomain",
+        "Media/PhotoData/Photos.sqlite",
+    ),
+    (
+        "Contacts",
+        "HomeDomain",
+        "Library/AddressBook/AddressBook.sqlitedb",
+    ),
+    (
+        "Notes",
+        "AppDomainGroup-group.com.apple.notes",
+        "NoteStore.sqlite",
+    ),
+    (
+        "Call history",
+        "HomeDomain",
+        "Library/CallHistoryDB/CallHistory.storedata",
+    ),
+    (
+        "WhatsApp",
+        "AppDomainGroup-group.net.whatsapp.WhatsApp.shared",
+        "ChatStorage.sqlite",
+    ),
+];
 
 /// No progress reporting.
 impl Progress for () {}
@@ -127,8 +177,29 @@ fn load<T>(
 /// rowid to fetch its names again if it needs reporting.
 struct Listed {
     id: FileId,
+    /// The plaintext size the record states.
+    size: Option<u64>,
+    /// The blob length that size implies.
     expected: Option<u64>,
     rowid: i64,
+    /// The record's EncryptionKey, kept only for `--deep` on an encrypted backup.
+    key: Option<Box<[u8]>>,
+}
+
+/// A key database the manifest lists (`--deep`).
+struct FoundDatabase {
+    name: &'static str,
+    id: FileId,
+    size: Option<u64>,
+    key: Option<Box<[u8]>>,
+    rowid: i64,
+}
+
+/// What the scan keeps, decided once per run.
+#[derive(Clone, Copy)]
+struct Mode {
+    encrypted: bool,
+    deep: bool,
 }
 
 #[derive(Default)]
@@ -145,6 +216,7 @@ struct Scan {
     file_id_mismatch: Vec<FileRef>,
     damaged: Vec<DamagedRecord>,
     contents: Tally,
+    databases: Vec<FoundDatabase>,
 }
 
 fn lossy(bytes: &[u8]) -> String {
@@ -179,34 +251,55 @@ pub fn file_id_of(domain: &[u8], relative_path: &[u8]) -> FileId {
 }
 
 impl Scan {
-    fn add(&mut self, row: manifest::Row<'_>, encrypted: bool) {
+    fn add(&mut self, row: manifest::Row<'_>, mode: Mode) {
         let parsed = blobs::parse_file_id(row.file_id);
         if parsed != Some(file_id_of(row.domain, row.relative_path)) {
             self.file_id_mismatch.push(file_ref(&row));
         }
-        match row.flags {
-            FLAG_FILE => {}
-            other => {
-                match other {
-                    FLAG_DIRECTORY => self.directories += 1,
-                    FLAG_SYMLINK => self.symlinks += 1,
-                    _ => self.other_rows += 1,
-                }
-                return self.count_domain(row.domain, 0, 0);
-            }
+        if !self.count_non_file(&row) {
+            return;
         }
-        let size = match row.file.map(mbfile::size) {
-            Some(Ok(size)) => size,
-            Some(Err(e)) => {
-                self.damaged.push(damaged(&row, e.to_string()));
-                None
+        // Only `--deep` on an encrypted backup needs the keys; the full decode costs more.
+        let want_key = mode.deep && mode.encrypted;
+        let decoded = match row.file {
+            Some(bytes) if want_key => {
+                mbfile::decode(bytes).map(|m| (m.size, m.encryption_key.map(Box::from)))
             }
+            Some(bytes) => mbfile::size(bytes).map(|size| (size, None)),
             None => {
                 self.damaged
                     .push(damaged(&row, "the record is empty".into()));
-                None
+                Ok((None, None))
             }
         };
+        let (size, key) = decoded.unwrap_or_else(|e| {
+            self.damaged.push(damaged(&row, e.to_string()));
+            (None, None)
+        });
+        self.add_file(row, parsed, size, key, mode);
+    }
+
+    /// Counts a directory, symlink or other row and returns false; returns true for a file.
+    fn count_non_file(&mut self, row: &manifest::Row<'_>) -> bool {
+        match row.flags {
+            FLAG_FILE => return true,
+            FLAG_DIRECTORY => self.directories += 1,
+            FLAG_SYMLINK => self.symlinks += 1,
+            _ => self.other_rows += 1,
+        }
+        self.count_domain(row.domain, 0, 0);
+        false
+    }
+
+    /// Counts one regular file whose size (and, for `--deep`, key) is known.
+    fn add_file(
+        &mut self,
+        row: manifest::Row<'_>,
+        parsed: Option<FileId>,
+        size: Option<u64>,
+        key: Option<Box<[u8]>>,
+        mode: Mode,
+    ) {
         match size {
             Some(size) => self.declared_bytes += size,
             None => self.size_unknown += 1,
@@ -214,15 +307,32 @@ impl Scan {
         self.count_domain(row.domain, 1, size.unwrap_or(0));
         self.contents
             .add(row.domain, row.relative_path, size.unwrap_or(0));
-        let expected = size.map(|s| expected_blob_len(s, encrypted));
-        match parsed {
-            Some(id) => self.listed.push(Listed {
-                id,
-                expected,
-                rowid: row.rowid,
-            }),
-            None => self.unnamed.push(file_ref(&row)),
+        let expected = size.map(|s| expected_blob_len(s, mode.encrypted));
+        let Some(id) = parsed else {
+            self.unnamed.push(file_ref(&row));
+            return;
+        };
+        if mode.deep {
+            let known = KEY_DATABASES.iter().find(|(_, domain, path)| {
+                domain.as_bytes() == row.domain && path.as_bytes() == row.relative_path
+            });
+            if let Some((name, _, _)) = known {
+                self.databases.push(FoundDatabase {
+                    name,
+                    id,
+                    size,
+                    key: key.clone(),
+                    rowid: row.rowid,
+                });
+            }
         }
+        self.listed.push(Listed {
+            id,
+            size,
+            expected,
+            rowid: row.rowid,
+            key,
+        });
     }
 
     /// Every domain with a row is counted, so that domains holding only folders show too.
@@ -278,7 +388,7 @@ fn damaged(row: &manifest::Row<'_>, reason: String) -> DamagedRecord {
 
 fn scan_manifest(
     manifest: &Manifest,
-    encrypted: bool,
+    mode: Mode,
     progress: &dyn Progress,
 ) -> Result<Scan, ManifestError> {
     const STEP: u64 = 4096;
@@ -286,7 +396,7 @@ fn scan_manifest(
     let mut scan = Scan::default();
     let mut rows = 0u64;
     manifest.scan(|row| {
-        scan.add(row, encrypted);
+        scan.add(row, mode);
         rows += 1;
         if rows % STEP == 0 {
             progress.advance(STEP);
@@ -302,6 +412,8 @@ struct Folder {
     manifest: Loaded<ManifestPlist>,
     status: Loaded<StatusPlist>,
     has_db: bool,
+    /// An iOS 5-9 Manifest.mbdb (used when there is no Manifest.db).
+    has_mbdb: bool,
     snapshot_left: bool,
 }
 
@@ -330,12 +442,14 @@ fn read_folder(path: &Path) -> Result<Folder, BackupError> {
         manifest: load(&path.join("Manifest.plist"), plists::parse_manifest)?,
         status: load(&path.join("Status.plist"), plists::parse_status)?,
         has_db: path.join("Manifest.db").symlink_metadata().is_ok(),
+        has_mbdb: path.join(mbdb::MBDB_NAME).symlink_metadata().is_ok(),
         snapshot_left: path.join("Snapshot").symlink_metadata().is_ok(),
     };
     let nothing = matches!(folder.info, Loaded::Missing)
         && matches!(folder.manifest, Loaded::Missing)
         && matches!(folder.status, Loaded::Missing)
-        && !folder.has_db;
+        && !folder.has_db
+        && !folder.has_mbdb;
     if nothing {
         return Err(BackupError::NotABackup {
             path: path.to_path_buf(),
@@ -357,36 +471,94 @@ pub fn is_backup_folder(path: &Path) -> bool {
     .any(|name| path.join(name).symlink_metadata().is_ok())
 }
 
-/// Checks the backup at `path`. Errors only when nothing useful can be said; every defect of a
-/// readable backup is a [`Problem`] in the report.
+/// Checks the backup at `path` with the default options (no password, not deep).
 pub fn verify(path: &Path, progress: &dyn Progress) -> Result<BackupReport, BackupError> {
+    verify_with(path, Options::default(), progress)
+}
+
+/// Checks the backup at `path`. Errors only when nothing useful can be said (or the password is
+/// wrong); every defect of a readable backup is a [`Problem`] in the report.
+pub fn verify_with(
+    path: &Path,
+    options: Options<'_>,
+    progress: &dyn Progress,
+) -> Result<BackupReport, BackupError> {
     let folder = read_folder(path)?;
     let encrypted = folder.manifest.read().is_some_and(|m| m.is_encrypted);
     let db_path = manifest::manifest_db_path(path);
+    let listing_path = if !folder.has_db && folder.has_mbdb {
+        path.join(mbdb::MBDB_NAME)
+    } else {
+        db_path.clone()
+    };
     let manifest_error = |source| BackupError::Manifest {
-        path: db_path.clone(),
+        path: listing_path.clone(),
         source,
     };
 
     let mut problems = Vec::new();
-    let manifest = if !folder.has_db {
+    let mut keys = None;
+    let legacy = !folder.has_db && folder.has_mbdb;
+    let manifest = if legacy {
+        let bytes = read_mbdb(&listing_path)?;
+        // Manifest.mbdb is plain even in an encrypted backup; the password only matters for
+        // decrypting blobs.
+        match (options.password, folder.manifest.read()) {
+            (Some(password), Some(plist)) if encrypted => {
+                keys = Some(unlock::unlock_keybag(path, plist, password)?);
+            }
+            _ if encrypted && options.deep => problems.push(Problem::new(
+                codes::ENCRYPTED_NO_PASSWORD,
+                Severity::Error,
+                "This backup is encrypted: --deep needs the backup password to decrypt its files \
+                 (--password-file FILE, the IBACKUP_PASSWORD environment variable, or typed when \
+                 asked); the file list was checked without it.",
+            )),
+            _ => {}
+        }
+        Some(Listing::Legacy(bytes))
+    } else if !folder.has_db {
         None
     } else if encrypted && !manifest::has_sqlite_header(&db_path).unwrap_or(true) {
-        problems.push(Problem::new(
-            codes::ENCRYPTED_NO_PASSWORD,
-            Severity::Error,
-            "This backup is encrypted: its file list (Manifest.db) can only be read with the \
-             backup password, so the files could not be checked.",
-        ));
-        None
+        match (options.password, folder.manifest.read()) {
+            (Some(password), Some(plist)) => {
+                let (manifest, unlocked) = unlock::open_encrypted(path, &db_path, plist, password)?;
+                keys = Some(unlocked);
+                Some(Listing::Db(manifest))
+            }
+            _ => {
+                problems.push(Problem::new(
+                    codes::ENCRYPTED_NO_PASSWORD,
+                    Severity::Error,
+                    "This backup is encrypted: its file list (Manifest.db) can only be read with \
+                     the backup password, so the files could not be checked. With the password \
+                     (--password-file FILE, the IBACKUP_PASSWORD environment variable, or typed \
+                     when asked) ibackup also checks that every listed file is present with the \
+                     right size, and with --deep that every file decrypts intact.",
+                ));
+                None
+            }
+        }
     } else {
-        Some(Manifest::open(&db_path).map_err(manifest_error)?)
+        Some(Listing::Db(
+            Manifest::open(&db_path).map_err(manifest_error)?,
+        ))
+    };
+    let mode = Mode {
+        encrypted,
+        deep: options.deep,
     };
 
     // The connection moves to the scanning thread and comes back: it is Send, not Sync.
     let (store, scanned) = rayon::join(
-        || blobs::scan(path),
-        move || manifest.map(|m| (scan_manifest(&m, encrypted, progress), m)),
+        || {
+            if legacy {
+                blobs::scan_flat(path)
+            } else {
+                blobs::scan(path)
+            }
+        },
+        move || manifest.map(|listing| listing.scan(mode, progress)),
     );
     let store = store.map_err(|source| BackupError::Io {
         path: path.to_path_buf(),
@@ -409,12 +581,29 @@ pub fn verify(path: &Path, progress: &dyn Progress) -> Result<BackupReport, Back
         },
         domains: Vec::new(),
         contents: Vec::new(),
+        manifest_read: manifest.is_some(),
+        deep: options.deep,
+        databases: Vec::new(),
         problems,
     };
+    report.files.blobs_on_disk = store.blobs.len() as u64;
     folder_problems(&folder, &mut report.problems);
     match (scan, manifest) {
-        (Some(scan), Some(manifest)) => {
-            match_blobs(scan, store, &manifest, &mut report).map_err(manifest_error)?
+        (Some(mut scan), Some(names)) => {
+            let databases = std::mem::take(&mut scan.databases);
+            let names: &dyn Names = &names;
+            let intact = match_blobs(scan, store, names, &mut report).map_err(manifest_error)?;
+            if options.deep {
+                let deep = Deep {
+                    root: path,
+                    flat: legacy,
+                    keys: keys.as_ref(),
+                    encrypted,
+                    progress,
+                };
+                deep.run(&intact, databases, names, &mut report)
+                    .map_err(manifest_error)?;
+            }
         }
         _ => {
             report.files.orphans = store.blobs.len() as u64;
@@ -424,6 +613,313 @@ pub fn verify(path: &Path, progress: &dyn Progress) -> Result<BackupReport, Back
     report.verdict = verdict(&report.problems);
     report.complete = report.verdict == Verdict::Complete;
     Ok(report)
+}
+
+/// Where a listed file's blob lives: `<first two hex>/<fileID>` under the backup root, or flat
+/// in the root for iOS 5-9 backups.
+fn blob_path(root: &Path, id: &FileId, flat: bool) -> PathBuf {
+    let hex = blobs::file_id_hex(id);
+    if flat {
+        root.join(hex)
+    } else {
+        root.join(&hex[..2]).join(hex)
+    }
+}
+
+/// Manifest.mbdb files larger than this are refused (real ones are a few tens of MB).
+const MAX_MBDB_BYTES: u64 = 1 << 30;
+
+fn read_mbdb(path: &Path) -> Result<Vec<u8>, BackupError> {
+    let io = |source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > MAX_MBDB_BYTES {
+        return Err(io(std::io::Error::other(format!(
+            "it is {len} bytes, more than any real Manifest.mbdb"
+        ))));
+    }
+    std::fs::read(path).map_err(io)
+}
+
+/// The file list to scan: Manifest.db, or the bytes of an iOS 5-9 Manifest.mbdb.
+enum Listing {
+    Db(Manifest),
+    Legacy(Vec<u8>),
+}
+
+/// Domain and path of every Manifest.mbdb record, by index.
+type LegacyNames = Vec<(Box<[u8]>, Box<[u8]>)>;
+
+/// What is left of a listing after the scan, to name the files a report lists.
+enum Scanned {
+    Db(Manifest),
+    Legacy(LegacyNames),
+}
+
+/// Looks up the fileID, domain and path of a row (Manifest.db rowid, or Manifest.mbdb index).
+trait Names {
+    fn names(&self, rowid: i64) -> Result<(String, String, String), ManifestError>;
+}
+
+impl Names for Scanned {
+    fn names(&self, rowid: i64) -> Result<(String, String, String), ManifestError> {
+        match self {
+            Scanned::Db(manifest) => manifest.names(rowid),
+            Scanned::Legacy(records) => {
+                let (domain, path) = usize::try_from(rowid)
+                    .ok()
+                    .and_then(|i| records.get(i))
+                    .ok_or(ManifestError::Schema(format!("no record {rowid}")))?;
+                Ok((
+                    blobs::file_id_hex(&file_id_of(domain, path)),
+                    lossy(domain),
+                    lossy(path),
+                ))
+            }
+        }
+    }
+}
+
+impl Listing {
+    fn scan(self, mode: Mode, progress: &dyn Progress) -> (Result<Scan, ManifestError>, Scanned) {
+        match self {
+            Listing::Db(manifest) => (
+                scan_manifest(&manifest, mode, progress),
+                Scanned::Db(manifest),
+            ),
+            Listing::Legacy(bytes) => match scan_mbdb(&bytes, mode) {
+                Ok((scan, names)) => (Ok(scan), Scanned::Legacy(names)),
+                Err(e) => (Err(e), Scanned::Legacy(Vec::new())),
+            },
+        }
+    }
+}
+
+/// Scans a Manifest.mbdb into the same [`Scan`] as Manifest.db, so the matching and the report
+/// are shared. Each record's blob name is SHA-1(domain-path) by definition.
+fn scan_mbdb(bytes: &[u8], mode: Mode) -> Result<(Scan, LegacyNames), ManifestError> {
+    let records = mbdb::parse(bytes).map_err(ManifestError::Mbdb)?;
+    let mut scan = Scan::default();
+    let mut names = Vec::with_capacity(records.len());
+    for (index, record) in records.iter().enumerate() {
+        let id = file_id_of(record.domain, record.path);
+        let hex = blobs::file_id_hex(&id);
+        let flags = match record.kind() {
+            mbdb::Kind::File => FLAG_FILE,
+            mbdb::Kind::Directory => FLAG_DIRECTORY,
+            mbdb::Kind::Symlink => FLAG_SYMLINK,
+            mbdb::Kind::Other => 0,
+        };
+        let row = manifest::Row {
+            rowid: index as i64,
+            file_id: hex.as_bytes(),
+            domain: record.domain,
+            relative_path: record.path,
+            flags,
+            file: None,
+        };
+        if scan.count_non_file(&row) {
+            let key = (mode.deep && mode.encrypted)
+                .then(|| record.encryption_key.map(Box::from))
+                .flatten();
+            scan.add_file(row, Some(id), Some(record.size), key, mode);
+        }
+        names.push((Box::from(record.domain), Box::from(record.path)));
+    }
+    Ok((scan, names))
+}
+
+/// The `--deep` pass over a backup whose manifest was read.
+struct Deep<'a> {
+    root: &'a Path,
+    /// Blobs lie flat in the root (iOS 5-9).
+    flat: bool,
+    keys: Option<&'a ClassKeys>,
+    encrypted: bool,
+    progress: &'a dyn Progress,
+}
+
+impl Deep<'_> {
+    fn run(
+        &self,
+        intact: &[Listed],
+        databases: Vec<FoundDatabase>,
+        manifest: &dyn Names,
+        report: &mut BackupReport,
+    ) -> Result<(), ManifestError> {
+        if let Some(keys) = self.keys {
+            self.decrypt_all(keys, intact, manifest, report)?;
+        }
+        for found in databases {
+            let check = self.check_database(&found);
+            let Some(result) = check else { continue };
+            let (file_id, domain, path) = manifest.names(found.rowid)?;
+            report.databases.push(DatabaseCheck {
+                name: found.name,
+                file_id,
+                domain,
+                path,
+                result,
+            });
+        }
+        database_problems(report);
+        Ok(())
+    }
+
+    /// Decrypts every intact blob in parallel, in constant memory per thread.
+    fn decrypt_all(
+        &self,
+        keys: &ClassKeys,
+        intact: &[Listed],
+        manifest: &dyn Names,
+        report: &mut BackupReport,
+    ) -> Result<(), ManifestError> {
+        let total = intact.iter().filter_map(|l| l.expected).sum();
+        self.progress.bytes_phase("Decrypting files", total);
+        let failures: Vec<(i64, String)> = intact
+            .par_iter()
+            .filter_map(|listed| {
+                self.decrypt_one(keys, listed)
+                    .err()
+                    .map(|reason| (listed.rowid, reason))
+            })
+            .collect();
+        report.files.decrypted = (intact.len() - failures.len()) as u64;
+        for (rowid, reason) in failures {
+            let (file_id, domain, path) = manifest.names(rowid)?;
+            report.files.undecryptable.push(DamagedRecord {
+                file_id,
+                domain,
+                path,
+                reason,
+            });
+        }
+        if let Some(first) = report.files.undecryptable.first() {
+            report.problems.push(Problem::new(
+                codes::UNDECRYPTABLE,
+                Severity::Error,
+                format!(
+                    "{} the right length but {} not decrypt to the size the manifest states, \
+                     for example {} {}: {}.",
+                    plural(
+                        report.files.undecryptable.len() as u64,
+                        "encrypted file has",
+                        "encrypted files have"
+                    ),
+                    if report.files.undecryptable.len() == 1 {
+                        "does"
+                    } else {
+                        "do"
+                    },
+                    first.domain,
+                    first.path,
+                    first.reason
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn decrypt_one(&self, keys: &ClassKeys, listed: &Listed) -> Result<(), String> {
+        let (Some(size), Some(wrapped)) = (listed.size, listed.key.as_deref()) else {
+            return Err("its record has no EncryptionKey".into());
+        };
+        let key = keys
+            .unwrap_key(wrapped)
+            .map_err(|e| format!("its EncryptionKey cannot be unwrapped ({e})"))?;
+        let path = blob_path(self.root, &listed.id, self.flat);
+        let file = std::fs::File::open(&path).map_err(|e| format!("cannot open it: {e}"))?;
+        let check = crypto::check_blob_with_progress(file, &key, |n| self.progress.advance(n))
+            .map_err(|e| e.to_string())?;
+        match check.plaintext_len {
+            None => Err("it ends in invalid padding (wrong key, or damaged data)".into()),
+            Some(len) if len != size => Err(format!(
+                "it decrypts to {len} bytes where the manifest states {size}"
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// `PRAGMA quick_check` on one key database, opened read-only from its blob (decrypted in
+    /// memory for an encrypted backup). None when its blob is absent (already a missing file).
+    fn check_database(&self, found: &FoundDatabase) -> Option<String> {
+        let path = blob_path(self.root, &found.id, self.flat);
+        if !path.is_file() {
+            return None;
+        }
+        let result = if self.encrypted {
+            let keys = self.keys?;
+            decrypted_quick_check(&path, keys, found)
+        } else {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            Connection::open_with_flags(manifest::readonly_uri(&path), flags)
+                .map_err(|e| e.to_string())
+                .and_then(|conn| quick_check(&conn))
+        };
+        Some(result.unwrap_or_else(|e| e))
+    }
+}
+
+fn decrypted_quick_check(
+    path: &Path,
+    keys: &ClassKeys,
+    found: &FoundDatabase,
+) -> Result<String, String> {
+    let wrapped = found
+        .key
+        .as_deref()
+        .ok_or("its record has no EncryptionKey")?;
+    let key = keys
+        .unwrap_key(wrapped)
+        .map_err(|e| format!("its EncryptionKey cannot be unwrapped ({e})"))?;
+    let ciphertext = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let plaintext = crypto::decrypt_to_vec(&key, &ciphertext).map_err(|e| e.to_string())?;
+    if found
+        .size
+        .is_some_and(|size| size != plaintext.len() as u64)
+    {
+        return Err("it does not decrypt to the size the manifest states".into());
+    }
+    let conn = manifest::open_in_memory(&plaintext).map_err(|e| e.to_string())?;
+    let result = quick_check(&conn);
+    // The connection reads `plaintext` in place: close it before the bytes are wiped.
+    drop(conn);
+    result
+}
+
+/// The first line `PRAGMA quick_check` returns: `ok`, or SQLite's first complaint.
+fn quick_check(conn: &Connection) -> Result<String, String> {
+    conn.query_row("PRAGMA quick_check", [], |row| row.get::<_, String>(0))
+        .map_err(|e| e.to_string())
+}
+
+fn database_problems(report: &mut BackupReport) {
+    let damaged: Vec<&DatabaseCheck> = report
+        .databases
+        .iter()
+        .filter(|d| d.result != "ok")
+        .collect();
+    if let Some(first) = damaged.first() {
+        let message = format!(
+            "{} of the key databases {} damaged, for example {} ({} {}): {}. The app may lose \
+             that data after a restore.",
+            damaged.len(),
+            if damaged.len() == 1 { "is" } else { "are" },
+            first.name,
+            first.domain,
+            first.path,
+            first.result
+        );
+        report.problems.push(Problem::new(
+            codes::DATABASE_DAMAGED,
+            Severity::Error,
+            message,
+        ));
+    }
 }
 
 fn summary(path: &Path, folder: &Folder, encrypted: bool) -> BackupSummary {
@@ -519,7 +1015,7 @@ fn folder_problems(folder: &Folder, problems: &mut Vec<Problem>) {
         )),
         Loaded::Read(_) => {}
     }
-    if !folder.has_db {
+    if !folder.has_db && !folder.has_mbdb {
         problems.push(Problem::new(
             codes::MANIFEST_DB_MISSING,
             Error,
@@ -551,12 +1047,13 @@ fn unreadable_problem(store: &BlobStore, problems: &mut Vec<Problem>) {
 }
 
 /// Matches the listed files with the blobs found, fills the counts and the problems.
+/// Returns the listed files whose blob is there with the right length, for `--deep`.
 fn match_blobs(
     scan: Scan,
     mut store: BlobStore,
-    manifest: &Manifest,
+    manifest: &dyn Names,
     report: &mut BackupReport,
-) -> Result<(), ManifestError> {
+) -> Result<Vec<Listed>, ManifestError> {
     let files = &mut report.files;
     files.listed = scan.listed.len() as u64 + scan.unnamed.len() as u64;
     files.directories = scan.directories;
@@ -576,7 +1073,8 @@ fn match_blobs(
             path,
         })
     };
-    for listed in &scan.listed {
+    let mut intact = Vec::new();
+    for listed in scan.listed {
         let Some(blob) = store.blobs.remove(&listed.id) else {
             files.missing.push(named(listed.rowid)?);
             continue;
@@ -601,7 +1099,10 @@ fn match_blobs(
                     actual_bytes: blob.size,
                 });
             }
-            Some(_) => files.intact += 1,
+            Some(_) => {
+                files.intact += 1;
+                intact.push(listed);
+            }
             None => {}
         }
     }
@@ -622,7 +1123,7 @@ fn match_blobs(
     report.contents = scan.contents.holdings(report.backup.encrypted);
     file_problems(report);
     unreadable_problem(&store, &mut report.problems);
-    Ok(())
+    Ok(intact)
 }
 
 fn file_problems(report: &mut BackupReport) {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{check_backup, connected_phone, CommandResult, Failure, Status};
+use super::{check_backup, connected_phone, CheckContext, CommandResult, Failure, Status};
 use crate::backup::locate::{self, Os, Target};
 use crate::backup::BackupReport;
 use crate::device::DeviceState;
@@ -53,21 +53,22 @@ struct Gathered {
 
 pub fn run(
     out: &Output,
+    ctx: &CheckContext,
     target: Option<&Path>,
     udid: Option<&str>,
     message: Option<&str>,
 ) -> CommandResult {
     let (device, device_error) = connected_phone(out, udid);
     let gathered = match target {
-        Some(target) => gather_target(out, target)?,
-        None => gather_default(out, device.as_ref(), device_error.as_deref())?,
+        Some(target) => gather_target(out, ctx, target)?,
+        None => gather_default(out, ctx, device.as_ref(), device_error.as_deref())?,
     };
     let facts = Facts {
         device: device.as_ref(),
         backups: &gathered.reports,
         now: chrono::Utc::now(),
         message,
-        password_given: false,
+        password_given: ctx.password.given(),
         looked_for_backups: gathered.searched.is_some(),
         backup_folder: gathered.searched.clone(),
     };
@@ -83,7 +84,7 @@ pub fn run(
                     .is_some_and(|u| u.eq_ignore_ascii_case(&d.udid))
             })
         };
-        candidate.map(|r| restore_readiness(r, d, false))
+        candidate.map(|r| restore_readiness(r, d, ctx.password.given()))
     });
     let result = InspectReport {
         schema: INSPECT_SCHEMA,
@@ -139,10 +140,10 @@ fn text(result: &InspectReport, single: bool, out: &Output) -> String {
     sections.join("\n")
 }
 
-fn gather_target(out: &Output, target: &Path) -> Result<Gathered, Failure> {
+fn gather_target(out: &Output, ctx: &CheckContext, target: &Path) -> Result<Gathered, Failure> {
     match locate::classify(target) {
         Ok(Target::Backup(path)) => Ok(Gathered {
-            reports: vec![check_backup(out, &path)?],
+            reports: vec![check_backup(out, ctx, &path)?],
             errors: Vec::new(),
             single: true,
             searched: None,
@@ -153,7 +154,9 @@ fn gather_target(out: &Output, target: &Path) -> Result<Gathered, Failure> {
             "Point ibackup at a backup folder (the one holding Manifest.db and Info.plist) or at \
              the MobileSync/Backup folder that holds them.",
         )),
-        Ok(Target::Folder(backups)) => Ok(check_all(out, &backups, target.display().to_string())),
+        Ok(Target::Folder(backups)) => {
+            Ok(check_all(out, ctx, &backups, target.display().to_string()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Failure::new(
             "backup.not_found",
             format!("{} does not exist", target.display()),
@@ -168,11 +171,11 @@ fn gather_target(out: &Output, target: &Path) -> Result<Gathered, Failure> {
     }
 }
 
-fn check_all(out: &Output, paths: &[PathBuf], searched: String) -> Gathered {
+fn check_all(out: &Output, ctx: &CheckContext, paths: &[PathBuf], searched: String) -> Gathered {
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
-        match check_backup(out, path) {
+        match check_backup(out, ctx, path) {
             Ok(r) => reports.push(r),
             Err(f) => errors.push(UnreadableBackup {
                 path: path.display().to_string(),
@@ -194,6 +197,7 @@ fn check_all(out: &Output, paths: &[PathBuf], searched: String) -> Gathered {
 /// The default backup folder: with a phone connected, its backups (by UDID); without, all.
 fn gather_default(
     out: &Output,
+    ctx: &CheckContext,
     device: Option<&DeviceState>,
     device_error: Option<&str>,
 ) -> Result<Gathered, Failure> {
@@ -212,7 +216,7 @@ fn gather_default(
             .collect::<Vec<_>>()
             .join(" or ")
     };
-    let mut gathered = check_all(out, &paths, where_.clone());
+    let mut gathered = check_all(out, ctx, &paths, where_.clone());
     if let Some(device) = device {
         gathered.reports.retain(|r| {
             r.backup

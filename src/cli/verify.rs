@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{check_backup, connected_phone, CommandResult, Status};
+use super::{check_backup, connected_phone, CheckContext, CommandResult, Status};
 use crate::backup::report::Verdict;
 use crate::backup::BackupReport;
 use crate::diagnose::readiness::{restore_readiness, Readiness};
@@ -21,12 +21,12 @@ struct VerifyOutput<'a> {
     restore: Option<Readiness>,
 }
 
-pub fn run(out: &Output, backup: &Path, udid: Option<&str>) -> CommandResult {
-    let report = check_backup(out, backup)?;
+pub fn run(out: &Output, ctx: &CheckContext, backup: &Path, udid: Option<&str>) -> CommandResult {
+    let report = check_backup(out, ctx, backup)?;
     let (device, device_error) = connected_phone(out, udid);
     let restore = device
         .as_ref()
-        .map(|d| restore_readiness(&report, d, false));
+        .map(|d| restore_readiness(&report, d, ctx.password.given()));
     if out.json {
         out.print_json(&VerifyOutput {
             report: &report,

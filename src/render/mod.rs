@@ -124,6 +124,20 @@ impl crate::backup::verify::Progress for ScanProgress {
     fn advance(&self, rows: u64) {
         self.0.inc(rows);
     }
+
+    fn bytes_phase(&self, what: &str, total: u64) {
+        if self.0.is_hidden() {
+            return;
+        }
+        let style = ProgressStyle::with_template(
+            "{msg} {wide_bar} {bytes}/{total_bytes} ({binary_bytes_per_sec}, {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        self.0.set_style(style);
+        self.0.set_message(what.to_string());
+        self.0.set_length(total);
+        self.0.set_position(0);
+    }
 }
 
 #[cfg(test)]

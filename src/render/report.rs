@@ -70,6 +70,10 @@ fn when(report: &BackupReport) -> String {
 fn verdict_line(report: &BackupReport, style: Style) -> String {
     let files = &report.files;
     match report.verdict {
+        Verdict::Complete if report.deep && files.decrypted > 0 => style.good(&format!(
+            "Complete: all {} are present with the right size and decrypt intact.",
+            plural(files.listed, "file", "files")
+        )),
         Verdict::Complete => style.good(&format!(
             "Complete: all {} are present with the right size.",
             plural(files.listed, "file", "files")
@@ -111,6 +115,18 @@ fn problems(report: &BackupReport, style: Style, verbose: bool, out: &mut String
                 })
                 .collect(),
             "backup.file_id_mismatch" => report.files.file_id_mismatch.iter().map(name).collect(),
+            "backup.blobs_undecryptable" => report
+                .files
+                .undecryptable
+                .iter()
+                .map(|f| format!("{} {}: {}", f.domain, f.path, f.reason))
+                .collect(),
+            "backup.database_damaged" => report
+                .databases
+                .iter()
+                .filter(|d| d.result != "ok")
+                .map(|d| format!("{} ({} {}): {}", d.name, d.domain, d.path, d.result))
+                .collect(),
             _ => Vec::new(),
         };
         for example in examples.iter().take(limit) {
@@ -131,6 +147,13 @@ fn problems(report: &BackupReport, style: Style, verbose: bool, out: &mut String
 
 fn counts(report: &BackupReport) -> String {
     let f = &report.files;
+    if !report.manifest_read {
+        return format!(
+            "Files: not listed (the file list could not be read); {} on disk, {}",
+            plural(f.blobs_on_disk, "file", "files"),
+            crate::units::human_bytes(report.size.on_disk_bytes)
+        );
+    }
     let mut parts = vec![
         format!("{} listed", human_count(f.listed)),
         format!("{} present and intact", human_count(f.intact)),
@@ -146,7 +169,21 @@ fn counts(report: &BackupReport) -> String {
     }
     parts.push(format!("{} missing", human_count(f.missing.len() as u64)));
     parts.push(plural(f.orphans, "orphan", "orphans"));
-    format!("Files: {}", parts.join(", "))
+    let mut line = format!("Files: {}", parts.join(", "));
+    if report.deep && report.backup.encrypted {
+        line.push_str(&format!(
+            "\nDecrypted: {} intact, {} damaged",
+            human_count(f.decrypted),
+            human_count(f.undecryptable.len() as u64)
+        ));
+    }
+    for db in &report.databases {
+        line.push_str(&format!(
+            "\nDatabase {} ({} {}): {}",
+            db.name, db.domain, db.path, db.result
+        ));
+    }
+    line
 }
 
 /// `ibackup verify`: who, when, the verdict and why.

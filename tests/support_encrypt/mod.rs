@@ -4,6 +4,9 @@
 //! from the format notes, and does not call ibackup's own keybag or crypto code: a mistake there
 //! must not be mirrored here. Test code only; the product never encrypts.
 
+// Shared by several test crates and an example, each using a different part of it.
+#![allow(dead_code)]
+
 use std::fs;
 use std::path::Path;
 
@@ -22,6 +25,8 @@ pub struct WrittenFile {
     pub size: u64,
     /// Lowercase hex SHA-256 of the plaintext (files only).
     pub sha256: Option<String>,
+    /// The file's AES key in hex (files only), for baselines that decrypt with OpenSSL.
+    pub key_hex: Option<String>,
 }
 
 /// A tiny deterministic byte source, so a failing test can be rerun on the same backup.
@@ -166,7 +171,7 @@ fn sha1_hex(text: &str) -> String {
 }
 
 /// One row to write: domain, relative path, flags, contents, protection class, symlink target.
-type RowPlan = (
+pub type RowPlan = (
     &'static str,
     &'static str,
     u64,
@@ -175,6 +180,42 @@ type RowPlan = (
     Option<&'static str>,
 );
 
+/// The rows of [`write_encrypted_backup`]: file sizes around the AES block size, a larger file,
+/// folders and a symlink.
+fn default_rows(rng: &mut Bytes) -> Vec<RowPlan> {
+    vec![
+        ("HomeDomain", "", 2, vec![], 0, None),
+        ("HomeDomain", "Library", 2, vec![], 0, None),
+        ("HomeDomain", "Library/empty", 1, vec![], 3, None),
+        ("HomeDomain", "Library/fifteen", 1, rng.vec(15), 1, None),
+        ("HomeDomain", "Library/thirty-two", 1, rng.vec(32), 2, None),
+        (
+            "MediaDomain",
+            "Media/Recordings/memo.m4a",
+            1,
+            rng.vec(70_001),
+            4,
+            None,
+        ),
+        (
+            "AppDomain-com.example.notes",
+            "Documents/notes.txt",
+            1,
+            "Grüße aus Rust\n".into(),
+            3,
+            None,
+        ),
+        (
+            "HomeDomain",
+            "Library/link",
+            4,
+            vec![],
+            0,
+            Some("/var/mobile/Library/fifteen"),
+        ),
+    ]
+}
+
 /// Writes an encrypted backup of a few files into `dir`, with small iteration counts.
 /// Password classes are 1-4; class 5 is wrapped with a device key only.
 pub fn write_encrypted_backup(
@@ -182,6 +223,18 @@ pub fn write_encrypted_backup(
     password: &[u8],
     dpic: u32,
     iter: u32,
+) -> Vec<WrittenFile> {
+    write_encrypted_backup_with(dir, password, dpic, iter, default_rows)
+}
+
+/// [`write_encrypted_backup`] with the rows `rows` makes (from the writer's byte source, once
+/// the keys are drawn); the benchmark uses it for large backups.
+pub fn write_encrypted_backup_with(
+    dir: &Path,
+    password: &[u8],
+    dpic: u32,
+    iter: u32,
+    rows: impl FnOnce(&mut Bytes) -> Vec<RowPlan>,
 ) -> Vec<WrittenFile> {
     let mut rng = Bytes::new(0x1BAC_C0DE);
     let salt: [u8; 20] = rng.fill();
@@ -219,37 +272,7 @@ pub fn write_encrypted_backup(
         class_keys.push(key);
     }
 
-    let rows: Vec<RowPlan> = vec![
-        ("HomeDomain", "", 2, vec![], 0, None),
-        ("HomeDomain", "Library", 2, vec![], 0, None),
-        ("HomeDomain", "Library/empty", 1, vec![], 3, None),
-        ("HomeDomain", "Library/fifteen", 1, rng.vec(15), 1, None),
-        ("HomeDomain", "Library/thirty-two", 1, rng.vec(32), 2, None),
-        (
-            "MediaDomain",
-            "Media/Recordings/memo.m4a",
-            1,
-            rng.vec(70_001),
-            4,
-            None,
-        ),
-        (
-            "AppDomain-com.example.notes",
-            "Documents/notes.txt",
-            1,
-            "Grüße aus Rust\n".into(),
-            3,
-            None,
-        ),
-        (
-            "HomeDomain",
-            "Library/link",
-            4,
-            vec![],
-            0,
-            Some("/var/mobile/Library/fifteen"),
-        ),
-    ];
+    let rows = rows(&mut rng);
 
     let scratch = tempfile::tempdir().expect("a scratch folder");
     let db_path = scratch.path().join("Manifest.db");
@@ -266,9 +289,11 @@ pub fn write_encrypted_backup(
     let mut written = Vec::new();
     for (domain, path, flags, data, class, target) in rows {
         let file_id = sha1_hex(&format!("{domain}-{path}"));
+        let mut key_hex = None;
         let (mode, key) = match flags {
             1 => {
                 let file_key: [u8; 32] = rng.fill();
+                key_hex = Some(hex(&file_key));
                 let blob = encrypt(&file_key, &data);
                 let folder = dir.join(&file_id[..2]);
                 fs::create_dir_all(&folder).expect("create a blob folder");
@@ -294,6 +319,7 @@ pub fn write_encrypted_backup(
             flags,
             size: data.len() as u64,
             sha256: (flags == 1).then(|| hex(&sha2::Sha256::digest(&data))),
+            key_hex,
         });
     }
     db.close().expect("close Manifest.db");
