@@ -306,6 +306,9 @@ mod tests {
             },
             domains: Vec::new(),
             contents: Vec::new(),
+            manifest_read: true,
+            deep: false,
+            databases: Vec::new(),
             problems: Vec::new(),
         }
     }
