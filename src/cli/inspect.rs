@@ -55,9 +55,10 @@ pub fn run(
     out: &Output,
     target: Option<&Path>,
     udid: Option<&str>,
+    transport: crate::device::TransportChoice,
     message: Option<&str>,
 ) -> CommandResult {
-    let (device, device_error) = connected_phone(out, udid);
+    let (device, device_error) = connected_phone(out, udid, transport);
     let gathered = match target {
         Some(target) => gather_target(out, target)?,
         None => gather_default(out, device.as_ref(), device_error.as_deref())?,

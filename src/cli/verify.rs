@@ -21,9 +21,14 @@ struct VerifyOutput<'a> {
     restore: Option<Readiness>,
 }
 
-pub fn run(out: &Output, backup: &Path, udid: Option<&str>) -> CommandResult {
+pub fn run(
+    out: &Output,
+    backup: &Path,
+    udid: Option<&str>,
+    transport: crate::device::TransportChoice,
+) -> CommandResult {
     let report = check_backup(out, backup)?;
-    let (device, device_error) = connected_phone(out, udid);
+    let (device, device_error) = connected_phone(out, udid, transport);
     let restore = device
         .as_ref()
         .map(|d| restore_readiness(&report, d, false));
