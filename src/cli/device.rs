@@ -275,18 +275,31 @@ pub fn pair(out: &Output, udid: Option<&str>, choice: TransportChoice) -> Comman
     let result = pairing::pair(transport.as_ref(), &device, timeout, &mut waiting);
     spinner.finish_and_clear();
     let record = result.map_err(failure)?;
+    // Without a daemon the record lives in the pair record folder: say where.
+    let saved_to = if transport.name() == crate::device::usb::NAME {
+        pairing::record_folders()
+            .first()
+            .map(|f| {
+                f.join(format!("{}.plist", device.udid))
+                    .display()
+                    .to_string()
+            })
+            .unwrap_or_else(|| transport.name().to_string())
+    } else {
+        transport.name().to_string()
+    };
     if out.json {
         out.print_json(&json!({
             "schema": "ibackup.pair/1", "udid": device.udid, "paired": true,
-            "host_id": record.host_id, "saved_to": transport.name(),
+            "host_id": record.host_id, "saved_to": saved_to,
         }));
     } else {
         let style = Style::new(out.color);
         out.print_text(&format!(
-            "{} with {}. The pair record was saved through {}.\n",
+            "{} with {}. The pair record was saved to {}.\n",
             style.good("Paired"),
             device.udid,
-            transport.name()
+            saved_to
         ));
     }
     Ok(Status::Ok)

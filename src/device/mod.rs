@@ -96,6 +96,15 @@ impl DeviceError {
                 what,
                 secs: transport::IO_TIMEOUT.as_secs(),
             },
+            // Direct USB's errors carry the phone's reason (an RST's text, an unplugged
+            // phone): keep it rather than a bare "closed".
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                if source
+                    .get_ref()
+                    .is_some_and(|e| e.is::<usb::mux::MuxError>()) =>
+            {
+                DeviceError::Io { what, source }
+            }
             io::ErrorKind::UnexpectedEof
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted

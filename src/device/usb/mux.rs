@@ -522,8 +522,20 @@ impl MuxStream {
     }
 }
 
+/// The text of a connection's failure, marked as ours so the error mapping keeps it.
+#[derive(Debug)]
+pub struct MuxError(pub String);
+
+impl std::fmt::Display for MuxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for MuxError {}
+
 fn io_error(kind: io::ErrorKind, message: String) -> io::Error {
-    io::Error::new(kind, message)
+    io::Error::new(kind, MuxError(message))
 }
 
 impl Read for MuxStream {
