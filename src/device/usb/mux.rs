@@ -654,3 +654,255 @@ impl Drop for MuxStream {
         inner.connections.remove(&self.local);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::usb::emulated::{channel_pair, ChannelPipes};
+
+    /// Records every transfer the host writes; reads time out.
+    struct Recorder {
+        writes: Arc<Mutex<Vec<Vec<u8>>>>,
+        packet: usize,
+    }
+
+    impl BulkPipes for Recorder {
+        fn write(&mut self, data: &[u8]) -> io::Result<()> {
+            self.writes.lock().unwrap().push(data.to_vec());
+            Ok(())
+        }
+        fn read(&mut self, _: &mut [u8], timeout: Duration) -> io::Result<usize> {
+            std::thread::sleep(timeout.min(Duration::from_millis(5)));
+            Err(io::ErrorKind::TimedOut.into())
+        }
+        fn max_packet_size(&self) -> usize {
+            self.packet
+        }
+    }
+
+    /// A scripted phone: reads the host's packets and answers by hand.
+    struct Script {
+        pipes: ChannelPipes,
+        wide: bool,
+        seq: u16,
+    }
+
+    impl Script {
+        fn next(&mut self) -> Packet {
+            let mut buf = vec![0u8; frame::MAX_PACKET];
+            loop {
+                let n = self.pipes.read(&mut buf, Duration::from_secs(5)).unwrap();
+                if n > 0 {
+                    return frame::decode(&buf[..n], self.wide).unwrap();
+                }
+            }
+        }
+
+        fn send(&mut self, body: &Body) {
+            let sequence = self.wide.then_some(Sequence {
+                tx: self.seq,
+                rx: 0,
+            });
+            self.seq = self.seq.wrapping_add(1);
+            self.pipes.write(&frame::encode(sequence, body)).unwrap();
+        }
+
+        fn tcp(&mut self, dest: u16, seq: u32, flags: u8, payload: &[u8]) {
+            let header = Tcp {
+                source_port: 62078,
+                dest_port: dest,
+                seq,
+                ack: 1,
+                flags,
+                window: 0x200,
+            };
+            self.send(&Body::Tcp {
+                header,
+                payload: payload.to_vec(),
+            });
+        }
+    }
+
+    /// Host and scripted phone after VERSION 2 / SETUP, with one connection open (local port 1).
+    fn connected() -> (Arc<Mux>, MuxStream, Script) {
+        let (host, device) = channel_pair(512);
+        let phone = std::thread::spawn(move || {
+            let mut script = Script {
+                pipes: device,
+                wide: false,
+                seq: 0,
+            };
+            assert!(matches!(script.next().body, Body::Version { major: 2, .. }));
+            script.send(&Body::Version { major: 2, minor: 0 });
+            script.wide = true;
+            assert_eq!(script.next().body, Body::Setup(frame::SETUP_BYTE));
+            let Body::Tcp { header, .. } = script.next().body else {
+                panic!("no SYN")
+            };
+            assert_eq!(header.flags, frame::SYN);
+            script.tcp(header.source_port, 0, frame::SYN | frame::ACK, b"");
+            let Body::Tcp { header, .. } = script.next().body else {
+                panic!("no ACK")
+            };
+            assert_eq!(header.flags, frame::ACK);
+            assert_eq!(header.ack, 1);
+            script
+        });
+        let mux = Mux::open(Box::new(host), "test phone", Duration::from_secs(5)).unwrap();
+        let stream = mux.connect(62078).unwrap();
+        (mux, stream, phone.join().unwrap())
+    }
+
+    #[test]
+    fn a_zero_length_packet_follows_exact_multiples_only() {
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let mut inner = Inner {
+            pipes: Box::new(Recorder {
+                writes: Arc::clone(&writes),
+                packet: 64,
+            }),
+            wide: true,
+            tx_seq: 0,
+            rx_seq: 0,
+            partial: Vec::new(),
+            connections: HashMap::new(),
+            next_port: 1,
+            dead: None,
+            controls: Vec::new(),
+        };
+        // 16 + 1 + 47 = 64 bytes: one ZLP. 16 + 1 + 48 = 65 bytes: none.
+        let control = |n: usize| Body::Control {
+            kind: 7,
+            text: "x".repeat(n),
+        };
+        inner.send(&control(47)).unwrap();
+        inner.send(&control(48)).unwrap();
+        inner.send(&control(111)).unwrap();
+        let sizes: Vec<usize> = writes.lock().unwrap().iter().map(Vec::len).collect();
+        assert_eq!(sizes, [64, 0, 65, 128, 0]);
+    }
+
+    #[test]
+    fn big_writes_are_cut_to_48_kib_packets_within_the_window() {
+        let (_mux, mut stream, mut script) = connected();
+        let data = vec![0xabu8; 100 * 1024];
+        let writer = std::thread::spawn(move || {
+            stream.write_all(&data).unwrap();
+            stream
+        });
+        let mut got = 0;
+        let mut acked = 1u32;
+        while got < 100 * 1024 {
+            let packet = script.next();
+            let Body::Tcp { header, payload } = packet.body else {
+                continue;
+            };
+            assert!(payload.len() <= MAX_PAYLOAD, "{}", payload.len());
+            assert!(payload.len() + frame::WIDE_HEADER + frame::TCP_HEADER <= frame::MAX_WRITE);
+            assert_eq!(header.seq, acked, "in order, no gaps");
+            got += payload.len();
+            acked += payload.len() as u32;
+            // Acknowledge so the window (0x200 * 256 = 128 KiB) keeps moving.
+            let ack = Tcp {
+                source_port: 62078,
+                dest_port: header.source_port,
+                seq: 1,
+                ack: acked,
+                flags: frame::ACK,
+                window: 0x200,
+            };
+            script.send(&Body::Tcp {
+                header: ack,
+                payload: Vec::new(),
+            });
+        }
+        assert_eq!(got, 100 * 1024);
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_packet_spanning_several_transfers_is_put_together() {
+        let (_mux, mut stream, mut script) = connected();
+        let payload: Vec<u8> = (0..40_000u32).map(|i| i as u8).collect();
+        let body = Body::Tcp {
+            header: Tcp {
+                source_port: 62078,
+                dest_port: 1,
+                seq: 1,
+                ack: 1,
+                flags: frame::ACK,
+                window: 0x200,
+            },
+            payload: payload.clone(),
+        };
+        let bytes = frame::encode(Some(Sequence { tx: 9, rx: 0 }), &body);
+        for chunk in bytes.chunks(frame::READ_SIZE) {
+            script.pipes.write(chunk).unwrap();
+        }
+        let mut got = vec![0u8; payload.len()];
+        stream.read_exact(&mut got).unwrap();
+        assert_eq!(got, payload);
+    }
+
+    #[test]
+    fn packets_for_unknown_connections_get_a_reset() {
+        let (_mux, mut stream, mut script) = connected();
+        script.tcp(77, 5, frame::ACK, b"stray");
+        script.tcp(1, 1, frame::ACK, b"ok");
+        let mut buf = [0u8; 2];
+        stream.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ok");
+        let Body::Tcp { header, .. } = script.next().body else {
+            panic!("no RST")
+        };
+        assert_eq!((header.flags, header.source_port), (frame::RST, 77));
+    }
+
+    #[test]
+    fn a_partly_repeated_segment_keeps_only_its_new_tail() {
+        let (_mux, mut stream, mut script) = connected();
+        script.tcp(1, 1, frame::ACK, b"abc");
+        script.tcp(1, 2, frame::ACK, b"bcdef");
+        script.tcp(1, 1, frame::ACK, b"abcdef");
+        script.tcp(1, 7, frame::FIN | frame::ACK, b"");
+        let mut all = Vec::new();
+        stream.read_to_end(&mut all).unwrap();
+        assert_eq!(all, b"abcdef");
+    }
+
+    #[test]
+    fn segments_are_accepted_in_order_and_trimmed_when_repeated() {
+        assert_eq!(accept_segment(10, 10, b"abc").unwrap(), b"abc");
+        assert_eq!(accept_segment(10, 8, b"abcd").unwrap(), b"cd");
+        assert_eq!(accept_segment(10, 5, b"abc").unwrap(), b"");
+        assert!(accept_segment(10, 11, b"abc").is_err());
+        // Across the wrap of the 32-bit sequence space.
+        assert_eq!(accept_segment(2, u32::MAX, b"abcd").unwrap(), b"d");
+    }
+
+    #[test]
+    fn unknown_versions_and_silent_phones_fail_cleanly() {
+        let (host, device) = channel_pair(512);
+        let phone = std::thread::spawn(move || {
+            let mut script = Script {
+                pipes: device,
+                wide: false,
+                seq: 0,
+            };
+            script.next();
+            script.send(&Body::Version { major: 3, minor: 0 });
+            script
+        });
+        let err = Mux::open(Box::new(host), "p", Duration::from_secs(5))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("mux protocol 3"), "{err}");
+        drop(phone.join());
+
+        let (host, _device) = channel_pair(512);
+        let err = Mux::open(Box::new(host), "p", Duration::from_millis(200))
+            .err()
+            .unwrap();
+        assert!(matches!(err, DeviceError::Timeout { .. }), "{err}");
+    }
+}
