@@ -374,6 +374,26 @@ mod tests {
     }
 
     #[test]
+    fn direct_usb_errors_say_what_to_do() {
+        let busy = DeviceError::UsbBusy { udid: "u1".into() };
+        assert_eq!(busy.code(), "device.usb_busy");
+        assert!(busy.to_string().contains("usbmuxd daemon"), "{busy}");
+        assert!(busy.hint().contains("--transport usbmuxd"));
+        let unavailable = DeviceError::UsbUnavailable {
+            cause: "no permission".into(),
+            fix: usb::linux_fix(),
+        };
+        assert_eq!(unavailable.code(), "device.usb_unavailable");
+        assert!(unavailable.hint().contains(usb::UDEV_RULE));
+        assert!(unavailable.hint().contains("plugdev"));
+        let refused = DeviceError::PortRefused {
+            port: 1,
+            reason: "why".into(),
+        };
+        assert_eq!(refused.code(), "device.port_refused");
+    }
+
+    #[test]
     fn drip_fed_reads_hit_the_deadline() {
         struct Drip;
         impl Read for Drip {

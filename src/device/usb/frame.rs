@@ -382,6 +382,29 @@ mod tests {
     }
 
     #[test]
+    fn random_bytes_never_panic_the_decoder() {
+        // A fixed xorshift stream: reproducible, no extra dependency.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 80) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Often make the length word honest, so the body parsers are reached too.
+            if len >= 8 && next() % 2 == 0 {
+                bytes[..4].copy_from_slice(&((next() % 8) as u32).to_be_bytes());
+                bytes[4..8].copy_from_slice(&(len as u32).to_be_bytes());
+            }
+            let _ = announced_length(&bytes, next() % 2 == 0);
+            let _ = decode(&bytes, next() % 2 == 0);
+        }
+    }
+
+    #[test]
     fn device_text_is_bounded_and_trimmed() {
         assert_eq!(text_of(b"gone\n\0"), "gone");
         assert_eq!(text_of(&[b'a'; 2000]).len(), MAX_TEXT);

@@ -169,7 +169,7 @@ impl LibusbBus {
                 .to_string(),
         })?;
         let handle = device.open().map_err(|e| denied(&what, e))?;
-        select_configuration(&handle, &mux, &what)?;
+        select_configuration(&handle, &mux, &what, &target.udid)?;
         if handle.kernel_driver_active(mux.interface) == Ok(true) {
             // Detaching fails where it is not supported (macOS): claiming then says why.
             let _ = handle.detach_kernel_driver(mux.interface);
@@ -240,6 +240,7 @@ fn select_configuration(
     handle: &DeviceHandle<Context>,
     mux: &MuxInterface,
     what: &str,
+    udid: &str,
 ) -> Result<(), DeviceError> {
     if handle.active_configuration().ok() == Some(mux.configuration) {
         return Ok(());
@@ -256,7 +257,7 @@ fn select_configuration(
         .set_active_configuration(mux.configuration)
         .map_err(|e| match e {
             rusb::Error::Busy => DeviceError::UsbBusy {
-                udid: what.to_string(),
+                udid: udid.to_string(),
             },
             other => denied(what, other),
         })
