@@ -1,4 +1,5 @@
-//! The simulated iPhone: a usbmuxd + lockdownd server for tests and `ibackup-sim`. It speaks the
+//! The simulated iPhone: a usbmuxd + lockdownd server for tests and `ibackup-sim`, or (usb.rs) a
+//! phone on emulated USB with the same lockdownd. It speaks the
 //! real wire protocols (usbmux plist frames, lockdown messages, TLS with pair-record
 //! certificates) so that real clients (ibackup, libimobiledevice's tools) accept it. Profiles
 //! (profile.rs) say what the phone is like and which fault to inject; server.rs answers.

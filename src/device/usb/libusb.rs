@@ -299,7 +299,8 @@ impl BulkPipes for LibusbPipes {
     }
 
     fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-        // libusb treats a zero timeout as "wait forever".
+        // libusb treats a zero timeout as "wait forever". Short reads in slices lose nothing
+        // between them: the phone only sends while an IN transfer is pending.
         let timeout = timeout.max(Duration::from_millis(1));
         self.handle
             .read_bulk(self.endpoint_in, buf, timeout)
