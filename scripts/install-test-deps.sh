@@ -2,13 +2,14 @@
 # Installs what the tests and CI checks need, skipping what is already there:
 #   - python3 (the independent fixture writers) and PyPI's `cryptography` (encrypted fixtures)
 #   - the Windows target and MinGW linker for the Windows build check
+#   - libusb's headers and pkg-config: direct USB links the system libusb (rusb / libusb1-sys)
 # Uses sudo when not run as root.
 set -euo pipefail
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 
 # libimobiledevice's tools are the independent clients of the simulated iPhone.
-apt_packages=(gcc-mingw-w64-x86-64 libimobiledevice-utils libusbmuxd-tools)
+apt_packages=(gcc-mingw-w64-x86-64 libimobiledevice-utils libusbmuxd-tools libusb-1.0-0-dev pkg-config)
 command -v python3 >/dev/null || apt_packages+=(python3 python3-pip)
 missing=()
 for p in "${apt_packages[@]}"; do

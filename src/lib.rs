@@ -8,7 +8,8 @@
 pub mod backup;
 /// The commands: gather facts, hand them to render. Thin.
 pub mod cli;
-/// Everything about talking to a phone: usbmux, lockdown, pairing. No terminal, no backup.
+/// Everything about talking to a phone: usbmuxd or direct USB, lockdown, pairing. No terminal,
+/// no backup.
 pub mod device;
 /// Facts in, findings out: rules and fixes as data. Pure.
 pub mod diagnose;
@@ -16,7 +17,7 @@ pub mod diagnose;
 pub mod plist_shape;
 /// Human text and JSON from the result types; colour and progress policy.
 pub mod render;
-/// The simulated iPhone (usbmuxd + lockdownd) used by tests and `ibackup-sim`.
+/// The simulated iPhone (usbmuxd or emulated USB, + lockdownd) used by tests and `ibackup-sim`.
 pub mod sim;
 /// Numbers for people: human units and plurals.
 pub mod units;

@@ -1,6 +1,6 @@
-//! `ibackup device`, `ibackup devices`, `ibackup pair`: the phone's side (issue 3). Each picks the
-//! transport (the usbmuxd daemon), asks `device` for facts, and prints them as text or as the
-//! JSON of docs/device.md. No protocol here.
+//! `ibackup device`, `ibackup devices`, `ibackup pair`: the phone's side (issue 3). Each opens the
+//! transport `--transport` chose (the usbmuxd daemon or direct USB, issue 6), asks `device` for
+//! facts, and prints them as text or as the JSON of docs/device.md. No protocol here.
 
 use std::time::Duration;
 
@@ -12,8 +12,7 @@ use crate::device::info::{self, DeviceState};
 use crate::device::lockdown::{self, LockdownClient};
 use crate::device::pairing::{self, PairWait};
 use crate::device::transport::{AttachedDevice, Transport};
-use crate::device::usbmux::UsbmuxdTransport;
-use crate::device::{select_device, DeviceError};
+use crate::device::{open_transport, select_device, DeviceError, TransportChoice};
 use crate::render::text::Style;
 use crate::render::{human_bytes, Output};
 
@@ -71,11 +70,11 @@ fn spinner(out: &Output, message: &str) -> ProgressBar {
 }
 
 /// `ibackup device`: the phone's live state.
-pub fn device(out: &Output, udid: Option<&str>) -> CommandResult {
-    let transport = UsbmuxdTransport::from_env().map_err(failure)?;
-    let device = pick(out, &transport, udid)?;
+pub fn device(out: &Output, udid: Option<&str>, choice: TransportChoice) -> CommandResult {
+    let transport = open_transport(choice).map_err(failure)?;
+    let device = pick(out, transport.as_ref(), udid)?;
     let spinner = spinner(out, "Reading the iPhone's state");
-    let state = info::read_state(&transport, &device);
+    let state = info::read_state(transport.as_ref(), &device);
     spinner.finish_and_clear();
     let state = state.map_err(failure)?;
     if out.json {
@@ -189,10 +188,13 @@ pub fn device_text(state: &DeviceState, style: Style, quiet: bool) -> String {
 }
 
 /// `ibackup devices`: every attached phone, with what an unpaired phone tells.
-pub fn devices(out: &Output) -> CommandResult {
-    let transport = UsbmuxdTransport::from_env().map_err(failure)?;
+pub fn devices(out: &Output, choice: TransportChoice) -> CommandResult {
+    let transport = open_transport(choice).map_err(failure)?;
     let attached = transport.devices().map_err(failure)?;
-    let rows: Vec<Value> = attached.iter().map(|d| device_row(&transport, d)).collect();
+    let rows: Vec<Value> = attached
+        .iter()
+        .map(|d| device_row(transport.as_ref(), d))
+        .collect();
     if out.json {
         out.print_json(&json!({ "schema": "ibackup.devices/1", "devices": rows }));
         return Ok(Status::Ok);
@@ -249,10 +251,11 @@ fn device_row(transport: &dyn Transport, device: &AttachedDevice) -> Value {
     row
 }
 
-/// `ibackup pair`: "Trust This Computer", then save the record through usbmuxd.
-pub fn pair(out: &Output, udid: Option<&str>) -> CommandResult {
-    let transport = UsbmuxdTransport::from_env().map_err(failure)?;
-    let device = pick(out, &transport, udid)?;
+/// `ibackup pair`: "Trust This Computer", then save the record through usbmuxd (or, over direct
+/// USB, in the pair record folder).
+pub fn pair(out: &Output, udid: Option<&str>, choice: TransportChoice) -> CommandResult {
+    let transport = open_transport(choice).map_err(failure)?;
+    let device = pick(out, transport.as_ref(), udid)?;
     let timeout = seconds_from_env("IBACKUP_PAIR_TIMEOUT", PAIR_TIMEOUT);
     let spinner = spinner(out, "Creating pairing keys");
     let quiet = out.quiet;
@@ -269,21 +272,34 @@ pub fn pair(out: &Output, udid: Option<&str>) -> CommandResult {
             spinner.set_message(message);
         }
     };
-    let result = pairing::pair(&transport, &device, timeout, &mut waiting);
+    let result = pairing::pair(transport.as_ref(), &device, timeout, &mut waiting);
     spinner.finish_and_clear();
     let record = result.map_err(failure)?;
+    // Without a daemon the record lives in the pair record folder: say where.
+    let saved_to = if transport.name() == crate::device::usb::NAME {
+        pairing::record_folders()
+            .first()
+            .map(|f| {
+                f.join(format!("{}.plist", device.udid))
+                    .display()
+                    .to_string()
+            })
+            .unwrap_or_else(|| transport.name().to_string())
+    } else {
+        transport.name().to_string()
+    };
     if out.json {
         out.print_json(&json!({
             "schema": "ibackup.pair/1", "udid": device.udid, "paired": true,
-            "host_id": record.host_id, "saved_to": transport.name(),
+            "host_id": record.host_id, "saved_to": saved_to,
         }));
     } else {
         let style = Style::new(out.color);
         out.print_text(&format!(
-            "{} with {}. The pair record was saved through {}.\n",
+            "{} with {}. The pair record was saved to {}.\n",
             style.good("Paired"),
             device.udid,
-            transport.name()
+            saved_to
         ));
     }
     Ok(Status::Ok)

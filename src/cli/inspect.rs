@@ -58,7 +58,7 @@ pub fn run(
     udid: Option<&str>,
     message: Option<&str>,
 ) -> CommandResult {
-    let (device, device_error) = connected_phone(out, udid);
+    let (device, device_error) = connected_phone(out, udid, ctx.transport);
     let gathered = match target {
         Some(target) => gather_target(out, ctx, target)?,
         None => gather_default(out, ctx, device.as_ref(), device_error.as_deref())?,

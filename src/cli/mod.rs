@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::device::TransportChoice;
 use crate::render::{ColorChoice, Output};
 
 /// Exit status, stable for scripts: see docs/exit-codes.md.
@@ -73,6 +74,10 @@ pub struct Args {
     /// Print more details (every missing file, not just the first few).
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// How to reach the iPhone: `usbmuxd` (the daemon), `usb` (ibackup talks USB itself, no
+    /// daemon needed), or `auto` (the daemon when one answers, otherwise USB).
+    #[arg(long, global = true, value_enum, default_value_t = TransportArg::Auto, env = "IBACKUP_TRANSPORT")]
+    pub transport: TransportArg,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -82,6 +87,23 @@ pub enum ColorArg {
     Auto,
     Always,
     Never,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TransportArg {
+    Auto,
+    Usbmuxd,
+    Usb,
+}
+
+impl From<TransportArg> for TransportChoice {
+    fn from(arg: TransportArg) -> Self {
+        match arg {
+            TransportArg::Auto => TransportChoice::Auto,
+            TransportArg::Usbmuxd => TransportChoice::Usbmuxd,
+            TransportArg::Usb => TransportChoice::Usb,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +171,8 @@ pub struct PasswordArg {
 pub struct CheckContext {
     pub password: password::PasswordSource,
     pub deep: bool,
+    /// How to reach a phone for restore readiness (`--transport`).
+    pub transport: TransportChoice,
 }
 
 /// Whether the backup at `path` says it is encrypted (a damaged or absent Manifest.plist reads
@@ -193,9 +217,10 @@ fn check_backup(
 fn connected_phone(
     out: &Output,
     udid: Option<&str>,
+    transport: TransportChoice,
 ) -> (Option<crate::device::DeviceState>, Option<String>) {
     let spinner = out.progress_bar(0, "Looking for a connected iPhone");
-    let result = crate::device::connected_device(udid);
+    let result = crate::device::connected_device_via(transport, udid);
     spinner.finish_and_clear();
     match result {
         Ok(state) => (state, None),
@@ -211,6 +236,7 @@ pub fn run(args: Args) -> ExitCode {
         ColorArg::Never => ColorChoice::Never,
     };
     let out = Output::new(args.json, color, args.quiet, args.verbose);
+    let transport = TransportChoice::from(args.transport);
     let result = match args.command {
         Command::Inspect {
             target,
@@ -221,6 +247,7 @@ pub fn run(args: Args) -> ExitCode {
             let ctx = CheckContext {
                 password: password::PasswordSource::new(password.password_file),
                 deep: false,
+                transport,
             };
             inspect::run(
                 &out,
@@ -239,12 +266,13 @@ pub fn run(args: Args) -> ExitCode {
             let ctx = CheckContext {
                 password: password::PasswordSource::new(password.password_file),
                 deep,
+                transport,
             };
             verify::run(&out, &ctx, &backup, udid.as_deref())
         }
-        Command::Device { udid } => device::device(&out, udid.as_deref()),
-        Command::Devices => device::devices(&out),
-        Command::Pair { udid } => device::pair(&out, udid.as_deref()),
+        Command::Device { udid } => device::device(&out, udid.as_deref(), transport),
+        Command::Devices => device::devices(&out, transport),
+        Command::Pair { udid } => device::pair(&out, udid.as_deref(), transport),
     };
     match result {
         Ok(status) => status.into(),

@@ -23,7 +23,7 @@ struct VerifyOutput<'a> {
 
 pub fn run(out: &Output, ctx: &CheckContext, backup: &Path, udid: Option<&str>) -> CommandResult {
     let report = check_backup(out, ctx, backup)?;
-    let (device, device_error) = connected_phone(out, udid);
+    let (device, device_error) = connected_phone(out, udid, ctx.transport);
     let restore = device
         .as_ref()
         .map(|d| restore_readiness(&report, d, ctx.password.given()));

@@ -3,12 +3,14 @@
 //! Layers, each over a `Read + Write` stream chosen once at the top: [`transport`] (where the
 //! daemon is, the [`transport::Transport`] trait), [`usbmux`] (daemon requests), [`lockdown`]
 //! (device requests, TLS session), [`pairing`] (pair records), [`info`] (the `DeviceState`
-//! snapshot). This file holds the error type and the entry points the commands call.
+//! snapshot), [`usb`] (direct USB without a daemon). This file holds the error type, the choice
+//! of transport ([`TransportChoice`]) and the entry points the commands call.
 
 pub mod info;
 pub mod lockdown;
 pub mod pairing;
 pub mod transport;
+pub mod usb;
 pub mod usbmux;
 
 use std::io::{self, Read};
@@ -64,6 +66,21 @@ pub enum DeviceError {
         secs: u64,
         waiting_for: pairing::PairWait,
     },
+    #[error("direct USB cannot start: {cause}")]
+    UsbUnavailable { cause: String, fix: String },
+    #[error("the iPhone {udid} is held by another program, most likely the usbmuxd daemon, so ibackup cannot claim its USB interface")]
+    UsbBusy { udid: String },
+    #[error("the iPhone refused a connection to port {port}: {reason}")]
+    PortRefused { port: u16, reason: String },
+    #[error(
+        "no usbmuxd daemon answers at {address} ({daemon}), and direct USB cannot start: {usb}"
+    )]
+    NoTransport {
+        address: String,
+        daemon: io::Error,
+        usb: String,
+        usb_fix: String,
+    },
 }
 
 impl DeviceError {
@@ -79,6 +96,15 @@ impl DeviceError {
                 what,
                 secs: transport::IO_TIMEOUT.as_secs(),
             },
+            // Direct USB's errors carry the phone's reason (an RST's text, an unplugged
+            // phone): keep it rather than a bare "closed".
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                if source
+                    .get_ref()
+                    .is_some_and(|e| e.is::<usb::mux::MuxError>()) =>
+            {
+                DeviceError::Io { what, source }
+            }
             io::ErrorKind::UnexpectedEof
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
@@ -105,6 +131,10 @@ impl DeviceError {
             DeviceError::PairingTimeout { .. } => "device.pairing_timeout",
             DeviceError::Timeout { .. } => "device.timeout",
             DeviceError::PairRecord { .. } => "device.bad_pair_record",
+            DeviceError::UsbUnavailable { .. } => "device.usb_unavailable",
+            DeviceError::UsbBusy { .. } => "device.usb_busy",
+            DeviceError::PortRefused { .. } => "device.port_refused",
+            DeviceError::NoTransport { .. } => "device.no_daemon",
             _ => "device.protocol",
         }
     }
@@ -132,6 +162,9 @@ impl DeviceError {
             DeviceError::Lockdown { error, .. } if error == "InvalidHostID" => {
                 "The iPhone no longer knows this computer: run `ibackup pair`.".into()
             }
+            DeviceError::UsbUnavailable { fix, .. } => fix.clone(),
+            DeviceError::UsbBusy { .. } => "Use the daemon instead (--transport usbmuxd, or auto), or stop usbmuxd (`sudo systemctl stop usbmuxd`) and run this again.".into(),
+            DeviceError::NoTransport { usb_fix, .. } => format!("Start usbmuxd (Linux: install the usbmuxd package; Windows: install Apple Devices or iTunes; macOS: it is built in). For direct USB instead: {usb_fix}"),
             DeviceError::Lockdown { error, .. } if error == "PasswordProtected" => {
                 "Unlock the iPhone and run this again.".into()
             }
@@ -227,17 +260,72 @@ fn choose(
     }
 }
 
-/// The connected phone's state, for `ibackup inspect` with no backup named.
-///
-/// Uses the usbmuxd daemon (`USBMUXD_SOCKET_ADDRESS` or the platform default) and does not wait
-/// for a phone to be plugged in. Returns `Ok(None)` when there is no daemon or no phone (or no
-/// phone with `udid`), so the caller can fall back to the default backup folder. Returns
-/// `Ok(Some(state))` for a phone, paired or not: an unpaired phone has `paired == false` and
-/// null session-only fields (storage, battery, backup, find_my). Returns `Err` when a phone is
-/// there but talking to it failed (timeout, protocol error, wrong certificate, several phones
-/// and no `udid`): worth reporting, not worth hiding.
+/// How to reach phones (`--transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransportChoice {
+    /// The usbmuxd daemon when one answers, otherwise direct USB.
+    #[default]
+    Auto,
+    /// Only the usbmuxd daemon.
+    Usbmuxd,
+    /// Only direct USB (libusb, or the emulated phone of `IBACKUP_USB_EMULATOR`).
+    Usb,
+}
+
+/// Opens the chosen transport. `Auto` asks the daemon first (one connection, closed at once);
+/// when none answers it starts direct USB, and when that cannot start either, the error names
+/// both causes.
+pub fn open_transport(choice: TransportChoice) -> Result<Box<dyn Transport>, DeviceError> {
+    match choice {
+        TransportChoice::Usbmuxd => Ok(Box::new(UsbmuxdTransport::from_env()?)),
+        TransportChoice::Usb => Ok(Box::new(usb::UsbTransport::open()?)),
+        TransportChoice::Auto => {
+            let daemon = UsbmuxdTransport::from_env()?;
+            match transport::connect(&daemon.address) {
+                Ok(_) => Ok(Box::new(daemon)),
+                Err(DeviceError::NoDaemon { address, source }) => match usb::UsbTransport::open() {
+                    Ok(direct) => Ok(Box::new(direct)),
+                    Err(DeviceError::UsbUnavailable { cause, fix }) => {
+                        Err(DeviceError::NoTransport {
+                            address,
+                            daemon: source,
+                            usb: cause,
+                            usb_fix: fix,
+                        })
+                    }
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+/// The connected phone's state, for `ibackup inspect` with no backup named, over the default
+/// transport choice (`auto`). See [`connected_device_via`].
 pub fn connected_device(udid: Option<&str>) -> Result<Option<DeviceState>, DeviceError> {
-    let transport = UsbmuxdTransport::from_env()?;
+    connected_device_via(TransportChoice::Auto, udid)
+}
+
+/// The connected phone's state over `choice`.
+///
+/// Does not wait for a phone to be plugged in. Returns `Ok(None)` when no transport reaches a
+/// phone (no daemon and no direct USB under `auto`, no daemon under `usbmuxd`) or there is no
+/// phone (or no phone with `udid`), so the caller can fall back to the default backup folder.
+/// Returns `Ok(Some(state))` for a phone, paired or not: an unpaired phone has `paired == false`
+/// and null session-only fields (storage, battery, backup, find_my). Returns `Err` when a phone
+/// is there but talking to it failed (timeout, protocol error, wrong certificate, several
+/// phones and no `udid`), or when `--transport usb` was asked for and USB cannot start: worth
+/// reporting, not worth hiding.
+pub fn connected_device_via(
+    choice: TransportChoice,
+    udid: Option<&str>,
+) -> Result<Option<DeviceState>, DeviceError> {
+    let transport = match open_transport(choice) {
+        Ok(transport) => transport,
+        Err(DeviceError::NoDaemon { .. } | DeviceError::NoTransport { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let devices = match transport.devices() {
         Ok(devices) => devices,
         Err(DeviceError::NoDaemon { .. }) => return Ok(None),
@@ -248,7 +336,7 @@ pub fn connected_device(udid: Option<&str>) -> Result<Option<DeviceState>, Devic
         Err(DeviceError::NoDevice | DeviceError::DeviceNotFound { .. }) => return Ok(None),
         Err(e) => return Err(e),
     };
-    info::read_state(&transport, &device).map(Some)
+    info::read_state(transport.as_ref(), &device).map(Some)
 }
 
 #[cfg(test)]
@@ -283,6 +371,26 @@ mod tests {
         ));
         let both = choose(vec![dev("a", "Network"), dev("a", "USB")], None).unwrap();
         assert_eq!(both.connection_type, "USB");
+    }
+
+    #[test]
+    fn direct_usb_errors_say_what_to_do() {
+        let busy = DeviceError::UsbBusy { udid: "u1".into() };
+        assert_eq!(busy.code(), "device.usb_busy");
+        assert!(busy.to_string().contains("usbmuxd daemon"), "{busy}");
+        assert!(busy.hint().contains("--transport usbmuxd"));
+        let unavailable = DeviceError::UsbUnavailable {
+            cause: "no permission".into(),
+            fix: usb::linux_fix(),
+        };
+        assert_eq!(unavailable.code(), "device.usb_unavailable");
+        assert!(unavailable.hint().contains(usb::UDEV_RULE));
+        assert!(unavailable.hint().contains("plugdev"));
+        let refused = DeviceError::PortRefused {
+            port: 1,
+            reason: "why".into(),
+        };
+        assert_eq!(refused.code(), "device.port_refused");
     }
 
     #[test]

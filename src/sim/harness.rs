@@ -17,11 +17,22 @@ pub struct SimProcess {
 impl SimProcess {
     /// Starts `binary --listen listen [--profile profile]` and waits up to 30 s for `ready`.
     pub fn start(binary: &Path, listen: &str, profile: Option<&Path>) -> std::io::Result<Self> {
+        Self::start_with(binary, listen, profile, &[])
+    }
+
+    /// Like [`SimProcess::start`], with more arguments (`--usb`, `--usb-fault ...`).
+    pub fn start_with(
+        binary: &Path,
+        listen: &str,
+        profile: Option<&Path>,
+        extra: &[&str],
+    ) -> std::io::Result<Self> {
         let mut command = Command::new(binary);
         command.arg("--listen").arg(listen);
         if let Some(profile) = profile {
             command.arg("--profile").arg(profile);
         }
+        command.args(extra);
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

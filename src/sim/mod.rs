@@ -1,4 +1,5 @@
-//! The simulated iPhone: a usbmuxd + lockdownd server for tests and `ibackup-sim`. It speaks the
+//! The simulated iPhone: a usbmuxd + lockdownd server for tests and `ibackup-sim`, or (usb.rs) a
+//! phone on emulated USB with the same lockdownd. It speaks the
 //! real wire protocols (usbmux plist frames, lockdown messages, TLS with pair-record
 //! certificates) so that real clients (ibackup, libimobiledevice's tools) accept it. Profiles
 //! (profile.rs) say what the phone is like and which fault to inject; server.rs answers.
@@ -8,6 +9,7 @@
 pub mod harness;
 pub mod profile;
 pub mod server;
+pub mod usb;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -91,6 +93,66 @@ pub fn run(address: &str, profile: Profile) -> Result<(), SimError> {
                 "Unix sockets are not supported here; use 127.0.0.1:PORT".into(),
             ))
         }
+    }
+    Ok(())
+}
+
+/// Serves the emulated USB phone (sim/usb.rs) on a Unix socket: each client connection is one
+/// plug-in. With `lockdown_dir`, the pre-paired record is written there first as
+/// `<UDID>.plist`, where a host that paired earlier keeps it (direct USB has no daemon to
+/// hold it). Prints `ready` once it listens.
+#[cfg(unix)]
+pub fn run_usb(
+    address: &str,
+    profile: Profile,
+    options: usb::UsbOptions,
+    lockdown_dir: Option<&std::path::Path>,
+) -> Result<(), SimError> {
+    use crate::device::usb::emulated::{Descriptor, SocketPipes};
+    use std::os::unix::fs::FileTypeExt;
+    let listen_error = |reason: String| SimError::Listen {
+        address: address.to_string(),
+        reason,
+    };
+    let path = std::path::PathBuf::from(address.strip_prefix("UNIX:").unwrap_or(address));
+    let phone = Arc::new(Phone::new(profile)?);
+    let udid = phone.profile().udid.clone();
+    if let (Some(dir), Some(record)) = (lockdown_dir, phone.pair_record(&udid)) {
+        std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::write(dir.join(format!("{udid}.plist")), record))
+            .map_err(|e| {
+                SimError::Setup(format!("writing the pair record to {}: {e}", dir.display()))
+            })?;
+    }
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(&path);
+    }
+    let listener =
+        std::os::unix::net::UnixListener::bind(&path).map_err(|e| listen_error(e.to_string()))?;
+    announce(None);
+    let descriptor = Descriptor {
+        // A phone reports its serial without the UDID's dash.
+        serial: udid.replace('-', ""),
+        product_id: 0x12a8,
+        max_packet_size: options.max_packet_size,
+    };
+    for stream in listener.incoming().flatten() {
+        let phone = Arc::clone(&phone);
+        let options = options.clone();
+        let descriptor = descriptor.clone();
+        std::thread::spawn(move || {
+            let result = SocketPipes::serve(stream, &descriptor)
+                .map_err(|e| crate::device::DeviceError::Io {
+                    what: "greeting the host".to_string(),
+                    source: e,
+                })
+                .and_then(|pipes| usb::serve_usb(phone, Box::new(pipes), &options));
+            if let Err(e) = result {
+                if std::env::var_os("IBACKUP_SIM_LOG").is_some() {
+                    eprintln!("ibackup-sim: {e}");
+                }
+            }
+        });
     }
     Ok(())
 }

@@ -134,6 +134,17 @@ impl Phone {
         Ok(phone)
     }
 
+    /// The pair record the simulated usbmuxd keeps for `udid` (plist bytes), as a host that
+    /// paired earlier would have it in its lockdown folder.
+    pub fn pair_record(&self, udid: &str) -> Option<Vec<u8>> {
+        lock(&self.records).get(udid).cloned()
+    }
+
+    /// The phone's profile.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
     fn attached(&self) -> bool {
         self.profile.attached
             && self.started.elapsed() >= Duration::from_millis(self.profile.attach_after_ms)
@@ -490,7 +501,11 @@ fn error(conn: &mut Lockdown, request: &str, error: &str) -> Result<(), DeviceEr
     answer(conn, request, fields)
 }
 
-fn serve_lockdown(phone: &Phone, stream: Box<dyn DeviceStream>) -> Result<(), DeviceError> {
+/// lockdownd on one connection (after usbmuxd's Connect, or a direct-USB SYN to port 62078).
+pub(crate) fn serve_lockdown(
+    phone: &Phone,
+    stream: Box<dyn DeviceStream>,
+) -> Result<(), DeviceError> {
     let fault = phone.profile.fault;
     let mut conn = Lockdown::Plain(stream);
     let mut session: Option<String> = None;
