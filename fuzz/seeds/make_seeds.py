@@ -44,6 +44,27 @@ def main():
                           ("session", {"Request": "StartSession", "SessionID": "X", "EnableSessionSSL": True})]:
         body = plistlib.dumps(message)
         put("lockdown_frame", name, struct.pack(">I", len(body)) + body)
+    put("mbdb", "two-records", mbdb([("HomeDomain", "Library/SMS/sms.db", 0o100644, 4096),
+                                    ("HomeDomain", "Library", 0o040755, 0)]))
+    version = struct.pack(">III", 2, 0, 0)
+    put("usb_packet", "version", struct.pack(">II", 0, 8 + len(version)) + version)
+    tcp = struct.pack(">HHIIBBHHH", 49152, 62078, 1, 0, 0x50, 0x02, 512, 0, 0)
+    put("usb_packet", "syn-wide", struct.pack(">IIIHH", 6, 16 + len(tcp), 0xFEEDFACE, 1, 0) + tcp)
+    put("usb_packet", "data-short", struct.pack(">II", 6, 8 + len(tcp) + 4) + tcp + b"\0\0\0\x10")
+
+
+def mbdb(rows):
+    """A Manifest.mbdb: header, then big-endian records (backup-format.md)."""
+    def text(value):
+        if value is None:
+            return b"\xff\xff"
+        raw = value.encode()
+        return struct.pack(">H", len(raw)) + raw
+    out = bytearray(b"mbdb\x05\x00")
+    for domain, path, mode, size in rows:
+        out += text(domain) + text(path) + text(None) + text(None) + text(None)
+        out += struct.pack(">HQIIIIIQBB", mode, 1, 501, 501, 0, 0, 0, size, 3, 0)
+    return bytes(out)
 
 
 if __name__ == "__main__":
