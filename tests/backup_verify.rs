@@ -3,6 +3,8 @@
 
 mod support;
 
+use support::problem_codes;
+
 use std::fs;
 use std::path::Path;
 
@@ -10,15 +12,6 @@ use support::{ibackup, ibackup_with, json, stderr, stdout, write_backup, Defect,
 
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn problem_codes(report: &serde_json::Value) -> Vec<String> {
-    report["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["code"].as_str().unwrap().to_string())
-        .collect()
 }
 
 /// Writes a backup with `defects`, verifies it, and checks the counts against the writer's.

@@ -4,6 +4,8 @@
 //! the password nor any plaintext leaves the process.
 
 mod support;
+
+use support::{json_of, problem_codes};
 mod support_encrypt;
 
 use std::fs;
@@ -41,25 +43,6 @@ fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
     }
     drop(input);
     child.wait_with_output().expect("wait for ibackup")
-}
-
-fn json_of(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            stdout(out),
-            stderr(out)
-        )
-    })
-}
-
-fn codes(report: &serde_json::Value) -> Vec<String> {
-    report["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["code"].as_str().unwrap().to_string())
-        .collect()
 }
 
 fn password_file(dir: &Path, password: &str) -> PathBuf {
@@ -111,7 +94,7 @@ fn without_a_password_the_sample_reports_what_it_can_and_is_unchecked() {
     assert_eq!(report["files"]["blobs_on_disk"], 4);
     assert_eq!(report["size"]["on_disk_bytes"], 16 + 320 + 48 + 784);
     assert_eq!(report["backup"]["ios_version"], "26.2");
-    assert!(codes(&report).contains(&"backup.encrypted_no_password".to_string()));
+    assert!(problem_codes(&report).contains(&"backup.encrypted_no_password".to_string()));
 
     let text = run(&["verify", sample.to_str().unwrap()], &[], None);
     let text = stdout(&text);
@@ -293,7 +276,7 @@ fn a_truncated_encrypted_blob_is_the_wrong_size() {
     assert_eq!(mismatch["path"], "Media/Recordings/memo.m4a");
     assert_eq!(mismatch["expected_bytes"], 70_016);
     assert_eq!(mismatch["actual_bytes"], 70_000);
-    assert!(codes(&report).contains(&"backup.files_truncated".to_string()));
+    assert!(problem_codes(&report).contains(&"backup.files_truncated".to_string()));
 }
 
 #[test]
@@ -329,7 +312,7 @@ fn a_corrupted_blob_with_bad_padding_is_found_only_by_deep() {
     let out = run(&deep, &[], None);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let report = json_of(&out);
-    assert!(codes(&report).contains(&"backup.blobs_undecryptable".to_string()));
+    assert!(problem_codes(&report).contains(&"backup.blobs_undecryptable".to_string()));
     let bad = report["files"]["undecryptable"].as_array().unwrap();
     assert_eq!(bad.len(), 1);
     assert_eq!(bad[0]["path"], "Library/thirty-two");
@@ -423,5 +406,8 @@ fn deep_on_the_synthetic_sample_decrypts_all_and_finds_its_placeholder_sms_db() 
     );
     assert_eq!(report["databases"][0]["name"], "Messages");
     assert_eq!(report["databases"][0]["result"], "file is not a database");
-    assert_eq!(codes(&report), vec!["backup.database_damaged".to_string()]);
+    assert_eq!(
+        problem_codes(&report),
+        vec!["backup.database_damaged".to_string()]
+    );
 }

@@ -7,6 +7,8 @@
 //! interop tests check against an independent implementation.
 
 mod support;
+
+use support::{json_of, problem_codes};
 mod support_encrypt;
 
 use std::fs;
@@ -18,25 +20,6 @@ use rusqlite::Connection;
 use support::{ibackup_with, sha1_hex, stderr, stdout, write_backup, Defect, Spec};
 
 const PASSWORD: &str = "rust-made pässword";
-
-fn json_of(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            stdout(out),
-            stderr(out)
-        )
-    })
-}
-
-fn codes(report: &serde_json::Value) -> Vec<String> {
-    report["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["code"].as_str().unwrap().to_string())
-        .collect()
-}
 
 fn mbdb_string(out: &mut Vec<u8>, s: Option<&[u8]>) {
     match s {
@@ -176,7 +159,7 @@ fn a_missing_and_a_truncated_blob_in_an_mbdb_backup_are_named() {
         report["files"]["size_mismatch"].as_array().unwrap().len() as u64,
         expected.size_mismatch
     );
-    assert!(codes(&report).contains(&"backup.files_missing".to_string()));
+    assert!(problem_codes(&report).contains(&"backup.files_missing".to_string()));
 }
 
 #[test]
@@ -217,7 +200,7 @@ fn an_encrypted_mbdb_backup_verifies_and_decrypts_deep() {
     // --deep without it cannot decrypt: unchecked.
     let out = verify(&backup, &["--deep"], &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(codes(&json_of(&out)).contains(&"backup.encrypted_no_password".to_string()));
+    assert!(problem_codes(&json_of(&out)).contains(&"backup.encrypted_no_password".to_string()));
 
     let env = [("IBACKUP_PASSWORD", PASSWORD)];
     let out = verify(&backup, &["--deep"], &env);
@@ -311,6 +294,6 @@ fn deep_quick_checks_the_key_databases_of_a_plain_backup() {
     assert_ne!(sms["result"], "ok");
     let photos = databases.iter().find(|d| d["name"] == "Photos").unwrap();
     assert_eq!(photos["result"], "ok");
-    assert!(codes(&report).contains(&"backup.database_damaged".to_string()));
+    assert!(problem_codes(&report).contains(&"backup.database_damaged".to_string()));
     assert_eq!(support::tree_fingerprint(dir.path()), before);
 }

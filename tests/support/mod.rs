@@ -36,19 +36,33 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Parses a run's stdout as JSON, failing with both streams shown when it is not.
+pub fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            stdout(out),
+            stderr(out)
+        )
+    })
+}
+
 /// Runs `ibackup ARGS --json` and parses stdout.
 pub fn json(args: &[&str]) -> (i32, serde_json::Value) {
     let mut all = args.to_vec();
     all.push("--json");
     let out = ibackup(&all);
-    let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            stdout(&out),
-            stderr(&out)
-        )
-    });
-    (out.status.code().unwrap_or(-1), value)
+    (out.status.code().unwrap_or(-1), json_of(&out))
+}
+
+/// The problem codes of a verify report, in order.
+pub fn problem_codes(report: &serde_json::Value) -> Vec<String> {
+    report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Names, kinds, sizes, modes and contents of every entry under `root`, sorted: equal
