@@ -7,6 +7,7 @@
 //! or turning values into a report (info.rs).
 
 use std::io::{self, Read, Write};
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,7 +16,10 @@ use plist::{Dictionary, Value};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use rustls::{
+    ClientConfig, ClientConnection, ConnectionCommon, DigitallySignedStruct, SideData,
+    SignatureScheme, StreamOwned,
+};
 
 use super::pairing::PairRecord;
 use super::transport::{BoxStream, IO_TIMEOUT};
@@ -79,35 +83,49 @@ pub fn read_message_within<R: Read + ?Sized>(
     parse_dict(&body, what).map(Some)
 }
 
-enum Conn {
-    Plain(BoxStream),
-    Tls(Box<StreamOwned<ClientConnection, BoxStream>>),
+/// A lockdownd connection before and inside a session's TLS. The client holds a rustls
+/// `ClientConnection`; the simulated phone (src/sim) a `ServerConnection`.
+pub enum MaybeTls<C, S: Read + Write> {
+    Plain(S),
+    Tls(Box<StreamOwned<C, S>>),
 }
 
-impl Read for Conn {
+impl<C, S, D> Read for MaybeTls<C, S>
+where
+    C: DerefMut + Deref<Target = ConnectionCommon<D>>,
+    S: Read + Write,
+    D: SideData,
+{
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Conn::Plain(s) => s.read(buf),
-            Conn::Tls(s) => s.read(buf),
+            MaybeTls::Plain(s) => s.read(buf),
+            MaybeTls::Tls(s) => s.read(buf),
         }
     }
 }
 
-impl Write for Conn {
+impl<C, S, D> Write for MaybeTls<C, S>
+where
+    C: DerefMut + Deref<Target = ConnectionCommon<D>>,
+    S: Read + Write,
+    D: SideData,
+{
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Conn::Plain(s) => s.write(buf),
-            Conn::Tls(s) => s.write(buf),
+            MaybeTls::Plain(s) => s.write(buf),
+            MaybeTls::Tls(s) => s.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Conn::Plain(s) => s.flush(),
-            Conn::Tls(s) => s.flush(),
+            MaybeTls::Plain(s) => s.flush(),
+            MaybeTls::Tls(s) => s.flush(),
         }
     }
 }
+
+type Conn = MaybeTls<ClientConnection, BoxStream>;
 
 /// A lockdownd connection, plain or inside a session's TLS.
 pub struct LockdownClient {

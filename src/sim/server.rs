@@ -8,7 +8,7 @@
 //! definition of the wire format.
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -460,35 +460,7 @@ fn listen(phone: &Phone, mut stream: Box<dyn DeviceStream>, tag: u32) -> Result<
 }
 
 /// The lockdownd connection, before and inside TLS.
-enum Lockdown {
-    Plain(Box<dyn DeviceStream>),
-    Tls(Box<StreamOwned<ServerConnection, Box<dyn DeviceStream>>>),
-}
-
-impl Read for Lockdown {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Lockdown::Plain(s) => s.read(buf),
-            Lockdown::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Lockdown {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Lockdown::Plain(s) => s.write(buf),
-            Lockdown::Tls(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Lockdown::Plain(s) => s.flush(),
-            Lockdown::Tls(s) => s.flush(),
-        }
-    }
-}
+type Lockdown = lockdown::MaybeTls<ServerConnection, Box<dyn DeviceStream>>;
 
 fn answer(conn: &mut Lockdown, request: &str, mut fields: Dictionary) -> Result<(), DeviceError> {
     fields.insert("Request".into(), request.into());
