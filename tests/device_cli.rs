@@ -1,12 +1,14 @@
 //! End to end: the real `ibackup` binary against the real `ibackup-sim` binary, one simulated
 //! phone per test. Each test reads as: profile, command, expected output.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use ibackup::sim::harness::SimProcess;
-use serde_json::Value;
+use support::json_of as json;
 use tempfile::TempDir;
 
 const UDID: &str = "00008110-001A2B3C4D5E801E";
@@ -67,16 +69,6 @@ fn ibackup_at(address: &str, folder: &Path, args: &[&str], env: &[(&str, &str)])
 
 fn ibackup(phone: &Phone, args: &[&str]) -> Output {
     ibackup_at(&phone.sim.address, phone.dir.path(), args, &[])
-}
-
-fn json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -3,11 +3,13 @@
 //! No usbmuxd daemon is involved. Each test reads as: phone, command, expected output.
 #![cfg(unix)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use ibackup::sim::harness::SimProcess;
-use serde_json::Value;
+use support::json_of as json;
 use tempfile::TempDir;
 
 const UDID: &str = "00008110-001A2B3C4D5E801E";
@@ -65,16 +67,6 @@ fn ibackup(phone: &UsbPhone, args: &[&str]) -> Output {
         .env_remove("NO_COLOR")
         .output()
         .unwrap()
-}
-
-fn json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
 }
 
 fn text(bytes: &[u8]) -> String {
