@@ -13,6 +13,8 @@ pub mod cli;
 pub mod device;
 /// Facts in, findings out: rules and fixes as data. Pure.
 pub mod diagnose;
+/// How a command ends: an exit status, or a failure paragraph.
+pub mod outcome;
 /// Checks a plist's nesting and size before a value tree is built from it.
 pub mod plist_shape;
 /// Human text and JSON from the result types; colour and progress policy.

@@ -4,42 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 use super::{check_backup, connected_phone, CheckContext, CommandResult, Failure, Status};
 use crate::backup::locate::{self, Os, Target};
 use crate::backup::BackupReport;
 use crate::device::DeviceState;
-use crate::diagnose::readiness::{restore_readiness, Readiness};
-use crate::diagnose::{diagnose, Facts, Finding};
-use crate::render::{diagnosis, report, text::Style, Output};
-
-/// JSON schema identifier of `inspect --json`.
-pub const INSPECT_SCHEMA: &str = "ibackup.inspect/1";
-
-/// `inspect --json`: see docs/json.md.
-#[derive(Debug, Serialize)]
-pub struct InspectReport {
-    pub schema: &'static str,
-    /// The connected phone's state; null when none is connected.
-    pub device: Option<DeviceState>,
-    /// Why the connected phone could not be read, when it could not.
-    pub device_error: Option<String>,
-    /// Newest first.
-    pub backups: Vec<BackupReport>,
-    /// Backups that could not be read at all.
-    pub errors: Vec<UnreadableBackup>,
-    /// Whether the newest backup of the connected phone (or the one named) can be restored to it.
-    pub restore: Option<Readiness>,
-    pub findings: Vec<Finding>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct UnreadableBackup {
-    pub path: String,
-    pub code: &'static str,
-    pub message: String,
-}
+use crate::diagnose::inspection::{InspectReport, UnreadableBackup, INSPECT_SCHEMA};
+use crate::diagnose::readiness::restore_readiness;
+use crate::diagnose::{diagnose, Facts};
+use crate::render::{inspect, Output};
 
 /// The backups gathered for one run, and where they came from.
 struct Gathered {
@@ -98,46 +70,9 @@ pub fn run(
     if out.json {
         out.print_json(&result);
     } else {
-        out.print_text(&text(&result, gathered.single, out));
+        out.print_text(&inspect::inspect_text(&result, gathered.single, out));
     }
     Ok(Status::Ok)
-}
-
-fn text(result: &InspectReport, single: bool, out: &Output) -> String {
-    let style = Style::new(out.color);
-    let mut sections = Vec::new();
-    if let Some(device) = &result.device {
-        sections.push(super::device::device_text(device, style, false));
-    }
-    if let Some(error) = &result.device_error {
-        sections.push(format!(
-            "{} {error}\n",
-            style.warn("The connected iPhone could not be read:")
-        ));
-    }
-    if single {
-        if let Some(report) = result.backups.first() {
-            sections.push(report::inspect_text(report, style, out.verbose));
-        }
-    } else if !result.backups.is_empty() || !result.errors.is_empty() {
-        let mut list = report::backup_list_text(&result.backups, style);
-        for e in &result.errors {
-            list.push_str(&format!(
-                "{}  {}\n  {}\n",
-                e.path,
-                style.bad("unreadable"),
-                e.message
-            ));
-        }
-        sections.push(list);
-    }
-    if let Some(readiness) = &result.restore {
-        sections.push(diagnosis::readiness_text(readiness, style));
-    }
-    if !out.quiet || !result.findings.is_empty() {
-        sections.push(diagnosis::findings_text(&result.findings, style));
-    }
-    sections.join("\n")
 }
 
 fn gather_target(out: &Output, ctx: &CheckContext, target: &Path) -> Result<Gathered, Failure> {

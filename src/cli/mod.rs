@@ -15,48 +15,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::device::TransportChoice;
+use crate::outcome::{CommandResult, Failure, Status};
 use crate::render::{ColorChoice, Output};
-
-/// Exit status, stable for scripts: see docs/exit-codes.md.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Success; for `verify`, the backup is complete.
-    Ok = 0,
-    /// `verify` found the backup incomplete or not restorable.
-    Incomplete = 1,
-    /// Usage error, or something could not be checked (unreadable input, no device...).
-    CouldNotCheck = 2,
-}
-
-impl From<Status> for ExitCode {
-    fn from(status: Status) -> Self {
-        ExitCode::from(status as u8)
-    }
-}
-
-/// A command that could not do its job: one paragraph saying what failed, where, and what to do.
-#[derive(Debug)]
-pub struct Failure {
-    /// A stable identifier, also printed in `--json` mode (for example `backup.unreadable`).
-    pub code: &'static str,
-    /// What failed and where.
-    pub message: String,
-    /// What the user can do about it.
-    pub hint: String,
-}
-
-impl Failure {
-    pub fn new(code: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Failure {
-            code,
-            message: message.into(),
-            hint: hint.into(),
-        }
-    }
-}
-
-/// What a command returns: its exit status once it has printed its result.
-pub type CommandResult = Result<Status, Failure>;
 
 /// Tells an iPhone owner whether their backups are healthy and what to do when they are not.
 #[derive(Debug, Parser)]

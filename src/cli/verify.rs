@@ -10,7 +10,7 @@ use super::{check_backup, connected_phone, CheckContext, CommandResult, Status};
 use crate::backup::report::Verdict;
 use crate::backup::BackupReport;
 use crate::diagnose::readiness::{restore_readiness, Readiness};
-use crate::render::{diagnosis, report, text::Style, Output};
+use crate::render::{text::Style, verify, Output};
 
 /// The `ibackup.verify/1` object, plus restore readiness when a phone is connected.
 #[derive(Serialize)]
@@ -33,18 +33,15 @@ pub fn run(out: &Output, ctx: &CheckContext, backup: &Path, udid: Option<&str>) 
             restore: restore.clone(),
         });
     } else if out.quiet {
-        out.print_text(&format!("{}\n", verdict_word(report.verdict)));
+        out.print_text(&format!("{}\n", verify::verdict_word(report.verdict)));
     } else {
-        let style = Style::new(out.color);
-        let mut text = report::verify_text(&report, style, out.verbose);
-        if let Some(readiness) = &restore {
-            text.push('\n');
-            text.push_str(&diagnosis::readiness_text(readiness, style));
-        }
-        if let Some(error) = device_error {
-            text.push_str(&format!("\nRestore readiness unknown: {error}\n"));
-        }
-        out.print_text(&text);
+        out.print_text(&verify::verify_page(
+            &report,
+            restore.as_ref(),
+            device_error.as_deref(),
+            Style::new(out.color),
+            out.verbose,
+        ));
     }
     Ok(match report.verdict {
         Verdict::Complete if restore.as_ref().is_some_and(|r| !r.ready) => Status::Incomplete,
@@ -52,12 +49,4 @@ pub fn run(out: &Output, ctx: &CheckContext, backup: &Path, udid: Option<&str>) 
         Verdict::Incomplete => Status::Incomplete,
         Verdict::Unchecked => Status::CouldNotCheck,
     })
-}
-
-fn verdict_word(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Complete => "complete",
-        Verdict::Incomplete => "incomplete",
-        Verdict::Unchecked => "unchecked",
-    }
 }

@@ -3,6 +3,7 @@
 //! them and a test fails when the two drift apart. Pure: no I/O.
 
 pub mod fixes;
+pub mod inspection;
 pub mod message;
 pub mod readiness;
 pub mod rules;
@@ -177,6 +178,25 @@ pub fn diagnose(facts: &Facts) -> Vec<Finding> {
         .collect();
     from_rules.sort_by_key(|f| std::cmp::Reverse(f.severity));
     found.extend(from_rules);
+    found
+}
+
+/// What `ibackup device` reports: the warnings and errors the rules find in the phone alone (no
+/// backups, no message). The informational notes are left to `inspect`, which judges the phone
+/// together with its backups; the text labels of `device` use the same thresholds
+/// ([`rules::storage_is_low`], [`rules::battery_is_low`]).
+pub fn device_findings(device: &DeviceState, now: DateTime<Utc>) -> Vec<Finding> {
+    let facts = Facts {
+        device: Some(device),
+        backups: &[],
+        now,
+        message: None,
+        password_given: false,
+        looked_for_backups: false,
+        backup_folder: None,
+    };
+    let mut found = diagnose(&facts);
+    found.retain(|f| f.severity != Severity::Info);
     found
 }
 

@@ -7,6 +7,7 @@ use chrono::Duration;
 use super::{Facts, PhoneBackups};
 use crate::backup::report::Severity;
 use crate::backup::verify::codes;
+use crate::device::info::{Battery, Storage};
 use crate::units::{human_bytes, human_count, plural};
 
 /// A backup older than this is stale.
@@ -341,31 +342,38 @@ fn ios_backup_bug(facts: &Facts) -> Vec<String> {
     vec![format!("the phone runs iOS {text}: {bug}")]
 }
 
-fn low_storage(facts: &Facts) -> Vec<String> {
-    let Some(storage) = facts.device.and_then(|d| d.storage.as_ref()) else {
-        return Vec::new();
-    };
+/// Whether the phone's free space is low: the threshold every command shows and judges by.
+pub fn storage_is_low(storage: &Storage) -> bool {
     let low_share = storage.available_bytes.saturating_mul(100)
         < storage.total_bytes.saturating_mul(LOW_STORAGE_PERCENT);
-    if storage.available_bytes < LOW_STORAGE_BYTES || low_share {
-        vec![format!(
+    storage.available_bytes < LOW_STORAGE_BYTES || low_share
+}
+
+/// Whether the battery is low and not being charged: the one test every command uses.
+pub fn battery_is_low(battery: &Battery) -> bool {
+    matches!(
+        (battery.percent, battery.charging),
+        (Some(percent), Some(false)) if percent < LOW_BATTERY_PERCENT
+    )
+}
+
+fn low_storage(facts: &Facts) -> Vec<String> {
+    match facts.device.and_then(|d| d.storage.as_ref()) {
+        Some(storage) if storage_is_low(storage) => vec![format!(
             "{} free of {}",
             human_bytes(storage.available_bytes),
             human_bytes(storage.total_bytes)
-        )]
-    } else {
-        Vec::new()
+        )],
+        _ => Vec::new(),
     }
 }
 
 fn battery_low(facts: &Facts) -> Vec<String> {
-    let Some(battery) = facts.device.and_then(|d| d.battery.as_ref()) else {
-        return Vec::new();
-    };
-    match (battery.percent, battery.charging) {
-        (Some(percent), Some(false)) if percent < LOW_BATTERY_PERCENT => {
-            vec![format!("battery at {percent}% and not charging")]
-        }
+    match facts.device.and_then(|d| d.battery.as_ref()) {
+        Some(battery) if battery_is_low(battery) => vec![format!(
+            "battery at {}% and not charging",
+            battery.percent.unwrap_or_default()
+        )],
         _ => Vec::new(),
     }
 }

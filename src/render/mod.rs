@@ -2,9 +2,12 @@
 //! and the one place that prints a failure. The per-command text lives in submodules; JSON is
 //! the result types serialized as they are (schemas in docs/json.md).
 
+pub mod device;
 pub mod diagnosis;
+pub mod inspect;
 pub mod report;
 pub mod text;
+pub mod verify;
 
 pub use crate::units::{human_bytes, human_count};
 
@@ -14,7 +17,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use crate::cli::Failure;
+use crate::outcome::Failure;
 
 /// `--color`: whether text output may carry ANSI colours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +93,21 @@ impl Output {
         );
     }
 
+    /// A spinner on stderr saying what is being waited for, or a hidden one when nobody watches.
+    pub fn spinner(&self, message: &str) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(message.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    }
+
     /// A progress bar on stderr for `total` steps, or a hidden one when nobody watches.
     pub fn progress_bar(&self, total: u64, what: &str) -> ProgressBar {
         if !self.progress {
@@ -103,6 +121,16 @@ impl Output {
         bar.set_message(what.to_string());
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
+    }
+}
+
+/// Tells the person what is awaited of them: on the spinner when one is drawn, else one line on
+/// stderr (not at all with `--quiet`).
+pub fn say_waiting(spinner: &ProgressBar, quiet: bool, message: &str) {
+    if !spinner.is_hidden() {
+        spinner.set_message(message.to_string());
+    } else if !quiet {
+        eprintln!("{message}...");
     }
 }
 

@@ -1,0 +1,44 @@
+//! The text page of `ibackup inspect`: the phone, the backups (one in full, or a list), restore
+//! readiness, then the findings and what to do. Built from the same value as the JSON.
+
+use super::text::Style;
+use super::{device, diagnosis, report, Output};
+use crate::diagnose::inspection::InspectReport;
+
+/// The page for `result`; `single` when one backup was named, so it is shown in full.
+pub fn inspect_text(result: &InspectReport, single: bool, out: &Output) -> String {
+    let style = Style::new(out.color);
+    let mut sections = Vec::new();
+    if let Some(state) = &result.device {
+        sections.push(device::device_text(state, style, false));
+    }
+    if let Some(error) = &result.device_error {
+        sections.push(format!(
+            "{} {error}\n",
+            style.warn("The connected iPhone could not be read:")
+        ));
+    }
+    if single {
+        if let Some(backup) = result.backups.first() {
+            sections.push(report::inspect_text(backup, style, out.verbose));
+        }
+    } else if !result.backups.is_empty() || !result.errors.is_empty() {
+        let mut list = report::backup_list_text(&result.backups, style);
+        for e in &result.errors {
+            list.push_str(&format!(
+                "{}  {}\n  {}\n",
+                e.path,
+                style.bad("unreadable"),
+                e.message
+            ));
+        }
+        sections.push(list);
+    }
+    if let Some(readiness) = &result.restore {
+        sections.push(diagnosis::readiness_text(readiness, style));
+    }
+    if !out.quiet || !result.findings.is_empty() {
+        sections.push(diagnosis::findings_text(&result.findings, style));
+    }
+    sections.join("\n")
+}

@@ -1,0 +1,36 @@
+//! The text page of `ibackup verify`: the backup's verdict and problems, then, with a phone
+//! connected, whether it can be restored to it (or why that could not be told). With `--quiet`,
+//! the verdict alone, one word.
+
+use super::text::Style;
+use super::{diagnosis, report};
+use crate::backup::report::{BackupReport, Verdict};
+use crate::diagnose::readiness::Readiness;
+
+/// The full page.
+pub fn verify_page(
+    backup: &BackupReport,
+    restore: Option<&Readiness>,
+    device_error: Option<&str>,
+    style: Style,
+    verbose: bool,
+) -> String {
+    let mut text = report::verify_text(backup, style, verbose);
+    if let Some(readiness) = restore {
+        text.push('\n');
+        text.push_str(&diagnosis::readiness_text(readiness, style));
+    }
+    if let Some(error) = device_error {
+        text.push_str(&format!("\nRestore readiness unknown: {error}\n"));
+    }
+    text
+}
+
+/// The one word `verify --quiet` prints.
+pub fn verdict_word(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Complete => "complete",
+        Verdict::Incomplete => "incomplete",
+        Verdict::Unchecked => "unchecked",
+    }
+}
