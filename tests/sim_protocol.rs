@@ -9,10 +9,10 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
+use ibackup::device::lockdown::pairing::PairRecord;
 use ibackup::device::lockdown::{LockdownClient, PORT};
-use ibackup::device::pairing::PairRecord;
+use ibackup::device::transport::usbmuxd::{UsbmuxClient, UsbmuxdTransport};
 use ibackup::device::transport::{parse_address, Transport};
-use ibackup::device::usbmux::{UsbmuxClient, UsbmuxdTransport};
 use ibackup::device::DeviceError;
 use ibackup::sim::harness::SimProcess;
 use plist::Value;

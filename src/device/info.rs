@@ -7,8 +7,8 @@
 use plist::{Dictionary, Value};
 use serde::{Deserialize, Serialize};
 
+use super::lockdown::pairing::{self, RecordSource};
 use super::lockdown::{self, LockdownClient};
-use super::pairing::{self, RecordSource};
 use super::transport::{AttachedDevice, Transport};
 use super::DeviceError;
 

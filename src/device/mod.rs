@@ -8,17 +8,16 @@
 
 pub mod info;
 pub mod lockdown;
-pub mod pairing;
 pub mod transport;
-pub mod usb;
-pub mod usbmux;
 
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 pub use info::DeviceState;
+use lockdown::pairing;
+use transport::usb;
+use transport::usbmuxd::UsbmuxdTransport;
 use transport::{AttachedDevice, Transport};
-use usbmux::UsbmuxdTransport;
 
 /// What went wrong talking to a phone, with what was being done and where.
 #[derive(Debug, thiserror::Error)]

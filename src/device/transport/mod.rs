@@ -6,6 +6,9 @@
 //! `Read + Write` stream, so a direct-USB transport (issue 6) slots in by implementing
 //! [`Transport`]. Address parsing is a pure function; only [`connect`] does I/O.
 
+pub mod usb;
+pub mod usbmuxd;
+
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;

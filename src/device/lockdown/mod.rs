@@ -6,6 +6,8 @@
 //! Framing is pure and shared with the simulator. Not here: creating pair records (pairing.rs)
 //! or turning values into a report (info.rs).
 
+pub mod pairing;
+
 use std::io::{self, Read, Write};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,10 +23,10 @@ use rustls::{
     SignatureScheme, StreamOwned,
 };
 
-use super::pairing::PairRecord;
-use super::transport::{BoxStream, IO_TIMEOUT};
-use super::usbmux::{parse_dict, xml_bytes};
-use super::{read_exact_within, DeviceError};
+use crate::device::transport::usbmuxd::{parse_dict, xml_bytes};
+use crate::device::transport::{BoxStream, IO_TIMEOUT};
+use crate::device::{read_exact_within, DeviceError};
+use pairing::PairRecord;
 
 /// lockdownd's port on the device.
 pub const PORT: u16 = 62078;

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use crate::plist_shape;
 use plist::{Dictionary, Value};
 
-use super::transport::{self, AttachedDevice, BoxStream, DaemonAddress, Transport};
-use super::{read_exact_within, DeviceError};
+use crate::device::transport::{self, AttachedDevice, BoxStream, DaemonAddress, Transport};
+use crate::device::{read_exact_within, DeviceError};
 
 /// Bytes in a frame header.
 pub const HEADER_LEN: usize = 16;

@@ -20,9 +20,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::pairing;
-use super::transport::{AttachedDevice, BoxStream, Transport, IO_TIMEOUT};
-use super::DeviceError;
+use crate::device::lockdown::pairing;
+use crate::device::transport::{AttachedDevice, BoxStream, Transport, IO_TIMEOUT};
+use crate::device::DeviceError;
 use mux::Mux;
 
 /// The name transports report for direct USB (`connection` in JSON).
@@ -229,7 +229,9 @@ impl Transport for UsbTransport {
             let Ok(bytes) = std::fs::read(folder.join("SystemConfiguration.plist")) else {
                 continue;
             };
-            let Ok(dict) = super::usbmux::parse_dict(&bytes, "SystemConfiguration.plist") else {
+            let Ok(dict) =
+                crate::device::transport::usbmuxd::parse_dict(&bytes, "SystemConfiguration.plist")
+            else {
                 continue;
             };
             if let Some(buid) = dict.get("SystemBUID").and_then(plist::Value::as_string) {

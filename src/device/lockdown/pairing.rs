@@ -20,9 +20,10 @@ use rsa::{RsaPrivateKey, RsaPublicKey};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use super::lockdown::{self, LockdownClient};
-use super::transport::{AttachedDevice, Transport};
-use super::DeviceError;
+use crate::device::lockdown::{self, LockdownClient};
+use crate::device::transport::usbmuxd::{parse_dict, xml_bytes};
+use crate::device::transport::{AttachedDevice, Transport};
+use crate::device::DeviceError;
 
 /// Overrides the pair record folder (tests, portable setups).
 pub const FOLDER_VARIABLE: &str = "IBACKUP_LOCKDOWN_DIR";
@@ -66,7 +67,7 @@ pub enum RecordSource {
 impl PairRecord {
     /// Parses a record's plist bytes (XML or binary).
     pub fn from_plist(bytes: &[u8], origin: &str) -> Result<Self, DeviceError> {
-        let dict = super::usbmux::parse_dict(bytes, origin)?;
+        let dict = parse_dict(bytes, origin)?;
         let bad = |detail: String| DeviceError::PairRecord {
             origin: origin.to_string(),
             detail,
@@ -125,7 +126,7 @@ impl PairRecord {
 
     /// XML plist bytes of [`Self::to_dictionary`].
     pub fn to_plist(&self) -> Result<Vec<u8>, DeviceError> {
-        super::usbmux::xml_bytes(&self.to_dictionary(), "a pair record")
+        xml_bytes(&self.to_dictionary(), "a pair record")
     }
 
     /// What the Pair request carries: certificates and identifiers, no private keys.
@@ -490,7 +491,7 @@ mod tests {
     fn records_need_their_certificates() {
         let mut dict = Dictionary::new();
         dict.insert("HostID".into(), "X".into());
-        let bytes = super::super::usbmux::xml_bytes(&dict, "t").unwrap();
+        let bytes = xml_bytes(&dict, "t").unwrap();
         let err = PairRecord::from_plist(&bytes, "test").unwrap_err();
         assert!(err.to_string().contains("DeviceCertificate"), "{err}");
     }
@@ -498,11 +499,11 @@ mod tests {
     fn sample_record() -> PairRecord {
         use rsa::pkcs1::DecodeRsaPrivateKey;
         let key = |pem: &str| RsaPrivateKey::from_pkcs1_pem(pem).unwrap();
-        let device = key(include_str!("../sim/keys/device.pem"));
+        let device = key(include_str!("../../sim/keys/device.pem"));
         let public = device.to_public_key().to_pkcs1_pem(LineEnding::LF).unwrap();
         PairRecord::with_keys(
-            &key(include_str!("../sim/keys/root.pem")),
-            &key(include_str!("../sim/keys/host.pem")),
+            &key(include_str!("../../sim/keys/root.pem")),
+            &key(include_str!("../../sim/keys/host.pem")),
             public.as_bytes(),
             "BUID".to_string(),
             Some("aa:bb".to_string()),
