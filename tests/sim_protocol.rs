@@ -9,7 +9,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use ibackup::device::lockdown::pairing::PairRecord;
+use ibackup::device::lockdown::pair_record::PairRecord;
 use ibackup::device::lockdown::{LockdownClient, PORT};
 use ibackup::device::transport::usbmuxd::{UsbmuxClient, UsbmuxdTransport};
 use ibackup::device::transport::{parse_address, Transport};

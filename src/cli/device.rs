@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::{CommandResult, Failure, Status};
 use crate::device::info::{self, DeviceState};
+use crate::device::lockdown::pair_record;
 use crate::device::lockdown::pairing::{self, PairWait};
 use crate::device::lockdown::{self, LockdownClient};
 use crate::device::transport::{AttachedDevice, Transport};
@@ -277,7 +278,7 @@ pub fn pair(out: &Output, udid: Option<&str>, choice: TransportChoice) -> Comman
     let record = result.map_err(failure)?;
     // Without a daemon the record lives in the pair record folder: say where.
     let saved_to = if transport.name() == crate::device::transport::usb::NAME {
-        pairing::record_folders()
+        pair_record::record_folders()
             .first()
             .map(|f| {
                 f.join(format!("{}.plist", device.udid))

@@ -7,7 +7,7 @@
 use plist::{Dictionary, Value};
 use serde::{Deserialize, Serialize};
 
-use super::lockdown::pairing::{self, RecordSource};
+use super::lockdown::pair_record::{self, RecordSource};
 use super::lockdown::{self, LockdownClient};
 use super::transport::{AttachedDevice, Transport};
 use super::DeviceError;
@@ -149,7 +149,7 @@ pub fn read_state(
     transport: &dyn Transport,
     device: &AttachedDevice,
 ) -> Result<DeviceState, DeviceError> {
-    let record = pairing::find_record(transport, &device.udid)?;
+    let record = pair_record::find_record(transport, &device.udid)?;
     let mut lockdown = LockdownClient::new(transport.connect(device, lockdown::PORT)?);
     lockdown.query_type()?;
     let mut source = None;

@@ -6,6 +6,7 @@
 //! Framing is pure and shared with the simulator. Not here: creating pair records (pairing.rs)
 //! or turning values into a report (info.rs).
 
+pub mod pair_record;
 pub mod pairing;
 
 use std::io::{self, Read, Write};
@@ -26,7 +27,7 @@ use rustls::{
 use crate::device::transport::usbmuxd::{parse_dict, xml_bytes};
 use crate::device::transport::{BoxStream, IO_TIMEOUT};
 use crate::device::{read_exact_within, DeviceError};
-use pairing::PairRecord;
+use pair_record::PairRecord;
 
 /// lockdownd's port on the device.
 pub const PORT: u16 = 62078;

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::device::lockdown::pairing;
+use crate::device::lockdown::pair_record;
 use crate::device::transport::{AttachedDevice, BoxStream, Transport, IO_TIMEOUT};
 use crate::device::DeviceError;
 use mux::Mux;
@@ -204,7 +204,7 @@ impl Transport for UsbTransport {
     }
 
     fn save_pair_record(&self, device: &AttachedDevice, record: &[u8]) -> Result<(), DeviceError> {
-        let folder = pairing::record_folders()
+        let folder = pair_record::record_folders()
             .into_iter()
             .next()
             .ok_or_else(|| DeviceError::Io {
@@ -225,7 +225,7 @@ impl Transport for UsbTransport {
 
     fn system_buid(&self) -> Result<Option<String>, DeviceError> {
         // usbmuxd keeps the host's BUID in SystemConfiguration.plist next to the records.
-        for folder in pairing::record_folders() {
+        for folder in pair_record::record_folders() {
             let Ok(bytes) = std::fs::read(folder.join("SystemConfiguration.plist")) else {
                 continue;
             };
