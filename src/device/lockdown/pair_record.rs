@@ -14,7 +14,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::device::transport::usbmuxd::{parse_dict, xml_bytes};
-use crate::device::transport::Transport;
+use crate::device::transport::{AttachedDevice, Transport};
 use crate::device::DeviceError;
 
 /// Overrides the pair record folder (tests, portable setups).
@@ -201,6 +201,62 @@ pub fn find_record(
         }
     }
     Ok(None)
+}
+
+/// Saves `record` for `device`: with the transport's daemon when it keeps records, otherwise
+/// as `<UDID>.plist` in the first OS folder.
+pub fn save(
+    transport: &dyn Transport,
+    device: &AttachedDevice,
+    record: &PairRecord,
+) -> Result<(), DeviceError> {
+    let bytes = record.to_plist()?;
+    if transport.save_pair_record(device, &bytes)? {
+        return Ok(());
+    }
+    let folder = record_folders()
+        .into_iter()
+        .next()
+        .ok_or_else(|| DeviceError::Io {
+            what: "finding the pair record folder".to_string(),
+            source: std::io::ErrorKind::NotFound.into(),
+        })?;
+    let path = folder.join(format!("{}.plist", device.udid));
+    std::fs::create_dir_all(&folder)
+        .and_then(|_| std::fs::write(&path, &bytes))
+        .map_err(|e| DeviceError::Io {
+            what: format!(
+                "saving the pair record to {} (run as a user who may write there, or set IBACKUP_LOCKDOWN_DIR)",
+                path.display()
+            ),
+            source: e,
+        })
+}
+
+/// The host's SystemBUID: the transport's daemon's, or without a daemon the one usbmuxd keeps
+/// in SystemConfiguration.plist next to the records. `None` when neither has one (or the
+/// daemon failed to say): the caller makes a new one.
+pub fn system_buid(transport: &dyn Transport) -> Option<String> {
+    match transport.system_buid() {
+        Ok(Some(buid)) => Some(buid),
+        Ok(None) => folder_system_buid(),
+        Err(_) => None,
+    }
+}
+
+fn folder_system_buid() -> Option<String> {
+    for folder in record_folders() {
+        let Ok(bytes) = std::fs::read(folder.join("SystemConfiguration.plist")) else {
+            continue;
+        };
+        let Ok(dict) = parse_dict(&bytes, "SystemConfiguration.plist") else {
+            continue;
+        };
+        if let Some(buid) = dict.get("SystemBUID").and_then(Value::as_string) {
+            return Some(buid.to_string());
+        }
+    }
+    None
 }
 
 fn read_folder_record(

@@ -19,7 +19,7 @@ use rsa::rand_core::{OsRng, RngCore};
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use rustls::pki_types::PrivatePkcs8KeyDer;
 
-use super::pair_record::PairRecord;
+use super::pair_record::{self, PairRecord};
 use super::{LockdownClient, PORT};
 use crate::device::transport::{AttachedDevice, Transport};
 use crate::device::DeviceError;
@@ -218,10 +218,7 @@ pub fn pair(
             .and_then(|v| v.as_string().map(str::to_string));
         (public_key, wifi)
     };
-    let buid = match transport.system_buid() {
-        Ok(Some(buid)) => buid,
-        _ => new_uuid(),
-    };
+    let buid = pair_record::system_buid(transport).unwrap_or_else(new_uuid);
     // Key generation takes a while: no connection is held open meanwhile.
     let mut record = PairRecord::generate(&public_key, buid, wifi)?;
 
@@ -265,7 +262,7 @@ pub fn pair(
         .map(<[u8]>::to_vec);
     drop(lockdown);
 
-    transport.save_pair_record(device, &record.to_plist()?)?;
+    pair_record::save(transport, device, &record)?;
     let mut check = LockdownClient::new(transport.connect(device, PORT)?);
     check.query_type()?;
     check.start_session(&record)?;

@@ -57,11 +57,14 @@ pub trait Transport {
     fn wait_for_device(&self, timeout: Duration) -> Result<Option<AttachedDevice>, DeviceError>;
     /// A stream to `port` on the device (62078 for lockdownd).
     fn connect(&self, device: &AttachedDevice, port: u16) -> Result<BoxStream, DeviceError>;
-    /// The pair record the transport keeps for `udid`, as plist bytes.
+    /// The pair record the transport keeps for `udid`, as plist bytes; `None` when it has none
+    /// or keeps none (no daemon).
     fn read_pair_record(&self, udid: &str) -> Result<Option<Vec<u8>>, DeviceError>;
-    /// Stores a pair record for `device`.
-    fn save_pair_record(&self, device: &AttachedDevice, record: &[u8]) -> Result<(), DeviceError>;
-    /// The host's SystemBUID, when the transport keeps one.
+    /// Stores a pair record for `device`: `true` when the transport kept it, `false` when it
+    /// keeps none (no daemon) and the caller must store it itself (lockdown::pair_record does).
+    fn save_pair_record(&self, device: &AttachedDevice, record: &[u8])
+        -> Result<bool, DeviceError>;
+    /// The host's SystemBUID, when the transport keeps one (`None` without a daemon).
     fn system_buid(&self) -> Result<Option<String>, DeviceError>;
 }
 

@@ -314,9 +314,14 @@ impl Transport for UsbmuxdTransport {
         self.client()?.read_pair_record(udid)
     }
 
-    fn save_pair_record(&self, device: &AttachedDevice, record: &[u8]) -> Result<(), DeviceError> {
+    fn save_pair_record(
+        &self,
+        device: &AttachedDevice,
+        record: &[u8],
+    ) -> Result<bool, DeviceError> {
         self.client()?
             .save_pair_record(&device.udid, device.device_id, record)
+            .map(|()| true)
     }
 
     fn system_buid(&self) -> Result<Option<String>, DeviceError> {
