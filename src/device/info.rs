@@ -8,7 +8,7 @@ use plist::{Dictionary, Value};
 use serde::{Deserialize, Serialize};
 
 use super::lockdown::pair_record::{self, RecordSource};
-use super::lockdown::{self, LockdownClient};
+use super::lockdown::{self, LockdownClient, LockdownError};
 use super::transport::{AttachedDevice, Transport};
 use super::DeviceError;
 
@@ -163,7 +163,10 @@ pub fn read_state(
             }
             // The phone forgot this computer (or never knew it): read what an unpaired phone
             // shows.
-            Err(DeviceError::Lockdown { error, .. }) if error == "InvalidHostID" => {}
+            Err(DeviceError::Lockdown {
+                error: LockdownError::InvalidHostID,
+                ..
+            }) => {}
             Err(e) => return Err(e),
         }
     }

@@ -14,7 +14,7 @@ use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 pub use info::DeviceState;
-use lockdown::pairing;
+use lockdown::{pairing, LockdownError};
 use transport::usb;
 use transport::usbmuxd::UsbmuxdTransport;
 use transport::{AttachedDevice, Transport};
@@ -41,7 +41,10 @@ pub enum DeviceError {
     #[error("usbmuxd refused {request} (result {number})")]
     Usbmux { request: &'static str, number: u64 },
     #[error("the phone refused {request}: {error}")]
-    Lockdown { request: String, error: String },
+    Lockdown {
+        request: String,
+        error: LockdownError,
+    },
     #[error("no iPhone is connected")]
     NoDevice,
     #[error("no connected iPhone has UDID {udid} (connected: {connected})")]
@@ -158,13 +161,19 @@ impl DeviceError {
                 pairing::PairWait::Unlock => "Unlock the iPhone, then run `ibackup pair` again.".into(),
                 pairing::PairWait::TapTrust => "Tap Trust on the iPhone and enter its passcode, then run `ibackup pair` again.".into(),
             },
-            DeviceError::Lockdown { error, .. } if error == "InvalidHostID" => {
+            DeviceError::Lockdown {
+                error: LockdownError::InvalidHostID,
+                ..
+            } => {
                 "The iPhone no longer knows this computer: run `ibackup pair`.".into()
             }
             DeviceError::UsbUnavailable { fix, .. } => fix.clone(),
             DeviceError::UsbBusy { .. } => "Use the daemon instead (--transport usbmuxd, or auto), or stop usbmuxd (`sudo systemctl stop usbmuxd`) and run this again.".into(),
             DeviceError::NoTransport { usb_fix, .. } => format!("Start usbmuxd (Linux: install the usbmuxd package; Windows: install Apple Devices or iTunes; macOS: it is built in). For direct USB instead: {usb_fix}"),
-            DeviceError::Lockdown { error, .. } if error == "PasswordProtected" => {
+            DeviceError::Lockdown {
+                error: LockdownError::PasswordProtected,
+                ..
+            } => {
                 "Unlock the iPhone and run this again.".into()
             }
             _ => "Unplug and replug the iPhone, unlock it and try again. If it keeps failing, restart usbmuxd (or the Apple Mobile Device Service).".into(),

@@ -6,6 +6,7 @@
 //! Framing is pure and shared with the simulator. Not here: creating pair records (pairing.rs)
 //! or turning values into a report (info.rs).
 
+pub mod error;
 pub mod pair_record;
 pub mod pairing;
 
@@ -27,6 +28,7 @@ use rustls::{
 use crate::device::transport::usbmuxd::{parse_dict, xml_bytes};
 use crate::device::transport::{BoxStream, IO_TIMEOUT};
 use crate::device::{read_exact_within, DeviceError};
+pub use error::LockdownError;
 use pair_record::PairRecord;
 
 /// lockdownd's port on the device.
@@ -151,7 +153,8 @@ impl LockdownClient {
     }
 
     /// Sends a request and returns the answer; an `Error` in the answer becomes
-    /// [`DeviceError::Lockdown`].
+    /// [`DeviceError::Lockdown`], the phone's string turned into a [`LockdownError`] here and
+    /// nowhere else.
     pub fn request(
         &mut self,
         request: &str,
@@ -172,7 +175,7 @@ impl LockdownClient {
         if let Some(error) = reply.get("Error").and_then(Value::as_string) {
             return Err(DeviceError::Lockdown {
                 request: request.to_string(),
-                error: error.to_string(),
+                error: LockdownError::from_phone(error),
             });
         }
         Ok(reply)
@@ -206,7 +209,10 @@ impl LockdownClient {
         }
         match self.request("GetValue", fields) {
             Ok(mut reply) => Ok(reply.remove("Value")),
-            Err(DeviceError::Lockdown { error, .. }) if error == "MissingValue" => Ok(None),
+            Err(DeviceError::Lockdown {
+                error: LockdownError::MissingValue,
+                ..
+            }) => Ok(None),
             Err(e) => Err(e),
         }
     }

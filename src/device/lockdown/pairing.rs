@@ -20,7 +20,7 @@ use rsa::{RsaPrivateKey, RsaPublicKey};
 use rustls::pki_types::PrivatePkcs8KeyDer;
 
 use super::pair_record::{self, PairRecord};
-use super::{LockdownClient, PORT};
+use super::{LockdownClient, LockdownError, PORT};
 use crate::device::transport::{AttachedDevice, Transport};
 use crate::device::DeviceError;
 
@@ -230,11 +230,11 @@ pub fn pair(
         match lockdown.pair("Pair", &record) {
             Ok(reply) => break reply,
             Err(DeviceError::Lockdown { error, .. }) => {
-                let state = match error.as_str() {
-                    "PasswordProtected" => PairWait::Unlock,
-                    "PairingDialogResponsePending" => PairWait::TapTrust,
-                    "UserDeniedPairing" => return Err(DeviceError::PairingDenied),
-                    _ => {
+                let state = match error {
+                    LockdownError::PasswordProtected => PairWait::Unlock,
+                    LockdownError::PairingDialogResponsePending => PairWait::TapTrust,
+                    LockdownError::UserDeniedPairing => return Err(DeviceError::PairingDenied),
+                    error => {
                         return Err(DeviceError::Lockdown {
                             request: "Pair".to_string(),
                             error,
