@@ -8,6 +8,7 @@
 
 pub mod info;
 pub mod lockdown;
+pub mod services;
 pub mod transport;
 
 use std::io::{self, Read};

@@ -130,7 +130,10 @@ where
     }
 }
 
-type Conn = MaybeTls<ClientConnection, BoxStream>;
+/// The client's side of a lockdown (or service) connection, plain or inside TLS.
+pub type ClientStream = MaybeTls<ClientConnection, BoxStream>;
+
+type Conn = ClientStream;
 
 /// A lockdownd connection, plain or inside a session's TLS.
 pub struct LockdownClient {
@@ -245,16 +248,7 @@ impl LockdownClient {
     }
 
     fn upgrade(&mut self, record: &PairRecord) -> Result<(), DeviceError> {
-        let pin = Arc::new(PinnedDevice::new(record.device_certificate_der()?));
-        let config = client_config(record, pin.clone())?;
-        let server_name =
-            ServerName::try_from("lockdown.invalid").map_err(|e| DeviceError::Tls {
-                detail: e.to_string(),
-            })?;
-        let connection =
-            ClientConnection::new(Arc::new(config), server_name).map_err(|e| DeviceError::Tls {
-                detail: e.to_string(),
-            })?;
+        let tls = PinnedTls::new(record)?;
         let plain = match std::mem::replace(&mut self.conn, Conn::Plain(Box::new(Detached))) {
             Conn::Plain(stream) => stream,
             tls @ Conn::Tls(_) => {
@@ -262,23 +256,7 @@ impl LockdownClient {
                 return Ok(());
             }
         };
-        let mut tls = StreamOwned::new(connection, plain);
-        let deadline = Instant::now() + IO_TIMEOUT;
-        while tls.conn.is_handshaking() {
-            if Instant::now() > deadline {
-                return Err(DeviceError::Timeout {
-                    what: "the TLS handshake with the device".to_string(),
-                    secs: IO_TIMEOUT.as_secs(),
-                });
-            }
-            if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
-                if pin.mismatch.load(Ordering::SeqCst) {
-                    return Err(DeviceError::CertificateMismatch);
-                }
-                return Err(DeviceError::from_io("the TLS handshake with the device", e));
-            }
-        }
-        self.conn = Conn::Tls(Box::new(tls));
+        self.conn = Conn::Tls(tls.handshake(plain)?);
         Ok(())
     }
 
@@ -309,6 +287,56 @@ impl LockdownClient {
         options.insert("ExtendedPairingErrors".into(), true.into());
         fields.insert("PairingOptions".into(), Value::Dictionary(options));
         self.request(request, fields)
+    }
+}
+
+/// The client side of a TLS session pinned to a pair record, set up but not yet started: the
+/// lockdown session and the services lockdown starts use the same one.
+pub(crate) struct PinnedTls {
+    connection: ClientConnection,
+    pin: Arc<PinnedDevice>,
+}
+
+impl PinnedTls {
+    /// rustls set up from the record; fails before a byte is sent when the record is unusable.
+    pub(crate) fn new(record: &PairRecord) -> Result<Self, DeviceError> {
+        let pin = Arc::new(PinnedDevice::new(record.device_certificate_der()?));
+        let config = client_config(record, pin.clone())?;
+        let server_name =
+            ServerName::try_from("lockdown.invalid").map_err(|e| DeviceError::Tls {
+                detail: e.to_string(),
+            })?;
+        let connection =
+            ClientConnection::new(Arc::new(config), server_name).map_err(|e| DeviceError::Tls {
+                detail: e.to_string(),
+            })?;
+        Ok(PinnedTls { connection, pin })
+    }
+
+    /// The handshake over `plain`, within [`IO_TIMEOUT`] in all; a certificate other than the
+    /// record's is [`DeviceError::CertificateMismatch`].
+    pub(crate) fn handshake(
+        self,
+        plain: BoxStream,
+    ) -> Result<Box<StreamOwned<ClientConnection, BoxStream>>, DeviceError> {
+        let PinnedTls { connection, pin } = self;
+        let mut tls = StreamOwned::new(connection, plain);
+        let deadline = Instant::now() + IO_TIMEOUT;
+        while tls.conn.is_handshaking() {
+            if Instant::now() > deadline {
+                return Err(DeviceError::Timeout {
+                    what: "the TLS handshake with the device".to_string(),
+                    secs: IO_TIMEOUT.as_secs(),
+                });
+            }
+            if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
+                if pin.mismatch.load(Ordering::SeqCst) {
+                    return Err(DeviceError::CertificateMismatch);
+                }
+                return Err(DeviceError::from_io("the TLS handshake with the device", e));
+            }
+        }
+        Ok(Box::new(tls))
     }
 }
 
