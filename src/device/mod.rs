@@ -1,10 +1,17 @@
-//! Talking to a phone: usbmux (daemon or direct USB), lockdownd, pairing. No terminal, no backup.
+//! Talking to a phone; no terminal, no backup. Three layers, each over a `Read + Write` stream
+//! chosen once at the top, importing only from the layers below it:
 //!
-//! Layers, each over a `Read + Write` stream chosen once at the top: [`transport`] (where the
-//! daemon is, the [`transport::Transport`] trait), [`usbmux`] (daemon requests), [`lockdown`]
-//! (device requests, TLS session), [`pairing`] (pair records), [`info`] (the `DeviceState`
-//! snapshot), [`usb`] (direct USB without a daemon). This file holds the error type, the choice
-//! of transport ([`TransportChoice`]) and the entry points the commands call.
+//! - [`transport`]: how bytes reach a phone, through the usbmuxd daemon or by direct USB,
+//!   behind the [`transport::Transport`] trait.
+//! - [`lockdown`]: lockdownd and its TLS session pinned to the pair record; the phone's error
+//!   strings as [`lockdown::LockdownError`]; the pair record as plain data (below lockdown) and
+//!   the "Trust This Computer" flow (above it).
+//! - [`services`]: what lockdown starts on other ports, beginning with the StartService
+//!   handshake they all share.
+//!
+//! [`info`] builds the `DeviceState` snapshot from lockdown values. This file is the top: the
+//! entry points the commands call (the choice of transport, [`TransportChoice`], then picking a
+//! phone and reading its state) and the [`DeviceError`] every layer returns.
 
 pub mod info;
 pub mod lockdown;

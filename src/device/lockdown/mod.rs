@@ -1,10 +1,14 @@
 //! lockdownd, the phone's port 62078: big-endian length-prefixed XML plists, the requests
-//! ibackup sends (QueryType, GetValue, StartSession, StopSession, Pair), and the TLS upgrade
-//! after StartSession. The device's certificate is pinned to the pair record's
-//! DeviceCertificate: nothing else is accepted. [libimobiledevice src/lockdown.c]
+//! ibackup sends (QueryType, GetValue, StartSession, StopSession, Pair; StartService comes from
+//! services/), and the TLS upgrade after StartSession. The phone's certificate is pinned to the
+//! pair record's DeviceCertificate and nothing else is accepted; `PinnedTls` does that for
+//! the session and for the services lockdown starts. [libimobiledevice src/lockdown.c]
 //!
-//! Framing is pure and shared with the simulator. Not here: creating pair records (pairing.rs)
-//! or turning values into a report (info.rs).
+//! Framing is pure and shared with the simulator. Beside this file: [`error`] (the phone's error
+//! strings as one enum, built only in [`LockdownClient::request`]), [`pair_record`] (the record
+//! as data and files, which this file uses and which imports nothing from lockdown),
+//! [`pairing`] (the Trust flow, which uses this file). Not here: the stream itself (transport),
+//! what a started service says (services), turning values into a report (info.rs).
 
 pub mod error;
 pub mod pair_record;

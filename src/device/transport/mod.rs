@@ -1,10 +1,13 @@
-//! How bytes reach a phone: the usbmuxd daemon's address (default per OS, or
-//! `USBMUXD_SOCKET_ADDRESS` in every form the common clients accept), the socket to it, and the
-//! [`Transport`] trait that every way of reaching a phone implements.
+//! How bytes reach a phone, chosen once at the top: the [`Transport`] trait every way of
+//! reaching a phone implements, the owned stream the layers above read and write
+//! ([`BoxStream`]), the phone as a transport lists it ([`AttachedDevice`]), the I/O timeout, and
+//! the usbmuxd daemon's address (default per OS, or `USBMUXD_SOCKET_ADDRESS` in every form the
+//! common clients accept) with the socket to it. The two ways in are [`usbmuxd`] (through the
+//! daemon) and [`usb`] (direct USB, no daemon).
 //!
-//! Everything above this module (usbmux requests, lockdown, TLS) talks to a boxed
-//! `Read + Write` stream, so a direct-USB transport (issue 6) slots in by implementing
-//! [`Transport`]. Address parsing is a pure function; only [`connect`] does I/O.
+//! Address parsing is a pure function; only [`connect`] does I/O. Not here: anything the phone
+//! says once a stream is open (lockdown), or pair record files (lockdown::pair_record): a
+//! transport only says whether its daemon keeps records.
 
 pub mod usb;
 pub mod usbmuxd;

@@ -3,7 +3,11 @@
 //! SavePairRecord). Framing is pure and shared with the simulator's server side; the client
 //! works over any [`BoxStream`]. [usbmuxd src/usbmuxd-proto.h, src/client.c]
 //!
-//! Not here: what a pair record means (pairing.rs) or what the device says (lockdown.rs).
+//! The XML plist helpers ([`xml_bytes`], [`parse_dict`]) live here, where plists first arrive;
+//! lockdown and the pair record use them too.
+//!
+//! Not here: the daemon's address and socket (transport/mod.rs), what a pair record holds
+//! (lockdown::pair_record), what the phone says (lockdown).
 
 use std::io::{Cursor, Read, Write};
 use std::time::{Duration, Instant};

@@ -8,6 +8,8 @@
 //! Pair records: there is no daemon to keep them, so this transport answers that it keeps none
 //! and lockdown::pair_record reads and saves them in the OS folder (`/var/lib/lockdown`, or
 //! `IBACKUP_LOCKDOWN_DIR`).
+//!
+//! Not here: the usbmuxd daemon (transport::usbmuxd), anything above the byte stream.
 
 pub mod emulated;
 pub mod frame;
