@@ -1,7 +1,8 @@
 //! The pair record as plain data: the host's keys and certificates for one phone, its plist
 //! form (parse and serialize), the DER views the TLS session needs, where records live (the
 //! transport's daemon, then the OS folder or `IBACKUP_LOCKDOWN_DIR`), and reading and saving
-//! them. [libimobiledevice common/userpref.c]
+//! them (a file in the folder is written 0600: it holds private keys). [libimobiledevice
+//! common/userpref.c]
 //!
 //! Sits below lockdown and imports nothing from it, so lockdown can pin its session to a record
 //! without a circle. Not here: making a new record or the Pair exchange (pairing.rs), the TLS
@@ -223,7 +224,7 @@ pub fn save(
         })?;
     let path = folder.join(format!("{}.plist", device.udid));
     std::fs::create_dir_all(&folder)
-        .and_then(|_| std::fs::write(&path, &bytes))
+        .and_then(|_| write_private(&path, &bytes))
         .map_err(|e| DeviceError::Io {
             what: format!(
                 "saving the pair record to {} (run as a user who may write there, or set IBACKUP_LOCKDOWN_DIR)",
@@ -231,6 +232,16 @@ pub fn save(
             ),
             source: e,
         })
+}
+
+/// Writes a file only its owner may read or write (0600 on Unix): a record holds private keys.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    std::io::Write::write_all(&mut file, bytes)
 }
 
 /// The host's SystemBUID: the transport's daemon's, or without a daemon the one usbmuxd keeps
@@ -324,5 +335,17 @@ mod tests {
         assert!(read_folder_record(dir.path(), "OTHER").unwrap().is_none());
         std::fs::write(dir.path().join("BAD.plist"), b"garbage").unwrap();
         assert!(read_folder_record(dir.path(), "BAD").is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn saved_records_are_for_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("UDID1.plist");
+        write_private(&path, b"keys").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"keys");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }
