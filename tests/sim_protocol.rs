@@ -9,10 +9,10 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use ibackup::device::lockdown::{LockdownClient, PORT};
-use ibackup::device::pairing::PairRecord;
+use ibackup::device::lockdown::pair_record::PairRecord;
+use ibackup::device::lockdown::{LockdownClient, LockdownError, PORT};
+use ibackup::device::transport::usbmuxd::{UsbmuxClient, UsbmuxdTransport};
 use ibackup::device::transport::{parse_address, Transport};
-use ibackup::device::usbmux::{UsbmuxClient, UsbmuxdTransport};
 use ibackup::device::DeviceError;
 use ibackup::sim::harness::SimProcess;
 use plist::Value;
@@ -122,7 +122,10 @@ fn sessions_need_a_known_host_and_open_the_domains() {
     stranger.host_id = "00000000-0000-0000-0000-000000000000".to_string();
     let mut client = lockdown(&transport);
     match client.start_session(&stranger) {
-        Err(DeviceError::Lockdown { error, .. }) => assert_eq!(error, "InvalidHostID"),
+        Err(DeviceError::Lockdown {
+            error: LockdownError::InvalidHostID,
+            ..
+        }) => {}
         other => panic!("a stranger must be refused: {other:?}"),
     }
 

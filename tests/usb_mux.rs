@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ibackup::device::lockdown::{self, LockdownClient};
-use ibackup::device::usb::emulated::channel_pair;
-use ibackup::device::usb::mux::Mux;
+use ibackup::device::transport::usb::emulated::channel_pair;
+use ibackup::device::transport::usb::mux::Mux;
 use ibackup::device::DeviceError;
 use ibackup::sim::usb::{serve_usb, UsbFault, UsbOptions};
 use ibackup::sim::{Phone, Profile};

@@ -10,8 +10,8 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let deadline = Instant::now() + Duration::from_secs(1);
     if let Ok((_, payload)) =
-        ibackup::device::usbmux::read_frame(&mut Cursor::new(data), "fuzz", deadline)
+        ibackup::device::transport::usbmuxd::read_frame(&mut Cursor::new(data), "fuzz", deadline)
     {
-        let _ = ibackup::device::usbmux::parse_dict(&payload, "fuzz");
+        let _ = ibackup::device::transport::usbmuxd::parse_dict(&payload, "fuzz");
     }
 });

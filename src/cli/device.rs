@@ -8,8 +8,9 @@ use serde_json::{json, Value};
 
 use super::{CommandResult, Failure, Status};
 use crate::device::info::{self, DeviceState};
+use crate::device::lockdown::pair_record;
+use crate::device::lockdown::pairing::{self, PairWait};
 use crate::device::lockdown::{self, LockdownClient};
-use crate::device::pairing::{self, PairWait};
 use crate::device::transport::{AttachedDevice, Transport};
 use crate::device::{open_transport, select_device, DeviceError, TransportChoice};
 use crate::diagnose::{device_findings, Finding};
@@ -151,8 +152,8 @@ pub fn pair(out: &Output, udid: Option<&str>, choice: TransportChoice) -> Comman
     spinner.finish_and_clear();
     let record = result.map_err(failure)?;
     // Without a daemon the record lives in the pair record folder: say where.
-    let saved_to = if transport.name() == crate::device::usb::NAME {
-        pairing::record_folders()
+    let saved_to = if transport.name() == crate::device::transport::usb::NAME {
+        pair_record::record_folders()
             .first()
             .map(|f| {
                 f.join(format!("{}.plist", device.udid))

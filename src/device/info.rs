@@ -7,8 +7,8 @@
 use plist::{Dictionary, Value};
 use serde::{Deserialize, Serialize};
 
-use super::lockdown::{self, LockdownClient};
-use super::pairing::{self, RecordSource};
+use super::lockdown::pair_record::{self, RecordSource};
+use super::lockdown::{self, LockdownClient, LockdownError};
 use super::transport::{AttachedDevice, Transport};
 use super::DeviceError;
 
@@ -149,7 +149,7 @@ pub fn read_state(
     transport: &dyn Transport,
     device: &AttachedDevice,
 ) -> Result<DeviceState, DeviceError> {
-    let record = pairing::find_record(transport, &device.udid)?;
+    let record = pair_record::find_record(transport, &device.udid)?;
     let mut lockdown = LockdownClient::new(transport.connect(device, lockdown::PORT)?);
     lockdown.query_type()?;
     let mut source = None;
@@ -163,7 +163,10 @@ pub fn read_state(
             }
             // The phone forgot this computer (or never knew it): read what an unpaired phone
             // shows.
-            Err(DeviceError::Lockdown { error, .. }) if error == "InvalidHostID" => {}
+            Err(DeviceError::Lockdown {
+                error: LockdownError::InvalidHostID,
+                ..
+            }) => {}
             Err(e) => return Err(e),
         }
     }

@@ -1,24 +1,31 @@
-//! Talking to a phone: usbmux (daemon or direct USB), lockdownd, pairing. No terminal, no backup.
+//! Talking to a phone; no terminal, no backup. Three layers, each over a `Read + Write` stream
+//! chosen once at the top, importing only from the layers below it:
 //!
-//! Layers, each over a `Read + Write` stream chosen once at the top: [`transport`] (where the
-//! daemon is, the [`transport::Transport`] trait), [`usbmux`] (daemon requests), [`lockdown`]
-//! (device requests, TLS session), [`pairing`] (pair records), [`info`] (the `DeviceState`
-//! snapshot), [`usb`] (direct USB without a daemon). This file holds the error type, the choice
-//! of transport ([`TransportChoice`]) and the entry points the commands call.
+//! - [`transport`]: how bytes reach a phone, through the usbmuxd daemon or by direct USB,
+//!   behind the [`transport::Transport`] trait.
+//! - [`lockdown`]: lockdownd and its TLS session pinned to the pair record; the phone's error
+//!   strings as [`lockdown::LockdownError`]; the pair record as plain data (below lockdown) and
+//!   the "Trust This Computer" flow (above it).
+//! - [`services`]: what lockdown starts on other ports, beginning with the StartService
+//!   handshake they all share.
+//!
+//! [`info`] builds the `DeviceState` snapshot from lockdown values. This file is the top: the
+//! entry points the commands call (the choice of transport, [`TransportChoice`], then picking a
+//! phone and reading its state) and the [`DeviceError`] every layer returns.
 
 pub mod info;
 pub mod lockdown;
-pub mod pairing;
+pub mod services;
 pub mod transport;
-pub mod usb;
-pub mod usbmux;
 
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 pub use info::DeviceState;
+use lockdown::{pairing, LockdownError};
+use transport::usb;
+use transport::usbmuxd::UsbmuxdTransport;
 use transport::{AttachedDevice, Transport};
-use usbmux::UsbmuxdTransport;
 
 /// What went wrong talking to a phone, with what was being done and where.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +49,10 @@ pub enum DeviceError {
     #[error("usbmuxd refused {request} (result {number})")]
     Usbmux { request: &'static str, number: u64 },
     #[error("the phone refused {request}: {error}")]
-    Lockdown { request: String, error: String },
+    Lockdown {
+        request: String,
+        error: LockdownError,
+    },
     #[error("no iPhone is connected")]
     NoDevice,
     #[error("no connected iPhone has UDID {udid} (connected: {connected})")]
@@ -159,13 +169,19 @@ impl DeviceError {
                 pairing::PairWait::Unlock => "Unlock the iPhone, then run `ibackup pair` again.".into(),
                 pairing::PairWait::TapTrust => "Tap Trust on the iPhone and enter its passcode, then run `ibackup pair` again.".into(),
             },
-            DeviceError::Lockdown { error, .. } if error == "InvalidHostID" => {
+            DeviceError::Lockdown {
+                error: LockdownError::InvalidHostID,
+                ..
+            } => {
                 "The iPhone no longer knows this computer: run `ibackup pair`.".into()
             }
             DeviceError::UsbUnavailable { fix, .. } => fix.clone(),
             DeviceError::UsbBusy { .. } => "Use the daemon instead (--transport usbmuxd, or auto), or stop usbmuxd (`sudo systemctl stop usbmuxd`) and run this again.".into(),
             DeviceError::NoTransport { usb_fix, .. } => format!("Start usbmuxd (Linux: install the usbmuxd package; Windows: install Apple Devices or iTunes; macOS: it is built in). For direct USB instead: {usb_fix}"),
-            DeviceError::Lockdown { error, .. } if error == "PasswordProtected" => {
+            DeviceError::Lockdown {
+                error: LockdownError::PasswordProtected,
+                ..
+            } => {
                 "Unlock the iPhone and run this again.".into()
             }
             _ => "Unplug and replug the iPhone, unlock it and try again. If it keeps failing, restart usbmuxd (or the Apple Mobile Device Service).".into(),

@@ -108,7 +108,7 @@ pub fn run_usb(
     options: usb::UsbOptions,
     lockdown_dir: Option<&std::path::Path>,
 ) -> Result<(), SimError> {
-    use crate::device::usb::emulated::{Descriptor, SocketPipes};
+    use crate::device::transport::usb::emulated::{Descriptor, SocketPipes};
     use std::os::unix::fs::FileTypeExt;
     let listen_error = |reason: String| SimError::Listen {
         address: address.to_string(),

@@ -26,10 +26,11 @@ use rustls::{
 
 use super::profile::{Fault, PairingOutcome, Profile};
 use super::SimError;
+use crate::device::lockdown::pair_record::PairRecord;
+use crate::device::lockdown::pairing::new_uuid;
 use crate::device::lockdown::{self, encode_message};
-use crate::device::pairing::{new_uuid, PairRecord};
+use crate::device::transport::usbmuxd::{encode_frame, parse_dict, read_frame, xml_bytes};
 use crate::device::transport::DeviceStream;
-use crate::device::usbmux::{encode_frame, parse_dict, read_frame, xml_bytes};
 use crate::device::DeviceError;
 
 /// The simulator's fixed test keys (never secret: they only make simulated pairing fast).

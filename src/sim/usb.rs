@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use super::server::{serve_lockdown, Phone};
 use crate::device::lockdown;
-use crate::device::usb::frame::{self, Body, Packet, Sequence, Tcp};
-use crate::device::usb::mux::BulkPipes;
+use crate::device::transport::usb::frame::{self, Body, Packet, Sequence, Tcp};
+use crate::device::transport::usb::mux::BulkPipes;
 use crate::device::DeviceError;
 
 /// How the emulated phone behaves on USB.

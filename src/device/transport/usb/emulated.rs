@@ -104,7 +104,7 @@ mod socket {
     use std::time::{Duration, Instant};
 
     use super::{copy_transfer, Descriptor, MAX_RECORD};
-    use crate::device::usb::mux::BulkPipes;
+    use crate::device::transport::usb::mux::BulkPipes;
 
     /// Bulk transfers as length-prefixed records on a Unix socket (either end).
     pub struct SocketPipes {

@@ -3,7 +3,11 @@
 //! SavePairRecord). Framing is pure and shared with the simulator's server side; the client
 //! works over any [`BoxStream`]. [usbmuxd src/usbmuxd-proto.h, src/client.c]
 //!
-//! Not here: what a pair record means (pairing.rs) or what the device says (lockdown.rs).
+//! The XML plist helpers ([`xml_bytes`], [`parse_dict`]) live here, where plists first arrive;
+//! lockdown and the pair record use them too.
+//!
+//! Not here: the daemon's address and socket (transport/mod.rs), what a pair record holds
+//! (lockdown::pair_record), what the phone says (lockdown).
 
 use std::io::{Cursor, Read, Write};
 use std::time::{Duration, Instant};
@@ -11,8 +15,8 @@ use std::time::{Duration, Instant};
 use crate::plist_shape;
 use plist::{Dictionary, Value};
 
-use super::transport::{self, AttachedDevice, BoxStream, DaemonAddress, Transport};
-use super::{read_exact_within, DeviceError};
+use crate::device::transport::{self, AttachedDevice, BoxStream, DaemonAddress, Transport};
+use crate::device::{read_exact_within, DeviceError};
 
 /// Bytes in a frame header.
 pub const HEADER_LEN: usize = 16;
@@ -314,9 +318,14 @@ impl Transport for UsbmuxdTransport {
         self.client()?.read_pair_record(udid)
     }
 
-    fn save_pair_record(&self, device: &AttachedDevice, record: &[u8]) -> Result<(), DeviceError> {
+    fn save_pair_record(
+        &self,
+        device: &AttachedDevice,
+        record: &[u8],
+    ) -> Result<bool, DeviceError> {
         self.client()?
             .save_pair_record(&device.udid, device.device_id, record)
+            .map(|()| true)
     }
 
     fn system_buid(&self) -> Result<Option<String>, DeviceError> {

@@ -1,10 +1,16 @@
-//! How bytes reach a phone: the usbmuxd daemon's address (default per OS, or
-//! `USBMUXD_SOCKET_ADDRESS` in every form the common clients accept), the socket to it, and the
-//! [`Transport`] trait that every way of reaching a phone implements.
+//! How bytes reach a phone, chosen once at the top: the [`Transport`] trait every way of
+//! reaching a phone implements, the owned stream the layers above read and write
+//! ([`BoxStream`]), the phone as a transport lists it ([`AttachedDevice`]), the I/O timeout, and
+//! the usbmuxd daemon's address (default per OS, or `USBMUXD_SOCKET_ADDRESS` in every form the
+//! common clients accept) with the socket to it. The two ways in are [`usbmuxd`] (through the
+//! daemon) and [`usb`] (direct USB, no daemon).
 //!
-//! Everything above this module (usbmux requests, lockdown, TLS) talks to a boxed
-//! `Read + Write` stream, so a direct-USB transport (issue 6) slots in by implementing
-//! [`Transport`]. Address parsing is a pure function; only [`connect`] does I/O.
+//! Address parsing is a pure function; only [`connect`] does I/O. Not here: anything the phone
+//! says once a stream is open (lockdown), or pair record files (lockdown::pair_record): a
+//! transport only says whether its daemon keeps records.
+
+pub mod usb;
+pub mod usbmuxd;
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -54,11 +60,14 @@ pub trait Transport {
     fn wait_for_device(&self, timeout: Duration) -> Result<Option<AttachedDevice>, DeviceError>;
     /// A stream to `port` on the device (62078 for lockdownd).
     fn connect(&self, device: &AttachedDevice, port: u16) -> Result<BoxStream, DeviceError>;
-    /// The pair record the transport keeps for `udid`, as plist bytes.
+    /// The pair record the transport keeps for `udid`, as plist bytes; `None` when it has none
+    /// or keeps none (no daemon).
     fn read_pair_record(&self, udid: &str) -> Result<Option<Vec<u8>>, DeviceError>;
-    /// Stores a pair record for `device`.
-    fn save_pair_record(&self, device: &AttachedDevice, record: &[u8]) -> Result<(), DeviceError>;
-    /// The host's SystemBUID, when the transport keeps one.
+    /// Stores a pair record for `device`: `true` when the transport kept it, `false` when it
+    /// keeps none (no daemon) and the caller must store it itself (lockdown::pair_record does).
+    fn save_pair_record(&self, device: &AttachedDevice, record: &[u8])
+        -> Result<bool, DeviceError>;
+    /// The host's SystemBUID, when the transport keeps one (`None` without a daemon).
     fn system_buid(&self) -> Result<Option<String>, DeviceError>;
 }
 

@@ -5,8 +5,11 @@
 //! Layers: [`frame`] (pure packet encoder and decoder), [`mux`] (the protocol over a pair of
 //! bulk pipes, behind the [`mux::BulkPipes`] trait), `libusb` (finding and claiming a real
 //! phone; not in Windows builds), [`emulated`] (pipes to an emulated phone for tests).
-//! Pair records: there is no daemon to keep them, so they are read from and saved to the OS
-//! folder (`/var/lib/lockdown`, or `IBACKUP_LOCKDOWN_DIR`).
+//! Pair records: there is no daemon to keep them, so this transport answers that it keeps none
+//! and lockdown::pair_record reads and saves them in the OS folder (`/var/lib/lockdown`, or
+//! `IBACKUP_LOCKDOWN_DIR`).
+//!
+//! Not here: the usbmuxd daemon (transport::usbmuxd), anything above the byte stream.
 
 pub mod emulated;
 pub mod frame;
@@ -20,9 +23,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::pairing;
-use super::transport::{AttachedDevice, BoxStream, Transport, IO_TIMEOUT};
-use super::DeviceError;
+use crate::device::transport::{AttachedDevice, BoxStream, Transport, IO_TIMEOUT};
+use crate::device::DeviceError;
 use mux::Mux;
 
 /// The name transports report for direct USB (`connection` in JSON).
@@ -199,43 +201,17 @@ impl Transport for UsbTransport {
     }
 
     fn read_pair_record(&self, _udid: &str) -> Result<Option<Vec<u8>>, DeviceError> {
-        // No daemon: pairing::find_record reads the OS folder next.
+        // No daemon: lockdown::pair_record reads the OS folder next.
         Ok(None)
     }
 
-    fn save_pair_record(&self, device: &AttachedDevice, record: &[u8]) -> Result<(), DeviceError> {
-        let folder = pairing::record_folders()
-            .into_iter()
-            .next()
-            .ok_or_else(|| DeviceError::Io {
-                what: "finding the pair record folder".to_string(),
-                source: std::io::ErrorKind::NotFound.into(),
-            })?;
-        let path = folder.join(format!("{}.plist", device.udid));
-        std::fs::create_dir_all(&folder)
-            .and_then(|_| std::fs::write(&path, record))
-            .map_err(|e| DeviceError::Io {
-                what: format!(
-                    "saving the pair record to {} (run as a user who may write there, or set IBACKUP_LOCKDOWN_DIR)",
-                    path.display()
-                ),
-                source: e,
-            })
+    fn save_pair_record(&self, _: &AttachedDevice, _: &[u8]) -> Result<bool, DeviceError> {
+        // No daemon: lockdown::pair_record saves to the OS folder.
+        Ok(false)
     }
 
     fn system_buid(&self) -> Result<Option<String>, DeviceError> {
-        // usbmuxd keeps the host's BUID in SystemConfiguration.plist next to the records.
-        for folder in pairing::record_folders() {
-            let Ok(bytes) = std::fs::read(folder.join("SystemConfiguration.plist")) else {
-                continue;
-            };
-            let Ok(dict) = super::usbmux::parse_dict(&bytes, "SystemConfiguration.plist") else {
-                continue;
-            };
-            if let Some(buid) = dict.get("SystemBUID").and_then(plist::Value::as_string) {
-                return Ok(Some(buid.to_string()));
-            }
-        }
+        // No daemon: lockdown::pair_record reads the folder's SystemConfiguration.plist.
         Ok(None)
     }
 }

@@ -658,7 +658,7 @@ impl Drop for MuxStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::usb::emulated::{channel_pair, ChannelPipes};
+    use crate::device::transport::usb::emulated::{channel_pair, ChannelPipes};
 
     /// Records every transfer the host writes; reads time out.
     struct Recorder {

@@ -1,14 +1,14 @@
-//! Pair records, the host's half of "Trust This Computer": reading them (from usbmuxd first,
-//! then the OS folder), creating them (root and host RSA-2048 keys, root/host/device
-//! certificates with empty names, as the usual tools make them), and the Pair exchange with its
-//! waiting states. [libimobiledevice common/userpref.c, src/lockdown.c]
+//! "Trust This Computer": making a new pair record (fresh root and host RSA-2048 keys;
+//! root, host and device certificates with empty names, as the usual tools make them) and the
+//! Pair exchange, which keeps asking while the phone is locked or its dialog is up and tells
+//! the caller what it is waiting for. [libimobiledevice common/userpref.c, src/lockdown.c]
 //!
-//! Not here: the TLS session that uses a record (lockdown.rs).
+//! Uses lockdown (the requests, the checking session) and pair_record (the data, where it is
+//! saved). Not here: reading or storing records (pair_record.rs), the TLS session (mod.rs).
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use plist::{Dictionary, Value};
+use plist::Value;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, IsCa, KeyPair, KeyUsagePurpose,
     PublicKeyData, SerialNumber, SignatureAlgorithm, PKCS_RSA_SHA256,
@@ -17,156 +17,14 @@ use rsa::pkcs1::{DecodeRsaPublicKey, EncodeRsaPrivateKey, EncodeRsaPublicKey};
 use rsa::pkcs8::{DecodePublicKey, EncodePrivateKey, LineEnding};
 use rsa::rand_core::{OsRng, RngCore};
 use rsa::{RsaPrivateKey, RsaPublicKey};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::PrivatePkcs8KeyDer;
 
-use super::lockdown::{self, LockdownClient};
-use super::transport::{AttachedDevice, Transport};
-use super::DeviceError;
-
-/// Overrides the pair record folder (tests, portable setups).
-pub const FOLDER_VARIABLE: &str = "IBACKUP_LOCKDOWN_DIR";
-
-/// A pair record: the host's keys and certificates for one phone.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PairRecord {
-    /// PEM.
-    pub device_certificate: Vec<u8>,
-    /// PEM.
-    pub host_certificate: Vec<u8>,
-    /// PEM (PKCS#1 or PKCS#8).
-    pub host_private_key: Vec<u8>,
-    /// PEM.
-    pub root_certificate: Vec<u8>,
-    /// PEM.
-    pub root_private_key: Vec<u8>,
-    pub host_id: String,
-    pub system_buid: String,
-    pub escrow_bag: Option<Vec<u8>>,
-    pub wifi_mac_address: Option<String>,
-}
-
-impl std::fmt::Debug for PairRecord {
-    // Private keys stay out of logs and panics.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PairRecord")
-            .field("host_id", &self.host_id)
-            .field("system_buid", &self.system_buid)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Where a pair record came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordSource {
-    Daemon,
-    Folder(PathBuf),
-}
+use super::pair_record::{self, PairRecord};
+use super::{LockdownClient, LockdownError, PORT};
+use crate::device::transport::{AttachedDevice, Transport};
+use crate::device::DeviceError;
 
 impl PairRecord {
-    /// Parses a record's plist bytes (XML or binary).
-    pub fn from_plist(bytes: &[u8], origin: &str) -> Result<Self, DeviceError> {
-        let dict = super::usbmux::parse_dict(bytes, origin)?;
-        let bad = |detail: String| DeviceError::PairRecord {
-            origin: origin.to_string(),
-            detail,
-        };
-        let pem = |key: &str| -> Result<Vec<u8>, DeviceError> {
-            match dict.get(key) {
-                Some(Value::Data(d)) => Ok(d.clone()),
-                Some(Value::String(s)) => Ok(s.clone().into_bytes()),
-                _ => Err(bad(format!("{key} is missing"))),
-            }
-        };
-        let text = |key: &str| -> Result<String, DeviceError> {
-            dict.get(key)
-                .and_then(Value::as_string)
-                .map(str::to_string)
-                .ok_or_else(|| bad(format!("{key} is missing")))
-        };
-        Ok(PairRecord {
-            device_certificate: pem("DeviceCertificate")?,
-            host_certificate: pem("HostCertificate")?,
-            host_private_key: pem("HostPrivateKey")?,
-            root_certificate: pem("RootCertificate")?,
-            root_private_key: pem("RootPrivateKey").unwrap_or_default(),
-            host_id: text("HostID")?,
-            system_buid: text("SystemBUID")?,
-            escrow_bag: dict
-                .get("EscrowBag")
-                .and_then(Value::as_data)
-                .map(<[u8]>::to_vec),
-            wifi_mac_address: dict
-                .get("WiFiMACAddress")
-                .and_then(Value::as_string)
-                .map(str::to_string),
-        })
-    }
-
-    /// The whole record as a dictionary, the form usbmuxd and the folder store.
-    pub fn to_dictionary(&self) -> Dictionary {
-        let mut dict = self.public_dictionary();
-        dict.insert(
-            "HostPrivateKey".into(),
-            Value::Data(self.host_private_key.clone()),
-        );
-        dict.insert(
-            "RootPrivateKey".into(),
-            Value::Data(self.root_private_key.clone()),
-        );
-        if let Some(bag) = &self.escrow_bag {
-            dict.insert("EscrowBag".into(), Value::Data(bag.clone()));
-        }
-        if let Some(mac) = &self.wifi_mac_address {
-            dict.insert("WiFiMACAddress".into(), mac.clone().into());
-        }
-        dict
-    }
-
-    /// XML plist bytes of [`Self::to_dictionary`].
-    pub fn to_plist(&self) -> Result<Vec<u8>, DeviceError> {
-        super::usbmux::xml_bytes(&self.to_dictionary(), "a pair record")
-    }
-
-    /// What the Pair request carries: certificates and identifiers, no private keys.
-    pub fn public_dictionary(&self) -> Dictionary {
-        let mut dict = Dictionary::new();
-        dict.insert(
-            "DeviceCertificate".into(),
-            Value::Data(self.device_certificate.clone()),
-        );
-        dict.insert(
-            "HostCertificate".into(),
-            Value::Data(self.host_certificate.clone()),
-        );
-        dict.insert(
-            "RootCertificate".into(),
-            Value::Data(self.root_certificate.clone()),
-        );
-        dict.insert("HostID".into(), self.host_id.clone().into());
-        dict.insert("SystemBUID".into(), self.system_buid.clone().into());
-        dict
-    }
-
-    /// The device certificate as DER, the value the TLS session is pinned to.
-    pub fn device_certificate_der(&self) -> Result<CertificateDer<'static>, DeviceError> {
-        pem_certificate(&self.device_certificate, "DeviceCertificate")
-    }
-
-    /// The host certificate and key the host presents in TLS.
-    pub fn host_identity(
-        &self,
-    ) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), DeviceError> {
-        let cert = pem_certificate(&self.host_certificate, "HostCertificate")?;
-        let key = PrivateKeyDer::from_pem_slice(&self.host_private_key).map_err(|e| {
-            DeviceError::PairRecord {
-                origin: "HostPrivateKey".to_string(),
-                detail: e.to_string(),
-            }
-        })?;
-        Ok((cert, key))
-    }
-
     /// A new record for a device whose public key (PEM, PKCS#1 or SPKI) is `device_public_key`,
     /// with fresh RSA-2048 root and host keys.
     pub fn generate(
@@ -307,13 +165,6 @@ pub fn device_pkcs1_der(pem: &[u8]) -> Result<Vec<u8>, DeviceError> {
         .map_err(|e| bad(e.to_string()))
 }
 
-fn pem_certificate(pem: &[u8], what: &str) -> Result<CertificateDer<'static>, DeviceError> {
-    CertificateDer::from_pem_slice(pem).map_err(|e| DeviceError::PairRecord {
-        origin: what.to_string(),
-        detail: e.to_string(),
-    })
-}
-
 /// A random UUID (version 4), upper case as the usual tools write HostIDs.
 pub fn new_uuid() -> String {
     let mut b = [0u8; 16];
@@ -329,57 +180,6 @@ pub fn new_uuid() -> String {
         &hex[16..20],
         &hex[20..]
     )
-}
-
-/// The OS folders that hold pair records, in the order they are tried.
-pub fn record_folders() -> Vec<PathBuf> {
-    if let Some(dir) = std::env::var_os(FOLDER_VARIABLE).filter(|d| !d.is_empty()) {
-        return vec![PathBuf::from(dir)];
-    }
-    if cfg!(windows) {
-        let base = std::env::var_os("ProgramData")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "C:\\ProgramData".into());
-        vec![base.join("Apple").join("Lockdown")]
-    } else if cfg!(target_os = "macos") {
-        vec![PathBuf::from("/var/db/lockdown")]
-    } else {
-        vec![PathBuf::from("/var/lib/lockdown")]
-    }
-}
-
-/// The pair record for `udid`: from the transport's daemon first, then the OS folders.
-pub fn find_record(
-    transport: &dyn Transport,
-    udid: &str,
-) -> Result<Option<(PairRecord, RecordSource)>, DeviceError> {
-    // A daemon that cannot answer is not fatal: the folder may still hold the record.
-    if let Ok(Some(bytes)) = transport.read_pair_record(udid) {
-        let record = PairRecord::from_plist(&bytes, &format!("usbmuxd's pair record for {udid}"))?;
-        return Ok(Some((record, RecordSource::Daemon)));
-    }
-    for folder in record_folders() {
-        if let Some(record) = read_folder_record(&folder, udid)? {
-            return Ok(Some(record));
-        }
-    }
-    Ok(None)
-}
-
-fn read_folder_record(
-    folder: &Path,
-    udid: &str,
-) -> Result<Option<(PairRecord, RecordSource)>, DeviceError> {
-    let path = folder.join(format!("{udid}.plist"));
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let record = PairRecord::from_plist(&bytes, &path.display().to_string())?;
-            Ok(Some((record, RecordSource::Folder(path))))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        // An unreadable folder (permissions) means "no record we can use" for a read.
-        Err(_) => Ok(None),
-    }
 }
 
 /// What the phone is waiting for during pairing, reported so the user can act.
@@ -401,7 +201,7 @@ pub fn pair(
     waiting: &mut dyn FnMut(PairWait),
 ) -> Result<PairRecord, DeviceError> {
     let (public_key, wifi) = {
-        let mut lockdown = LockdownClient::new(transport.connect(device, lockdown::PORT)?);
+        let mut lockdown = LockdownClient::new(transport.connect(device, PORT)?);
         lockdown.query_type()?;
         let public_key = match lockdown.get_value(None, Some("DevicePublicKey"))? {
             Some(Value::Data(d)) => d,
@@ -418,14 +218,11 @@ pub fn pair(
             .and_then(|v| v.as_string().map(str::to_string));
         (public_key, wifi)
     };
-    let buid = match transport.system_buid() {
-        Ok(Some(buid)) => buid,
-        _ => new_uuid(),
-    };
+    let buid = pair_record::system_buid(transport).unwrap_or_else(new_uuid);
     // Key generation takes a while: no connection is held open meanwhile.
     let mut record = PairRecord::generate(&public_key, buid, wifi)?;
 
-    let mut lockdown = LockdownClient::new(transport.connect(device, lockdown::PORT)?);
+    let mut lockdown = LockdownClient::new(transport.connect(device, PORT)?);
     lockdown.query_type()?;
     let deadline = Instant::now() + timeout;
     let mut last = None;
@@ -433,11 +230,11 @@ pub fn pair(
         match lockdown.pair("Pair", &record) {
             Ok(reply) => break reply,
             Err(DeviceError::Lockdown { error, .. }) => {
-                let state = match error.as_str() {
-                    "PasswordProtected" => PairWait::Unlock,
-                    "PairingDialogResponsePending" => PairWait::TapTrust,
-                    "UserDeniedPairing" => return Err(DeviceError::PairingDenied),
-                    _ => {
+                let state = match error {
+                    LockdownError::PasswordProtected => PairWait::Unlock,
+                    LockdownError::PairingDialogResponsePending => PairWait::TapTrust,
+                    LockdownError::UserDeniedPairing => return Err(DeviceError::PairingDenied),
+                    error => {
                         return Err(DeviceError::Lockdown {
                             request: "Pair".to_string(),
                             error,
@@ -465,8 +262,8 @@ pub fn pair(
         .map(<[u8]>::to_vec);
     drop(lockdown);
 
-    transport.save_pair_record(device, &record.to_plist()?)?;
-    let mut check = LockdownClient::new(transport.connect(device, lockdown::PORT)?);
+    pair_record::save(transport, device, &record)?;
+    let mut check = LockdownClient::new(transport.connect(device, PORT)?);
     check.query_type()?;
     check.start_session(&record)?;
     check.stop_session()?;
@@ -486,23 +283,14 @@ mod tests {
         assert_ne!(id, new_uuid());
     }
 
-    #[test]
-    fn records_need_their_certificates() {
-        let mut dict = Dictionary::new();
-        dict.insert("HostID".into(), "X".into());
-        let bytes = super::super::usbmux::xml_bytes(&dict, "t").unwrap();
-        let err = PairRecord::from_plist(&bytes, "test").unwrap_err();
-        assert!(err.to_string().contains("DeviceCertificate"), "{err}");
-    }
-
     fn sample_record() -> PairRecord {
         use rsa::pkcs1::DecodeRsaPrivateKey;
         let key = |pem: &str| RsaPrivateKey::from_pkcs1_pem(pem).unwrap();
-        let device = key(include_str!("../sim/keys/device.pem"));
+        let device = key(include_str!("../../sim/keys/device.pem"));
         let public = device.to_public_key().to_pkcs1_pem(LineEnding::LF).unwrap();
         PairRecord::with_keys(
-            &key(include_str!("../sim/keys/root.pem")),
-            &key(include_str!("../sim/keys/host.pem")),
+            &key(include_str!("../../sim/keys/root.pem")),
+            &key(include_str!("../../sim/keys/host.pem")),
             public.as_bytes(),
             "BUID".to_string(),
             Some("aa:bb".to_string()),
@@ -521,19 +309,6 @@ mod tests {
             .starts_with("-----BEGIN RSA PRIVATE KEY"));
         let public = record.public_dictionary();
         assert!(public.get("HostPrivateKey").is_none() && public.get("RootPrivateKey").is_none());
-    }
-
-    #[test]
-    fn the_folder_is_read_when_the_daemon_has_nothing() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let record = sample_record();
-        std::fs::write(dir.path().join("UDID1.plist"), record.to_plist().unwrap()).unwrap();
-        let (found, source) = read_folder_record(dir.path(), "UDID1").unwrap().unwrap();
-        assert_eq!(found, record);
-        assert_eq!(source, RecordSource::Folder(dir.path().join("UDID1.plist")));
-        assert!(read_folder_record(dir.path(), "OTHER").unwrap().is_none());
-        std::fs::write(dir.path().join("BAD.plist"), b"garbage").unwrap();
-        assert!(read_folder_record(dir.path(), "BAD").is_err());
     }
 
     #[test]

@@ -1,10 +1,18 @@
 //! lockdownd, the phone's port 62078: big-endian length-prefixed XML plists, the requests
-//! ibackup sends (QueryType, GetValue, StartSession, StopSession, Pair), and the TLS upgrade
-//! after StartSession. The device's certificate is pinned to the pair record's
-//! DeviceCertificate: nothing else is accepted. [libimobiledevice src/lockdown.c]
+//! ibackup sends (QueryType, GetValue, StartSession, StopSession, Pair; StartService comes from
+//! services/), and the TLS upgrade after StartSession. The phone's certificate is pinned to the
+//! pair record's DeviceCertificate and nothing else is accepted; `PinnedTls` does that for
+//! the session and for the services lockdown starts. [libimobiledevice src/lockdown.c]
 //!
-//! Framing is pure and shared with the simulator. Not here: creating pair records (pairing.rs)
-//! or turning values into a report (info.rs).
+//! Framing is pure and shared with the simulator. Beside this file: [`error`] (the phone's error
+//! strings as one enum, built only in [`LockdownClient::request`]), [`pair_record`] (the record
+//! as data and files, which this file uses and which imports nothing from lockdown),
+//! [`pairing`] (the Trust flow, which uses this file). Not here: the stream itself (transport),
+//! what a started service says (services), turning values into a report (info.rs).
+
+pub mod error;
+pub mod pair_record;
+pub mod pairing;
 
 use std::io::{self, Read, Write};
 use std::ops::{Deref, DerefMut};
@@ -21,10 +29,11 @@ use rustls::{
     SignatureScheme, StreamOwned,
 };
 
-use super::pairing::PairRecord;
-use super::transport::{BoxStream, IO_TIMEOUT};
-use super::usbmux::{parse_dict, xml_bytes};
-use super::{read_exact_within, DeviceError};
+use crate::device::transport::usbmuxd::{parse_dict, xml_bytes};
+use crate::device::transport::{BoxStream, IO_TIMEOUT};
+use crate::device::{read_exact_within, DeviceError};
+pub use error::LockdownError;
+use pair_record::PairRecord;
 
 /// lockdownd's port on the device.
 pub const PORT: u16 = 62078;
@@ -125,7 +134,10 @@ where
     }
 }
 
-type Conn = MaybeTls<ClientConnection, BoxStream>;
+/// The client's side of a lockdown (or service) connection, plain or inside TLS.
+pub type ClientStream = MaybeTls<ClientConnection, BoxStream>;
+
+type Conn = ClientStream;
 
 /// A lockdownd connection, plain or inside a session's TLS.
 pub struct LockdownClient {
@@ -148,7 +160,8 @@ impl LockdownClient {
     }
 
     /// Sends a request and returns the answer; an `Error` in the answer becomes
-    /// [`DeviceError::Lockdown`].
+    /// [`DeviceError::Lockdown`], the phone's string turned into a [`LockdownError`] here and
+    /// nowhere else.
     pub fn request(
         &mut self,
         request: &str,
@@ -169,7 +182,7 @@ impl LockdownClient {
         if let Some(error) = reply.get("Error").and_then(Value::as_string) {
             return Err(DeviceError::Lockdown {
                 request: request.to_string(),
-                error: error.to_string(),
+                error: LockdownError::from_phone(error),
             });
         }
         Ok(reply)
@@ -203,7 +216,10 @@ impl LockdownClient {
         }
         match self.request("GetValue", fields) {
             Ok(mut reply) => Ok(reply.remove("Value")),
-            Err(DeviceError::Lockdown { error, .. }) if error == "MissingValue" => Ok(None),
+            Err(DeviceError::Lockdown {
+                error: LockdownError::MissingValue,
+                ..
+            }) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -236,16 +252,7 @@ impl LockdownClient {
     }
 
     fn upgrade(&mut self, record: &PairRecord) -> Result<(), DeviceError> {
-        let pin = Arc::new(PinnedDevice::new(record.device_certificate_der()?));
-        let config = client_config(record, pin.clone())?;
-        let server_name =
-            ServerName::try_from("lockdown.invalid").map_err(|e| DeviceError::Tls {
-                detail: e.to_string(),
-            })?;
-        let connection =
-            ClientConnection::new(Arc::new(config), server_name).map_err(|e| DeviceError::Tls {
-                detail: e.to_string(),
-            })?;
+        let tls = PinnedTls::new(record)?;
         let plain = match std::mem::replace(&mut self.conn, Conn::Plain(Box::new(Detached))) {
             Conn::Plain(stream) => stream,
             tls @ Conn::Tls(_) => {
@@ -253,23 +260,7 @@ impl LockdownClient {
                 return Ok(());
             }
         };
-        let mut tls = StreamOwned::new(connection, plain);
-        let deadline = Instant::now() + IO_TIMEOUT;
-        while tls.conn.is_handshaking() {
-            if Instant::now() > deadline {
-                return Err(DeviceError::Timeout {
-                    what: "the TLS handshake with the device".to_string(),
-                    secs: IO_TIMEOUT.as_secs(),
-                });
-            }
-            if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
-                if pin.mismatch.load(Ordering::SeqCst) {
-                    return Err(DeviceError::CertificateMismatch);
-                }
-                return Err(DeviceError::from_io("the TLS handshake with the device", e));
-            }
-        }
-        self.conn = Conn::Tls(Box::new(tls));
+        self.conn = Conn::Tls(tls.handshake(plain)?);
         Ok(())
     }
 
@@ -300,6 +291,56 @@ impl LockdownClient {
         options.insert("ExtendedPairingErrors".into(), true.into());
         fields.insert("PairingOptions".into(), Value::Dictionary(options));
         self.request(request, fields)
+    }
+}
+
+/// The client side of a TLS session pinned to a pair record, set up but not yet started: the
+/// lockdown session and the services lockdown starts use the same one.
+pub(crate) struct PinnedTls {
+    connection: ClientConnection,
+    pin: Arc<PinnedDevice>,
+}
+
+impl PinnedTls {
+    /// rustls set up from the record; fails before a byte is sent when the record is unusable.
+    pub(crate) fn new(record: &PairRecord) -> Result<Self, DeviceError> {
+        let pin = Arc::new(PinnedDevice::new(record.device_certificate_der()?));
+        let config = client_config(record, pin.clone())?;
+        let server_name =
+            ServerName::try_from("lockdown.invalid").map_err(|e| DeviceError::Tls {
+                detail: e.to_string(),
+            })?;
+        let connection =
+            ClientConnection::new(Arc::new(config), server_name).map_err(|e| DeviceError::Tls {
+                detail: e.to_string(),
+            })?;
+        Ok(PinnedTls { connection, pin })
+    }
+
+    /// The handshake over `plain`, within [`IO_TIMEOUT`] in all; a certificate other than the
+    /// record's is [`DeviceError::CertificateMismatch`].
+    pub(crate) fn handshake(
+        self,
+        plain: BoxStream,
+    ) -> Result<Box<StreamOwned<ClientConnection, BoxStream>>, DeviceError> {
+        let PinnedTls { connection, pin } = self;
+        let mut tls = StreamOwned::new(connection, plain);
+        let deadline = Instant::now() + IO_TIMEOUT;
+        while tls.conn.is_handshaking() {
+            if Instant::now() > deadline {
+                return Err(DeviceError::Timeout {
+                    what: "the TLS handshake with the device".to_string(),
+                    secs: IO_TIMEOUT.as_secs(),
+                });
+            }
+            if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
+                if pin.mismatch.load(Ordering::SeqCst) {
+                    return Err(DeviceError::CertificateMismatch);
+                }
+                return Err(DeviceError::from_io("the TLS handshake with the device", e));
+            }
+        }
+        Ok(Box::new(tls))
     }
 }
 

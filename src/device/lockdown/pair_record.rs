@@ -1,0 +1,351 @@
+//! The pair record as plain data: the host's keys and certificates for one phone, its plist
+//! form (parse and serialize), the DER views the TLS session needs, where records live (the
+//! transport's daemon, then the OS folder or `IBACKUP_LOCKDOWN_DIR`), and reading and saving
+//! them (a file in the folder is written 0600: it holds private keys). [libimobiledevice
+//! common/userpref.c]
+//!
+//! Sits below lockdown and imports nothing from it, so lockdown can pin its session to a record
+//! without a circle. Not here: making a new record or the Pair exchange (pairing.rs), the TLS
+//! session itself (lockdown/mod.rs).
+
+use std::path::{Path, PathBuf};
+
+use plist::{Dictionary, Value};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::device::transport::usbmuxd::{parse_dict, xml_bytes};
+use crate::device::transport::{AttachedDevice, Transport};
+use crate::device::DeviceError;
+
+/// Overrides the pair record folder (tests, portable setups).
+pub const FOLDER_VARIABLE: &str = "IBACKUP_LOCKDOWN_DIR";
+
+/// A pair record: the host's keys and certificates for one phone.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PairRecord {
+    /// PEM.
+    pub device_certificate: Vec<u8>,
+    /// PEM.
+    pub host_certificate: Vec<u8>,
+    /// PEM (PKCS#1 or PKCS#8).
+    pub host_private_key: Vec<u8>,
+    /// PEM.
+    pub root_certificate: Vec<u8>,
+    /// PEM.
+    pub root_private_key: Vec<u8>,
+    pub host_id: String,
+    pub system_buid: String,
+    pub escrow_bag: Option<Vec<u8>>,
+    pub wifi_mac_address: Option<String>,
+}
+
+impl std::fmt::Debug for PairRecord {
+    // Private keys stay out of logs and panics.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairRecord")
+            .field("host_id", &self.host_id)
+            .field("system_buid", &self.system_buid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a pair record came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordSource {
+    Daemon,
+    Folder(PathBuf),
+}
+
+impl PairRecord {
+    /// Parses a record's plist bytes (XML or binary).
+    pub fn from_plist(bytes: &[u8], origin: &str) -> Result<Self, DeviceError> {
+        let dict = parse_dict(bytes, origin)?;
+        let bad = |detail: String| DeviceError::PairRecord {
+            origin: origin.to_string(),
+            detail,
+        };
+        let pem = |key: &str| -> Result<Vec<u8>, DeviceError> {
+            match dict.get(key) {
+                Some(Value::Data(d)) => Ok(d.clone()),
+                Some(Value::String(s)) => Ok(s.clone().into_bytes()),
+                _ => Err(bad(format!("{key} is missing"))),
+            }
+        };
+        let text = |key: &str| -> Result<String, DeviceError> {
+            dict.get(key)
+                .and_then(Value::as_string)
+                .map(str::to_string)
+                .ok_or_else(|| bad(format!("{key} is missing")))
+        };
+        Ok(PairRecord {
+            device_certificate: pem("DeviceCertificate")?,
+            host_certificate: pem("HostCertificate")?,
+            host_private_key: pem("HostPrivateKey")?,
+            root_certificate: pem("RootCertificate")?,
+            root_private_key: pem("RootPrivateKey").unwrap_or_default(),
+            host_id: text("HostID")?,
+            system_buid: text("SystemBUID")?,
+            escrow_bag: dict
+                .get("EscrowBag")
+                .and_then(Value::as_data)
+                .map(<[u8]>::to_vec),
+            wifi_mac_address: dict
+                .get("WiFiMACAddress")
+                .and_then(Value::as_string)
+                .map(str::to_string),
+        })
+    }
+
+    /// The whole record as a dictionary, the form usbmuxd and the folder store.
+    pub fn to_dictionary(&self) -> Dictionary {
+        let mut dict = self.public_dictionary();
+        dict.insert(
+            "HostPrivateKey".into(),
+            Value::Data(self.host_private_key.clone()),
+        );
+        dict.insert(
+            "RootPrivateKey".into(),
+            Value::Data(self.root_private_key.clone()),
+        );
+        if let Some(bag) = &self.escrow_bag {
+            dict.insert("EscrowBag".into(), Value::Data(bag.clone()));
+        }
+        if let Some(mac) = &self.wifi_mac_address {
+            dict.insert("WiFiMACAddress".into(), mac.clone().into());
+        }
+        dict
+    }
+
+    /// XML plist bytes of [`Self::to_dictionary`].
+    pub fn to_plist(&self) -> Result<Vec<u8>, DeviceError> {
+        xml_bytes(&self.to_dictionary(), "a pair record")
+    }
+
+    /// What the Pair request carries: certificates and identifiers, no private keys.
+    pub fn public_dictionary(&self) -> Dictionary {
+        let mut dict = Dictionary::new();
+        dict.insert(
+            "DeviceCertificate".into(),
+            Value::Data(self.device_certificate.clone()),
+        );
+        dict.insert(
+            "HostCertificate".into(),
+            Value::Data(self.host_certificate.clone()),
+        );
+        dict.insert(
+            "RootCertificate".into(),
+            Value::Data(self.root_certificate.clone()),
+        );
+        dict.insert("HostID".into(), self.host_id.clone().into());
+        dict.insert("SystemBUID".into(), self.system_buid.clone().into());
+        dict
+    }
+
+    /// The device certificate as DER, the value the TLS session is pinned to.
+    pub fn device_certificate_der(&self) -> Result<CertificateDer<'static>, DeviceError> {
+        pem_certificate(&self.device_certificate, "DeviceCertificate")
+    }
+
+    /// The host certificate and key the host presents in TLS.
+    pub fn host_identity(
+        &self,
+    ) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), DeviceError> {
+        let cert = pem_certificate(&self.host_certificate, "HostCertificate")?;
+        let key = PrivateKeyDer::from_pem_slice(&self.host_private_key).map_err(|e| {
+            DeviceError::PairRecord {
+                origin: "HostPrivateKey".to_string(),
+                detail: e.to_string(),
+            }
+        })?;
+        Ok((cert, key))
+    }
+}
+
+fn pem_certificate(pem: &[u8], what: &str) -> Result<CertificateDer<'static>, DeviceError> {
+    CertificateDer::from_pem_slice(pem).map_err(|e| DeviceError::PairRecord {
+        origin: what.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+/// The OS folders that hold pair records, in the order they are tried.
+pub fn record_folders() -> Vec<PathBuf> {
+    if let Some(dir) = std::env::var_os(FOLDER_VARIABLE).filter(|d| !d.is_empty()) {
+        return vec![PathBuf::from(dir)];
+    }
+    if cfg!(windows) {
+        let base = std::env::var_os("ProgramData")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "C:\\ProgramData".into());
+        vec![base.join("Apple").join("Lockdown")]
+    } else if cfg!(target_os = "macos") {
+        vec![PathBuf::from("/var/db/lockdown")]
+    } else {
+        vec![PathBuf::from("/var/lib/lockdown")]
+    }
+}
+
+/// The pair record for `udid`: from the transport's daemon first, then the OS folders.
+pub fn find_record(
+    transport: &dyn Transport,
+    udid: &str,
+) -> Result<Option<(PairRecord, RecordSource)>, DeviceError> {
+    // A daemon that cannot answer is not fatal: the folder may still hold the record.
+    if let Ok(Some(bytes)) = transport.read_pair_record(udid) {
+        let record = PairRecord::from_plist(&bytes, &format!("usbmuxd's pair record for {udid}"))?;
+        return Ok(Some((record, RecordSource::Daemon)));
+    }
+    for folder in record_folders() {
+        if let Some(record) = read_folder_record(&folder, udid)? {
+            return Ok(Some(record));
+        }
+    }
+    Ok(None)
+}
+
+/// Saves `record` for `device`: with the transport's daemon when it keeps records, otherwise
+/// as `<UDID>.plist` in the first OS folder.
+pub fn save(
+    transport: &dyn Transport,
+    device: &AttachedDevice,
+    record: &PairRecord,
+) -> Result<(), DeviceError> {
+    let bytes = record.to_plist()?;
+    if transport.save_pair_record(device, &bytes)? {
+        return Ok(());
+    }
+    let folder = record_folders()
+        .into_iter()
+        .next()
+        .ok_or_else(|| DeviceError::Io {
+            what: "finding the pair record folder".to_string(),
+            source: std::io::ErrorKind::NotFound.into(),
+        })?;
+    let path = folder.join(format!("{}.plist", device.udid));
+    std::fs::create_dir_all(&folder)
+        .and_then(|_| write_private(&path, &bytes))
+        .map_err(|e| DeviceError::Io {
+            what: format!(
+                "saving the pair record to {} (run as a user who may write there, or set IBACKUP_LOCKDOWN_DIR)",
+                path.display()
+            ),
+            source: e,
+        })
+}
+
+/// Writes a file only its owner may read or write (0600 on Unix): a record holds private keys.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    std::io::Write::write_all(&mut file, bytes)
+}
+
+/// The host's SystemBUID: the transport's daemon's, or without a daemon the one usbmuxd keeps
+/// in SystemConfiguration.plist next to the records. `None` when neither has one (or the
+/// daemon failed to say): the caller makes a new one.
+pub fn system_buid(transport: &dyn Transport) -> Option<String> {
+    match transport.system_buid() {
+        Ok(Some(buid)) => Some(buid),
+        Ok(None) => folder_system_buid(),
+        Err(_) => None,
+    }
+}
+
+fn folder_system_buid() -> Option<String> {
+    for folder in record_folders() {
+        let Ok(bytes) = std::fs::read(folder.join("SystemConfiguration.plist")) else {
+            continue;
+        };
+        let Ok(dict) = parse_dict(&bytes, "SystemConfiguration.plist") else {
+            continue;
+        };
+        if let Some(buid) = dict.get("SystemBUID").and_then(Value::as_string) {
+            return Some(buid.to_string());
+        }
+    }
+    None
+}
+
+fn read_folder_record(
+    folder: &Path,
+    udid: &str,
+) -> Result<Option<(PairRecord, RecordSource)>, DeviceError> {
+    let path = folder.join(format!("{udid}.plist"));
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let record = PairRecord::from_plist(&bytes, &path.display().to_string())?;
+            Ok(Some((record, RecordSource::Folder(path))))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        // An unreadable folder (permissions) means "no record we can use" for a read.
+        Err(_) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_need_their_certificates() {
+        let mut dict = Dictionary::new();
+        dict.insert("HostID".into(), "X".into());
+        let bytes = xml_bytes(&dict, "t").unwrap();
+        let err = PairRecord::from_plist(&bytes, "test").unwrap_err();
+        assert!(err.to_string().contains("DeviceCertificate"), "{err}");
+    }
+
+    /// Plain bytes stand in for the PEM: reading and writing records does not look inside them.
+    fn plain_record() -> PairRecord {
+        PairRecord {
+            device_certificate: b"device".to_vec(),
+            host_certificate: b"host".to_vec(),
+            host_private_key: b"host key".to_vec(),
+            root_certificate: b"root".to_vec(),
+            root_private_key: b"root key".to_vec(),
+            host_id: "HOST".to_string(),
+            system_buid: "BUID".to_string(),
+            escrow_bag: Some(vec![1, 2, 3]),
+            wifi_mac_address: Some("aa:bb".to_string()),
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_keep_private_keys_out_of_pair_requests() {
+        let record = plain_record();
+        let back = PairRecord::from_plist(&record.to_plist().unwrap(), "t").unwrap();
+        assert_eq!(back, record);
+        let public = record.public_dictionary();
+        assert!(public.get("HostPrivateKey").is_none() && public.get("RootPrivateKey").is_none());
+        assert!(!format!("{record:?}").contains("host key"));
+    }
+
+    #[test]
+    fn the_folder_is_read_when_the_daemon_has_nothing() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let record = plain_record();
+        std::fs::write(dir.path().join("UDID1.plist"), record.to_plist().unwrap()).unwrap();
+        let (found, source) = read_folder_record(dir.path(), "UDID1").unwrap().unwrap();
+        assert_eq!(found, record);
+        assert_eq!(source, RecordSource::Folder(dir.path().join("UDID1.plist")));
+        assert!(read_folder_record(dir.path(), "OTHER").unwrap().is_none());
+        std::fs::write(dir.path().join("BAD.plist"), b"garbage").unwrap();
+        assert!(read_folder_record(dir.path(), "BAD").is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn saved_records_are_for_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("UDID1.plist");
+        write_private(&path, b"keys").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"keys");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
