@@ -4,13 +4,11 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{CommandResult, Failure, Status};
 use crate::device::info::{self, DeviceState};
-use crate::device::lockdown::pair_record;
 use crate::device::lockdown::pairing::{self, PairWait};
-use crate::device::lockdown::{self, LockdownClient};
 use crate::device::transport::{AttachedDevice, Transport};
 use crate::device::{open_transport, select_device, DeviceError, TransportChoice};
 use crate::diagnose::{device_findings, Finding};
@@ -89,52 +87,17 @@ struct DeviceReport<'a> {
 /// `ibackup devices`: every attached phone, with what an unpaired phone tells.
 pub fn devices(out: &Output, choice: TransportChoice) -> CommandResult {
     let transport = open_transport(choice).map_err(failure)?;
-    let attached = transport.devices().map_err(failure)?;
-    let rows: Vec<Value> = attached
-        .iter()
-        .map(|d| device_row(transport.as_ref(), d))
-        .collect();
+    let listed = info::list(transport.as_ref()).map_err(failure)?;
     if out.json {
-        out.print_json(&json!({ "schema": "ibackup.devices/1", "devices": rows }));
-        return Ok(Status::Ok);
+        out.print_json(&json!({ "schema": "ibackup.devices/1", "devices": listed }));
+    } else {
+        out.print_text(&render::device::devices_text(&listed));
     }
-    out.print_text(&render::device::devices_text(&rows));
     Ok(Status::Ok)
 }
 
-/// One phone's row: identity from lockdown's unpaired values, best effort.
-fn device_row(transport: &dyn Transport, device: &AttachedDevice) -> Value {
-    let mut row = json!({
-        "udid": device.udid, "connection": transport.name(), "connection_type": device.connection_type,
-        "name": null, "product_type": null, "ios_version": null,
-    });
-    let basics = transport
-        .connect(device, lockdown::PORT)
-        .and_then(|stream| {
-            let mut client = LockdownClient::new(stream);
-            client.query_type()?;
-            client.get_value(None, None)
-        });
-    match basics {
-        Ok(Some(plist::Value::Dictionary(root))) => {
-            for (field, key) in [
-                ("name", "DeviceName"),
-                ("product_type", "ProductType"),
-                ("ios_version", "ProductVersion"),
-            ] {
-                if let Some(v) = root.get(key).and_then(plist::Value::as_string) {
-                    row[field] = Value::String(v.to_string());
-                }
-            }
-        }
-        Ok(_) => {}
-        Err(e) => row["error"] = Value::String(e.to_string()),
-    }
-    row
-}
-
-/// `ibackup pair`: "Trust This Computer", then save the record through usbmuxd (or, over direct
-/// USB, in the pair record folder).
+/// `ibackup pair`: "Trust This Computer"; the record is saved through usbmuxd (or, over direct
+/// USB, in the pair record folder), and the output says where.
 pub fn pair(out: &Output, udid: Option<&str>, choice: TransportChoice) -> CommandResult {
     let transport = open_transport(choice).map_err(failure)?;
     let device = pick(out, transport.as_ref(), udid)?;
@@ -150,29 +113,16 @@ pub fn pair(out: &Output, udid: Option<&str>, choice: TransportChoice) -> Comman
     };
     let result = pairing::pair(transport.as_ref(), &device, timeout, &mut waiting);
     spinner.finish_and_clear();
-    let record = result.map_err(failure)?;
-    // Without a daemon the record lives in the pair record folder: say where.
-    let saved_to = if transport.name() == crate::device::transport::usb::NAME {
-        pair_record::record_folders()
-            .first()
-            .map(|f| {
-                f.join(format!("{}.plist", device.udid))
-                    .display()
-                    .to_string()
-            })
-            .unwrap_or_else(|| transport.name().to_string())
-    } else {
-        transport.name().to_string()
-    };
+    let paired = result.map_err(failure)?;
     if out.json {
         out.print_json(&json!({
             "schema": "ibackup.pair/1", "udid": device.udid, "paired": true,
-            "host_id": record.host_id, "saved_to": saved_to,
+            "host_id": paired.record.host_id, "saved_to": paired.saved_to,
         }));
     } else {
         out.print_text(&render::device::paired_text(
             &device.udid,
-            &saved_to,
+            &paired.saved_to,
             Style::new(out.color),
         ));
     }

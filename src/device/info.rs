@@ -1,6 +1,7 @@
 //! A snapshot of a phone's state (`DeviceState`) built from lockdown values: the JSON of
-//! `ibackup device --json` (schema `ibackup.device/1`, docs/device.md). Building it from values
-//! is pure; [`read_state`] is the one function here that talks to the phone.
+//! `ibackup device --json` (schema `ibackup.device/1`, docs/device.md); and the short
+//! [`Listing`] of every attached phone that `ibackup devices` shows. Building them from values is
+//! pure; [`read_state`] and [`list`] are the functions here that talk to the phone.
 //!
 //! Not here: what the values mean for backups (that is diagnose's job).
 
@@ -83,6 +84,60 @@ pub const DISK_USAGE: &str = "com.apple.disk_usage";
 pub const BATTERY: &str = "com.apple.mobile.battery";
 pub const BACKUP: &str = "com.apple.mobile.backup";
 pub const FIND_MY: &str = "com.apple.fmip";
+
+/// One attached phone as `ibackup devices` lists it: who it is, from the values lockdownd gives
+/// without pairing, best effort. Fields are in the order the JSON has always printed them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Listing {
+    pub connection: String,
+    pub connection_type: String,
+    /// Why the phone's identity could not be read, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub ios_version: Option<String>,
+    pub name: Option<String>,
+    pub product_type: Option<String>,
+    pub udid: String,
+}
+
+/// Every phone the transport sees, each with its unpaired identity. A phone that cannot be read
+/// is listed with its `error`; only a transport that cannot list phones fails.
+pub fn list(transport: &dyn Transport) -> Result<Vec<Listing>, DeviceError> {
+    Ok(transport
+        .devices()?
+        .iter()
+        .map(|device| listing(transport, device))
+        .collect())
+}
+
+fn listing(transport: &dyn Transport, device: &AttachedDevice) -> Listing {
+    let mut row = Listing {
+        connection: transport.name().to_string(),
+        connection_type: device.connection_type.clone(),
+        error: None,
+        ios_version: None,
+        name: None,
+        product_type: None,
+        udid: device.udid.clone(),
+    };
+    let root = transport
+        .connect(device, lockdown::PORT)
+        .and_then(|stream| {
+            let mut client = LockdownClient::new(stream);
+            client.query_type()?;
+            client.get_value(None, None)
+        });
+    match root {
+        Ok(Some(Value::Dictionary(root))) => {
+            row.name = text(&root, "DeviceName");
+            row.product_type = text(&root, "ProductType");
+            row.ios_version = text(&root, "ProductVersion");
+        }
+        Ok(_) => {}
+        Err(e) => row.error = Some(e.to_string()),
+    }
+    row
+}
 
 fn text(dict: &Dictionary, key: &str) -> Option<String> {
     dict.get(key).and_then(Value::as_string).map(str::to_string)

@@ -2,11 +2,10 @@
 //! found), `ibackup devices` (one line a phone) and `ibackup pair`. The labels "(low)" and the
 //! battery warning use the diagnosis's own thresholds, so `device` and `inspect` never disagree.
 
-use serde_json::Value;
-
 use super::diagnosis::findings_text;
 use super::human_bytes;
 use super::text::Style;
+use crate::device::info::Listing;
 use crate::device::DeviceState;
 use crate::diagnose::rules::{battery_is_low, storage_is_low};
 use crate::diagnose::Finding;
@@ -105,21 +104,21 @@ pub fn device_text(state: &DeviceState, style: Style, quiet: bool) -> String {
 }
 
 /// `ibackup devices`: one line a phone, or what to do when there is none.
-pub fn devices_text(rows: &[Value]) -> String {
-    if rows.is_empty() {
+pub fn devices_text(listed: &[Listing]) -> String {
+    if listed.is_empty() {
         return "No iPhone is connected. Plug one in with a cable and unlock it.\n".to_string();
     }
     let mut text = String::new();
-    for row in rows {
-        let field = |k: &str| row[k].as_str().unwrap_or("?").to_string();
+    for phone in listed {
+        let known = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".to_string());
         text.push_str(&format!(
             "{}  {} ({}, iOS {})  via {} ({})\n",
-            field("udid"),
-            field("name"),
-            field("product_type"),
-            field("ios_version"),
-            field("connection"),
-            field("connection_type"),
+            phone.udid,
+            known(&phone.name),
+            known(&phone.product_type),
+            known(&phone.ios_version),
+            phone.connection,
+            phone.connection_type,
         ));
     }
     text

@@ -210,10 +210,10 @@ pub fn save(
     transport: &dyn Transport,
     device: &AttachedDevice,
     record: &PairRecord,
-) -> Result<(), DeviceError> {
+) -> Result<String, DeviceError> {
     let bytes = record.to_plist()?;
     if transport.save_pair_record(device, &bytes)? {
-        return Ok(());
+        return Ok(transport.name().to_string());
     }
     let folder = record_folders()
         .into_iter()
@@ -231,7 +231,8 @@ pub fn save(
                 path.display()
             ),
             source: e,
-        })
+        })?;
+    Ok(path.display().to_string())
 }
 
 /// Writes a file only its owner may read or write (0600 on Unix): a record holds private keys.

@@ -191,6 +191,13 @@ pub enum PairWait {
     TapTrust,
 }
 
+/// A pairing that worked: the new record, and where it was saved (the transport's name when the
+/// transport keeps records, as usbmuxd does, or the record file's path).
+pub struct Paired {
+    pub record: PairRecord,
+    pub saved_to: String,
+}
+
 /// Pairs with the device: creates a record, sends Pair until the phone accepts (calling
 /// `waiting` on each change of state), saves the record through the transport, and checks it
 /// by opening a session.
@@ -199,7 +206,7 @@ pub fn pair(
     device: &AttachedDevice,
     timeout: Duration,
     waiting: &mut dyn FnMut(PairWait),
-) -> Result<PairRecord, DeviceError> {
+) -> Result<Paired, DeviceError> {
     let (public_key, wifi) = {
         let mut lockdown = LockdownClient::new(transport.connect(device, PORT)?);
         lockdown.query_type()?;
@@ -262,12 +269,12 @@ pub fn pair(
         .map(<[u8]>::to_vec);
     drop(lockdown);
 
-    pair_record::save(transport, device, &record)?;
+    let saved_to = pair_record::save(transport, device, &record)?;
     let mut check = LockdownClient::new(transport.connect(device, PORT)?);
     check.query_type()?;
     check.start_session(&record)?;
     check.stop_session()?;
-    Ok(record)
+    Ok(Paired { record, saved_to })
 }
 
 #[cfg(test)]
