@@ -6,6 +6,7 @@ pub mod bplist;
 pub mod contents;
 pub mod crypto;
 mod error;
+pub mod folder;
 pub mod keybag;
 pub mod locate;
 pub mod manifest;

@@ -17,14 +17,19 @@ use super::blobs::{self, BlobKind, BlobStore, FileId};
 use super::contents::Tally;
 use super::crypto;
 use super::error::BackupError;
+use super::folder::{read_folder, Folder, Loaded};
 use super::keybag::{ClassKeys, Password};
 use super::manifest::{self, Manifest, ManifestError, FLAG_DIRECTORY, FLAG_FILE, FLAG_SYMLINK};
 use super::mbdb;
 use super::mbfile;
-use super::plists::{self, InfoPlist, ManifestPlist, PlistError, SnapshotState, StatusPlist};
+use super::plists::SnapshotState;
 use super::report::*;
 use super::unlock;
 use crate::units::{human_count, plural};
+
+// Kept at the paths other code (and scripts built on the library) already use.
+pub use super::folder::read_regular_file;
+pub use super::locate::is_backup_folder;
 
 /// Problem codes (stable; listed in docs/json.md).
 pub mod codes {
@@ -52,9 +57,6 @@ pub mod codes {
     /// known to be incomplete.
     pub const UNCHECKED: [&str; 3] = [NOT_A_FILE, UNREADABLE, ENCRYPTED_NO_PASSWORD];
 }
-
-/// Plists larger than this are refused rather than loaded (real ones are a few MB at most).
-const MAX_PLIST_BYTES: u64 = 64 << 20;
 
 /// Receives progress while the manifest is scanned. The backup module does not draw anything.
 pub trait Progress: Sync {
@@ -106,72 +108,6 @@ pub const KEY_DATABASES: [(&str, &str, &str); 6] = [
 
 /// No progress reporting.
 impl Progress for () {}
-
-/// Reads a regular file of at most `max` bytes. Anything else (a folder, a device such as
-/// /dev/zero, a pipe that would block) or a file that grows past `max` while it is read is an
-/// error, so a hostile folder cannot make ibackup hang or fill memory.
-pub fn read_regular_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("it is not a regular file"));
-    }
-    if meta.len() > max {
-        return Err(std::io::Error::other(format!(
-            "it is {} bytes, more than any real backup plist",
-            meta.len()
-        )));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    std::fs::File::open(path)?
-        .take(max + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max {
-        return Err(std::io::Error::other(
-            "it grew past its size limit while being read",
-        ));
-    }
-    Ok(bytes)
-}
-
-/// A plist that may be absent or empty without stopping the check.
-enum Loaded<T> {
-    Missing,
-    Empty,
-    Read(T),
-}
-
-impl<T> Loaded<T> {
-    fn read(&self) -> Option<&T> {
-        match self {
-            Loaded::Read(t) => Some(t),
-            _ => None,
-        }
-    }
-}
-
-fn load<T>(
-    path: &Path,
-    parse: fn(&[u8]) -> Result<T, PlistError>,
-) -> Result<Loaded<T>, BackupError> {
-    let io = |source| BackupError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let bytes = match read_regular_file(path, MAX_PLIST_BYTES) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::Missing),
-        Err(e) => return Err(io(e)),
-    };
-    match parse(&bytes) {
-        Ok(value) => Ok(Loaded::Read(value)),
-        Err(PlistError::Empty) => Ok(Loaded::Empty),
-        Err(source) => Err(BackupError::Plist {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
-}
 
 /// What the manifest scan keeps per listed file: enough to match it with its blob, and the
 /// rowid to fetch its names again if it needs reporting.
@@ -406,71 +342,6 @@ fn scan_manifest(
     Ok(scan)
 }
 
-/// The facts read from the folder before the manifest and blobs are matched.
-struct Folder {
-    info: Loaded<InfoPlist>,
-    manifest: Loaded<ManifestPlist>,
-    status: Loaded<StatusPlist>,
-    has_db: bool,
-    /// An iOS 5-9 Manifest.mbdb (used when there is no Manifest.db).
-    has_mbdb: bool,
-    snapshot_left: bool,
-}
-
-fn read_folder(path: &Path) -> Result<Folder, BackupError> {
-    match std::fs::metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(BackupError::NotFound {
-                path: path.to_path_buf(),
-            })
-        }
-        Err(source) => {
-            return Err(BackupError::Io {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
-        Ok(meta) if !meta.is_dir() => {
-            return Err(BackupError::NotABackup {
-                path: path.to_path_buf(),
-            })
-        }
-        Ok(_) => {}
-    }
-    let folder = Folder {
-        info: load(&path.join("Info.plist"), plists::parse_info)?,
-        manifest: load(&path.join("Manifest.plist"), plists::parse_manifest)?,
-        status: load(&path.join("Status.plist"), plists::parse_status)?,
-        has_db: path.join("Manifest.db").symlink_metadata().is_ok(),
-        has_mbdb: path.join(mbdb::MBDB_NAME).symlink_metadata().is_ok(),
-        snapshot_left: path.join("Snapshot").symlink_metadata().is_ok(),
-    };
-    let nothing = matches!(folder.info, Loaded::Missing)
-        && matches!(folder.manifest, Loaded::Missing)
-        && matches!(folder.status, Loaded::Missing)
-        && !folder.has_db
-        && !folder.has_mbdb;
-    if nothing {
-        return Err(BackupError::NotABackup {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(folder)
-}
-
-/// Whether `path` looks like one backup (as opposed to a folder of backups or anything else).
-pub fn is_backup_folder(path: &Path) -> bool {
-    [
-        "Manifest.db",
-        "Manifest.plist",
-        "Info.plist",
-        "Status.plist",
-        "Manifest.mbdb",
-    ]
-    .iter()
-    .any(|name| path.join(name).symlink_metadata().is_ok())
-}
-
 /// Checks the backup at `path` with the default options (no password, not deep).
 pub fn verify(path: &Path, progress: &dyn Progress) -> Result<BackupReport, BackupError> {
     verify_with(path, Options::default(), progress)
@@ -571,7 +442,7 @@ pub fn verify_with(
 
     let mut report = BackupReport {
         schema: VERIFY_SCHEMA,
-        backup: summary(path, &folder, encrypted),
+        backup: folder.summary(path, encrypted),
         complete: false,
         verdict: Verdict::Incomplete,
         files: FileCounts::default(),
@@ -919,50 +790,6 @@ fn database_problems(report: &mut BackupReport) {
             Severity::Error,
             message,
         ));
-    }
-}
-
-fn summary(path: &Path, folder: &Folder, encrypted: bool) -> BackupSummary {
-    let info = folder.info.read();
-    let lockdown = folder.manifest.read().map(|m| &m.lockdown);
-    let status = folder.status.read();
-    let pick = |a: Option<&Option<String>>, b: Option<&Option<String>>| {
-        a.cloned().flatten().or_else(|| b.cloned().flatten())
-    };
-    let date = status
-        .and_then(|s| s.date)
-        .or_else(|| folder.manifest.read().and_then(|m| m.date))
-        .or_else(|| info.and_then(|i| i.last_backup_date));
-    let folder_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    BackupSummary {
-        path: path.display().to_string(),
-        udid: pick(
-            info.map(|i| &i.unique_identifier),
-            lockdown.map(|l| &l.unique_device_id),
-        )
-        .or(folder_name),
-        device_name: pick(
-            info.map(|i| &i.device_name),
-            lockdown.map(|l| &l.device_name),
-        ),
-        ios_version: pick(
-            info.map(|i| &i.product_version),
-            lockdown.map(|l| &l.product_version),
-        ),
-        build_version: pick(
-            info.map(|i| &i.build_version),
-            lockdown.map(|l| &l.build_version),
-        ),
-        product_type: pick(
-            info.map(|i| &i.product_type),
-            lockdown.map(|l| &l.product_type),
-        ),
-        date,
-        encrypted,
-        snapshot_state: status
-            .and_then(|s| s.snapshot_state.as_ref())
-            .map(|s| s.as_str().to_string()),
-        is_full_backup: status.and_then(|s| s.is_full_backup),
     }
 }
 
