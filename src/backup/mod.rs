@@ -13,8 +13,10 @@ pub mod manifest;
 pub mod mbdb;
 pub mod mbfile;
 pub mod plists;
+mod problems;
 pub mod report;
 pub mod unlock;
+mod verdict;
 pub mod verify;
 
 pub use error::BackupError;
