@@ -43,6 +43,17 @@ pub fn read_regular_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Whether the backup at `path` says it is encrypted, so that a password must be asked for
+/// before it is checked. Only Manifest.plist is read, through [`read_regular_file`] with the same
+/// limit as the check itself. A Manifest.plist that is absent, damaged, too big or not a regular
+/// file reads as "no password needed": the check that follows reports what is wrong with it.
+pub fn needs_password(path: &Path) -> bool {
+    read_regular_file(&path.join("Manifest.plist"), MAX_PLIST_BYTES)
+        .ok()
+        .and_then(|bytes| plists::parse_manifest(&bytes).ok())
+        .is_some_and(|m| m.is_encrypted)
+}
+
 /// A plist that may be absent or empty without stopping the check.
 pub(super) enum Loaded<T> {
     Missing,
@@ -178,5 +189,72 @@ impl Folder {
                 .map(|s| s.as_str().to_string()),
             is_full_backup: status.and_then(|s| s.is_full_backup),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plist::{Dictionary, Value};
+
+    fn manifest_plist(encrypted: bool) -> Vec<u8> {
+        let mut d = Dictionary::new();
+        d.insert("IsEncrypted".into(), Value::Boolean(encrypted));
+        let mut bytes = Vec::new();
+        Value::Dictionary(d).to_writer_xml(&mut bytes).unwrap();
+        bytes
+    }
+
+    fn backup_with_manifest(bytes: &[u8]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Manifest.plist"), bytes).unwrap();
+        dir
+    }
+
+    #[test]
+    fn an_encrypted_backup_needs_a_password() {
+        let dir = backup_with_manifest(&manifest_plist(true));
+        assert!(needs_password(dir.path()));
+    }
+
+    #[test]
+    fn a_plain_backup_needs_none() {
+        let dir = backup_with_manifest(&manifest_plist(false));
+        assert!(!needs_password(dir.path()));
+    }
+
+    #[test]
+    fn a_missing_manifest_plist_needs_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!needs_password(dir.path()));
+        assert!(!needs_password(&dir.path().join("no such backup")));
+    }
+
+    #[test]
+    fn a_garbage_or_empty_manifest_plist_needs_none() {
+        for bytes in [&b"\x00\x01garbage"[..], b"", b"<plist>"] {
+            let dir = backup_with_manifest(bytes);
+            assert!(!needs_password(dir.path()));
+        }
+    }
+
+    #[test]
+    fn a_folder_named_manifest_plist_needs_none() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("Manifest.plist")).unwrap();
+        assert!(!needs_password(dir.path()));
+    }
+
+    /// A FIFO is never opened: opening one with no writer would block for ever.
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_named_manifest_plist_does_not_block() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("Manifest.plist");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        assert!(!needs_password(dir.path()));
     }
 }

@@ -23,5 +23,6 @@ mod verdict;
 pub mod verify;
 
 pub use error::BackupError;
+pub use folder::needs_password;
 pub use report::BackupReport;
 pub use verify::verify;
