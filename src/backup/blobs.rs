@@ -38,6 +38,18 @@ pub fn file_id_hex(id: &FileId) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Where a listed file's blob lives: `<first two hex>/<fileID>` under the backup root, or flat
+/// in the root for iOS 5-9 backups. The name comes from a parsed [`FileId`], never from the
+/// manifest's text, so it cannot point outside the backup.
+pub fn blob_path(root: &Path, id: &FileId, flat: bool) -> PathBuf {
+    let hex = file_id_hex(id);
+    if flat {
+        root.join(hex)
+    } else {
+        root.join(&hex[..2]).join(hex)
+    }
+}
+
 /// What sits at a blob's path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlobKind {

@@ -10,8 +10,6 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::verify::is_backup_folder;
-
 /// Overrides the default backup folder on every OS.
 pub const BACKUP_DIR_ENV: &str = "IBACKUP_BACKUP_DIR";
 
@@ -76,6 +74,19 @@ pub enum Target {
     Backup(PathBuf),
     /// A folder holding backups (may hold none).
     Folder(Vec<PathBuf>),
+}
+
+/// Whether `path` looks like one backup (as opposed to a folder of backups or anything else).
+pub fn is_backup_folder(path: &Path) -> bool {
+    [
+        "Manifest.db",
+        "Manifest.plist",
+        "Info.plist",
+        "Status.plist",
+        "Manifest.mbdb",
+    ]
+    .iter()
+    .any(|name| path.join(name).symlink_metadata().is_ok())
 }
 
 /// One backup if `path` looks like one, otherwise the backups directly inside it.

@@ -135,21 +135,6 @@ pub struct CheckContext {
     pub transport: TransportChoice,
 }
 
-/// Whether the backup at `path` says it is encrypted (a damaged or absent Manifest.plist reads
-/// as not encrypted here; verify reports it).
-fn says_encrypted(path: &std::path::Path) -> bool {
-    // Real Manifest.plists are a few MB; a giant one is left for verify to refuse.
-    const MAX_BYTES: u64 = 64 << 20;
-    let plist = path.join("Manifest.plist");
-    if std::fs::metadata(&plist).map_or(true, |m| m.len() > MAX_BYTES) {
-        return false;
-    }
-    std::fs::read(plist)
-        .ok()
-        .and_then(|bytes| crate::backup::plists::parse_manifest(&bytes).ok())
-        .is_some_and(|m| m.is_encrypted)
-}
-
 /// Checks one backup with a progress bar, turning a fatal error into a [`Failure`].
 fn check_backup(
     out: &Output,
@@ -157,7 +142,7 @@ fn check_backup(
     path: &std::path::Path,
 ) -> Result<crate::backup::BackupReport, Failure> {
     // Asked before the progress bar starts, so the prompt is not drawn over.
-    let password = if says_encrypted(path) {
+    let password = if crate::backup::needs_password(path) {
         ctx.password.get()?
     } else {
         None

@@ -1,0 +1,93 @@
+//! Matching the file list with the blobs on disk: each listed file is looked up by fileID in
+//! the blob store and counted as present, missing, not a regular file, the wrong size or intact;
+//! what is left in the store is an orphan. The counts, the per-domain sizes and the contents
+//! summary go into the report, and `problems` words what they amount to.
+//!
+//! Nothing here opens a blob: sizes come from the listing `blobs` made. Decrypting blobs is
+//! `deep`'s job, on the intact files this module hands back.
+
+use super::blobs::{BlobKind, BlobStore};
+use super::manifest::ManifestError;
+use super::problems::{file_problems, unreadable_problem};
+use super::report::{BackupReport, DomainSize, FileRef, SizeMismatch};
+use super::scan::{lossy, Listed, Names, Scan};
+
+/// Matches the listed files with the blobs found, fills the counts and the problems.
+/// Returns the listed files whose blob is there with the right length, for `--deep`.
+pub(super) fn match_blobs(
+    scan: Scan,
+    mut store: BlobStore,
+    manifest: &dyn Names,
+    report: &mut BackupReport,
+) -> Result<Vec<Listed>, ManifestError> {
+    let files = &mut report.files;
+    files.listed = scan.listed.len() as u64 + scan.unnamed.len() as u64;
+    files.directories = scan.directories;
+    files.symlinks = scan.symlinks;
+    files.other_rows = scan.other_rows;
+    files.size_unknown = scan.size_unknown;
+    files.file_id_mismatch = scan.file_id_mismatch;
+    files.damaged_records = scan.damaged;
+    files.missing = scan.unnamed;
+    report.size.declared_bytes = scan.declared_bytes;
+
+    let named = |rowid| -> Result<FileRef, ManifestError> {
+        let (file_id, domain, path) = manifest.names(rowid)?;
+        Ok(FileRef {
+            file_id,
+            domain,
+            path,
+        })
+    };
+    let mut intact = Vec::new();
+    for listed in scan.listed {
+        let Some(blob) = store.blobs.remove(&listed.id) else {
+            files.missing.push(named(listed.rowid)?);
+            continue;
+        };
+        if blob.kind != BlobKind::File {
+            files.not_a_file.push(named(listed.rowid)?);
+            continue;
+        }
+        files.present += 1;
+        match listed.expected {
+            Some(expected) if expected != blob.size => {
+                let FileRef {
+                    file_id,
+                    domain,
+                    path,
+                } = named(listed.rowid)?;
+                files.size_mismatch.push(SizeMismatch {
+                    file_id,
+                    domain,
+                    path,
+                    expected_bytes: expected,
+                    actual_bytes: blob.size,
+                });
+            }
+            Some(_) => {
+                files.intact += 1;
+                intact.push(listed);
+            }
+            None => {}
+        }
+    }
+    files.orphans = store.blobs.len() as u64;
+
+    let mut domains: Vec<DomainSize> = scan
+        .domains
+        .totals
+        .into_iter()
+        .map(|(domain, files, bytes)| DomainSize {
+            domain: lossy(&domain),
+            files,
+            bytes,
+        })
+        .collect();
+    domains.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.domain.cmp(&b.domain)));
+    report.domains = domains;
+    report.contents = scan.contents.holdings(report.backup.encrypted);
+    file_problems(report);
+    unreadable_problem(&store, &mut report.problems);
+    Ok(intact)
+}

@@ -1,0 +1,305 @@
+//! The wording of every problem a check can report, and the stable codes scripts match on
+//! (listed in docs/json.md). Each function here looks at facts already gathered (the folder, the
+//! blob store, the counts in a report) and adds the [`Problem`]s they amount to, in plain words
+//! that say what is wrong and, where there is something to do, what to do.
+//!
+//! It gathers nothing itself and does not decide the verdict (that is `verdict`).
+
+use super::blobs::BlobStore;
+use super::folder::{Folder, Loaded};
+use super::plists::SnapshotState;
+use super::report::{BackupReport, DatabaseCheck, Problem, Severity};
+use crate::units::{human_count, plural};
+
+/// Problem codes (stable; listed in docs/json.md).
+pub mod codes {
+    pub const STATUS_MISSING: &str = "backup.status_missing";
+    pub const UNFINISHED: &str = "backup.unfinished";
+    pub const SNAPSHOT_LEFT: &str = "backup.snapshot_left";
+    pub const INFO_MISSING: &str = "backup.info_missing";
+    pub const MANIFEST_PLIST_MISSING: &str = "backup.manifest_plist_missing";
+    pub const MANIFEST_PLIST_EMPTY: &str = "backup.manifest_plist_empty";
+    pub const MANIFEST_DB_MISSING: &str = "backup.manifest_db_missing";
+    pub const MANIFEST_DB_EMPTY: &str = "backup.manifest_db_empty";
+    pub const FILES_MISSING: &str = "backup.files_missing";
+    pub const FILES_TRUNCATED: &str = "backup.files_truncated";
+    pub const FILE_ID_MISMATCH: &str = "backup.file_id_mismatch";
+    pub const RECORDS_DAMAGED: &str = "backup.records_damaged";
+    pub const NOT_A_FILE: &str = "backup.blob_not_a_file";
+    pub const UNREADABLE: &str = "backup.blobs_unreadable";
+    pub const ENCRYPTED_NO_PASSWORD: &str = "backup.encrypted_no_password";
+    pub const ORPHANS: &str = "backup.orphans";
+    pub const SIZE_UNKNOWN: &str = "backup.size_unknown";
+    pub const UNDECRYPTABLE: &str = "backup.blobs_undecryptable";
+    pub const DATABASE_DAMAGED: &str = "backup.database_damaged";
+
+    /// Problems that mean part of the backup could not be checked (exit 2), not that it is
+    /// known to be incomplete.
+    pub const UNCHECKED: [&str; 3] = [NOT_A_FILE, UNREADABLE, ENCRYPTED_NO_PASSWORD];
+}
+
+/// An iOS 5-9 backup is encrypted and `--deep` was asked for without the password.
+pub(super) fn deep_needs_password() -> Problem {
+    Problem::new(
+        codes::ENCRYPTED_NO_PASSWORD,
+        Severity::Error,
+        "This backup is encrypted: --deep needs the backup password to decrypt its files \
+         (--password-file FILE, the IBACKUP_PASSWORD environment variable, or typed when \
+         asked); the file list was checked without it.",
+    )
+}
+
+/// An encrypted Manifest.db and no password: the file list cannot be read at all.
+pub(super) fn manifest_needs_password() -> Problem {
+    Problem::new(
+        codes::ENCRYPTED_NO_PASSWORD,
+        Severity::Error,
+        "This backup is encrypted: its file list (Manifest.db) can only be read with \
+         the backup password, so the files could not be checked. With the password \
+         (--password-file FILE, the IBACKUP_PASSWORD environment variable, or typed \
+         when asked) ibackup also checks that every listed file is present with the \
+         right size, and with --deep that every file decrypts intact.",
+    )
+}
+
+pub(super) fn folder_problems(folder: &Folder, problems: &mut Vec<Problem>) {
+    use Severity::*;
+    match &folder.status {
+        Loaded::Missing | Loaded::Empty => problems.push(Problem::new(
+            codes::STATUS_MISSING,
+            Error,
+            "There is no Status.plist, so nothing shows that this backup ever finished.",
+        )),
+        Loaded::Read(status) => match &status.snapshot_state {
+            Some(SnapshotState::Finished) => {}
+            Some(state) => problems.push(Problem::new(
+                codes::UNFINISHED,
+                Error,
+                format!(
+                    "The backup did not finish: Status.plist says \"{}\" where a finished backup \
+                     says \"finished\".",
+                    state.as_str()
+                ),
+            )),
+            None => problems.push(Problem::new(
+                codes::UNFINISHED,
+                Error,
+                "The backup did not finish: Status.plist has no SnapshotState.",
+            )),
+        },
+    }
+    if folder.snapshot_left {
+        problems.push(Problem::new(
+            codes::SNAPSHOT_LEFT,
+            Error,
+            "A Snapshot folder is left over: a backup into this folder was interrupted.",
+        ));
+    }
+    match &folder.manifest {
+        Loaded::Missing => problems.push(Problem::new(
+            codes::MANIFEST_PLIST_MISSING,
+            Error,
+            "There is no Manifest.plist; a restore needs it.",
+        )),
+        // An empty Manifest.plist is what an interrupted backup leaves, and it makes the next
+        // backup fail with error 205 [libimobiledevice issue 1582].
+        Loaded::Empty => problems.push(Problem::new(
+            codes::MANIFEST_PLIST_EMPTY,
+            Error,
+            "Manifest.plist is empty, as an interrupted backup leaves it; the next backup into \
+             this folder may fail (error 205) until the folder is moved away.",
+        )),
+        Loaded::Read(_) => {}
+    }
+    if !folder.has_db && !folder.has_mbdb {
+        problems.push(Problem::new(
+            codes::MANIFEST_DB_MISSING,
+            Error,
+            "There is no Manifest.db: the backup has no list of its files and cannot be restored.",
+        ));
+    }
+    if matches!(folder.info, Loaded::Missing | Loaded::Empty) {
+        problems.push(Problem::new(
+            codes::INFO_MISSING,
+            Warning,
+            "There is no Info.plist (the computer writes it first, when a backup starts).",
+        ));
+    }
+}
+
+pub(super) fn unreadable_problem(store: &BlobStore, problems: &mut Vec<Problem>) {
+    if let Some((path, error)) = store.unreadable.first() {
+        problems.push(Problem::new(
+            codes::UNREADABLE,
+            Severity::Error,
+            format!(
+                "{} blob folders or files could not be read, for example {}: {error}. Check the \
+                 folder's permissions and the disk, then run the check again.",
+                store.unreadable.len(),
+                path.display()
+            ),
+        ));
+    }
+}
+
+/// The problems the counts of a matched manifest amount to.
+pub(super) fn file_problems(report: &mut BackupReport) {
+    use Severity::*;
+    let files = &report.files;
+    let mut add = |code, severity, message: String| {
+        report.problems.push(Problem::new(code, severity, message))
+    };
+    if files.listed + files.directories + files.symlinks + files.other_rows == 0 {
+        add(
+            codes::MANIFEST_DB_EMPTY,
+            Error,
+            "Manifest.db lists no files at all: nothing could be restored from this backup.".into(),
+        );
+    }
+    if !files.missing.is_empty() {
+        add(
+            codes::FILES_MISSING,
+            Error,
+            format!(
+                "{} of the {} listed in the manifest {} missing from the folder.",
+                human_count(files.missing.len() as u64),
+                plural(files.listed, "file", "files"),
+                if files.missing.len() == 1 {
+                    "is"
+                } else {
+                    "are"
+                }
+            ),
+        );
+    }
+    if !files.size_mismatch.is_empty() {
+        add(
+            codes::FILES_TRUNCATED,
+            Error,
+            format!(
+                "{} the wrong size on disk (cut short, or replaced by other content).",
+                plural(files.size_mismatch.len() as u64, "file has", "files have")
+            ),
+        );
+    }
+    if let Some(first) = files.not_a_file.first() {
+        add(
+            codes::NOT_A_FILE,
+            Error,
+            format!(
+                "{} listed files are not regular files in the backup folder, for example {}/{} \
+                 ({} {}). Something other than Finder changed this folder: move the odd entry \
+                 away or make a fresh backup, then check again.",
+                files.not_a_file.len(),
+                &first.file_id[..2.min(first.file_id.len())],
+                first.file_id,
+                first.domain,
+                first.path
+            ),
+        );
+    }
+    if !files.file_id_mismatch.is_empty() {
+        add(
+            codes::FILE_ID_MISMATCH,
+            Warning,
+            format!(
+                "{} rows of Manifest.db carry a file ID that does not match their domain and \
+                 path: the manifest is damaged, though each such file's data is where the row \
+                 points.",
+                files.file_id_mismatch.len()
+            ),
+        );
+    }
+    if !files.damaged_records.is_empty() {
+        add(
+            codes::RECORDS_DAMAGED,
+            Error,
+            format!(
+                "{} file records in Manifest.db could not be decoded, for example {} {}: {}.",
+                files.damaged_records.len(),
+                files.damaged_records[0].domain,
+                files.damaged_records[0].path,
+                files.damaged_records[0].reason
+            ),
+        );
+    }
+    if files.orphans > 0 {
+        add(
+            codes::ORPHANS,
+            Info,
+            format!(
+                "{} in the folder {} not listed in the manifest (left from an earlier backup; \
+                 harmless).",
+                plural(files.orphans, "file", "files"),
+                if files.orphans == 1 { "is" } else { "are" }
+            ),
+        );
+    }
+    if files.size_unknown > files.damaged_records.len() as u64 {
+        add(
+            codes::SIZE_UNKNOWN,
+            Info,
+            format!(
+                "{} no size: checked for presence only.",
+                plural(
+                    files.size_unknown - files.damaged_records.len() as u64,
+                    "file record states",
+                    "file records state"
+                )
+            ),
+        );
+    }
+}
+
+/// The problem `--deep` reports when intact-looking encrypted files do not decrypt.
+pub(super) fn undecryptable_problem(report: &mut BackupReport) {
+    if let Some(first) = report.files.undecryptable.first() {
+        report.problems.push(Problem::new(
+            codes::UNDECRYPTABLE,
+            Severity::Error,
+            format!(
+                "{} the right length but {} not decrypt to the size the manifest states, \
+                 for example {} {}: {}.",
+                plural(
+                    report.files.undecryptable.len() as u64,
+                    "encrypted file has",
+                    "encrypted files have"
+                ),
+                if report.files.undecryptable.len() == 1 {
+                    "does"
+                } else {
+                    "do"
+                },
+                first.domain,
+                first.path,
+                first.reason
+            ),
+        ));
+    }
+}
+
+/// The problem `--deep` reports when a key database fails its quick_check.
+pub(super) fn database_problems(report: &mut BackupReport) {
+    let damaged: Vec<&DatabaseCheck> = report
+        .databases
+        .iter()
+        .filter(|d| d.result != "ok")
+        .collect();
+    if let Some(first) = damaged.first() {
+        let message = format!(
+            "{} of the key databases {} damaged, for example {} ({} {}): {}. The app may lose \
+             that data after a restore.",
+            damaged.len(),
+            if damaged.len() == 1 { "is" } else { "are" },
+            first.name,
+            first.domain,
+            first.path,
+            first.result
+        );
+        report.problems.push(Problem::new(
+            codes::DATABASE_DAMAGED,
+            Severity::Error,
+            message,
+        ));
+    }
+}

@@ -1,0 +1,428 @@
+//! Reading the file list: Manifest.db (row by row, through `manifest`) or an iOS 5-9
+//! Manifest.mbdb (parsed whole by `mbdb`), boiled down into one [`Scan`] either way: per listed
+//! file its fileID, stated size, expected blob length and rowid (and its key for `--deep` on an
+//! encrypted backup), plus the counts per kind, per domain and per category of contents. Names
+//! are not kept: [`Names`] fetches them again for the few files a report must name.
+//!
+//! It does not look at the blobs on disk (`blobs`, `matching`), and it does not open an
+//! encrypted Manifest.db (`unlock`): it is handed a listing that can be read.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use sha1::{Digest, Sha1};
+
+use super::blobs::{self, FileId};
+use super::contents::Tally;
+use super::error::BackupError;
+use super::manifest::{self, Manifest, ManifestError, FLAG_DIRECTORY, FLAG_FILE, FLAG_SYMLINK};
+use super::mbdb;
+use super::mbfile;
+use super::report::{DamagedRecord, FileRef};
+
+/// Receives progress while the manifest is scanned. The backup module does not draw anything.
+pub trait Progress: Sync {
+    fn start(&self, _rows: u64) {}
+    fn advance(&self, _rows: u64) {}
+    /// A second pass begins (`--deep`): `total` bytes to go through, reported by `advance`.
+    fn bytes_phase(&self, _what: &str, _total: u64) {}
+}
+
+/// No progress reporting.
+impl Progress for () {}
+
+/// The SQLite databases `--deep` checks, by what they hold, where Finder keeps them.
+/// [mvt-project/mvt src/mvt/ios/modules; the fileIDs match the real iOS 14 sample]
+pub const KEY_DATABASES: [(&str, &str, &str); 6] = [
+    ("Messages", "HomeDomain", "Library/SMS/sms.db"),
+    (
+        "Photos",
+        "CameraRollDomain",
+        "Media/PhotoData/Photos.sqlite",
+    ),
+    (
+        "Contacts",
+        "HomeDomain",
+        "Library/AddressBook/AddressBook.sqlitedb",
+    ),
+    (
+        "Notes",
+        "AppDomainGroup-group.com.apple.notes",
+        "NoteStore.sqlite",
+    ),
+    (
+        "Call history",
+        "HomeDomain",
+        "Library/CallHistoryDB/CallHistory.storedata",
+    ),
+    (
+        "WhatsApp",
+        "AppDomainGroup-group.net.whatsapp.WhatsApp.shared",
+        "ChatStorage.sqlite",
+    ),
+];
+
+/// What the manifest scan keeps per listed file: enough to match it with its blob, and the
+/// rowid to fetch its names again if it needs reporting.
+pub(super) struct Listed {
+    pub(super) id: FileId,
+    /// The plaintext size the record states.
+    pub(super) size: Option<u64>,
+    /// The blob length that size implies.
+    pub(super) expected: Option<u64>,
+    pub(super) rowid: i64,
+    /// The record's EncryptionKey, kept only for `--deep` on an encrypted backup.
+    pub(super) key: Option<Box<[u8]>>,
+}
+
+/// A key database the manifest lists (`--deep`).
+pub(super) struct FoundDatabase {
+    pub(super) name: &'static str,
+    pub(super) id: FileId,
+    pub(super) size: Option<u64>,
+    pub(super) key: Option<Box<[u8]>>,
+    pub(super) rowid: i64,
+}
+
+/// What the scan keeps, decided once per run.
+#[derive(Clone, Copy)]
+pub(super) struct Mode {
+    pub(super) encrypted: bool,
+    pub(super) deep: bool,
+}
+
+/// What one pass over the file list found, ready to be matched with the blobs on disk.
+#[derive(Default)]
+pub(super) struct Scan {
+    pub(super) listed: Vec<Listed>,
+    /// Listed files whose fileID is not even hex: they cannot have a blob.
+    pub(super) unnamed: Vec<FileRef>,
+    pub(super) directories: u64,
+    pub(super) symlinks: u64,
+    pub(super) other_rows: u64,
+    pub(super) size_unknown: u64,
+    pub(super) declared_bytes: u64,
+    pub(super) domains: DomainTally,
+    pub(super) file_id_mismatch: Vec<FileRef>,
+    pub(super) damaged: Vec<DamagedRecord>,
+    pub(super) contents: Tally,
+    pub(super) databases: Vec<FoundDatabase>,
+}
+
+pub(super) fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn file_ref(row: &manifest::Row<'_>) -> FileRef {
+    FileRef {
+        file_id: lossy(row.file_id),
+        domain: lossy(row.domain),
+        path: lossy(row.relative_path),
+    }
+}
+
+/// The length a blob must have on disk: the plaintext size, or for an encrypted backup the
+/// size padded by PKCS#7 to the next multiple of 16 (always 1 to 16 bytes added).
+pub fn expected_blob_len(size: u64, encrypted: bool) -> u64 {
+    if encrypted {
+        size - size % 16 + 16
+    } else {
+        size
+    }
+}
+
+/// SHA-1 of `domain-relativePath`, the name Finder gives every file's blob.
+pub fn file_id_of(domain: &[u8], relative_path: &[u8]) -> FileId {
+    let mut hasher = Sha1::new();
+    hasher.update(domain);
+    hasher.update(b"-");
+    hasher.update(relative_path);
+    hasher.finalize().into()
+}
+
+impl Scan {
+    fn add(&mut self, row: manifest::Row<'_>, mode: Mode) {
+        let parsed = blobs::parse_file_id(row.file_id);
+        if parsed != Some(file_id_of(row.domain, row.relative_path)) {
+            self.file_id_mismatch.push(file_ref(&row));
+        }
+        if !self.count_non_file(&row) {
+            return;
+        }
+        // Only `--deep` on an encrypted backup needs the keys; the full decode costs more.
+        let want_key = mode.deep && mode.encrypted;
+        let decoded = match row.file {
+            Some(bytes) if want_key => {
+                mbfile::decode(bytes).map(|m| (m.size, m.encryption_key.map(Box::from)))
+            }
+            Some(bytes) => mbfile::size(bytes).map(|size| (size, None)),
+            None => {
+                self.damaged
+                    .push(damaged(&row, "the record is empty".into()));
+                Ok((None, None))
+            }
+        };
+        let (size, key) = decoded.unwrap_or_else(|e| {
+            self.damaged.push(damaged(&row, e.to_string()));
+            (None, None)
+        });
+        self.add_file(row, parsed, size, key, mode);
+    }
+
+    /// Counts a directory, symlink or other row and returns false; returns true for a file.
+    fn count_non_file(&mut self, row: &manifest::Row<'_>) -> bool {
+        match row.flags {
+            FLAG_FILE => return true,
+            FLAG_DIRECTORY => self.directories += 1,
+            FLAG_SYMLINK => self.symlinks += 1,
+            _ => self.other_rows += 1,
+        }
+        self.count_domain(row.domain, 0, 0);
+        false
+    }
+
+    /// Counts one regular file whose size (and, for `--deep`, key) is known.
+    fn add_file(
+        &mut self,
+        row: manifest::Row<'_>,
+        parsed: Option<FileId>,
+        size: Option<u64>,
+        key: Option<Box<[u8]>>,
+        mode: Mode,
+    ) {
+        match size {
+            Some(size) => self.declared_bytes += size,
+            None => self.size_unknown += 1,
+        }
+        self.count_domain(row.domain, 1, size.unwrap_or(0));
+        self.contents
+            .add(row.domain, row.relative_path, size.unwrap_or(0));
+        let expected = size.map(|s| expected_blob_len(s, mode.encrypted));
+        let Some(id) = parsed else {
+            self.unnamed.push(file_ref(&row));
+            return;
+        };
+        if mode.deep {
+            let known = KEY_DATABASES.iter().find(|(_, domain, path)| {
+                domain.as_bytes() == row.domain && path.as_bytes() == row.relative_path
+            });
+            if let Some((name, _, _)) = known {
+                self.databases.push(FoundDatabase {
+                    name,
+                    id,
+                    size,
+                    key: key.clone(),
+                    rowid: row.rowid,
+                });
+            }
+        }
+        self.listed.push(Listed {
+            id,
+            size,
+            expected,
+            rowid: row.rowid,
+            key,
+        });
+    }
+
+    /// Every domain with a row is counted, so that domains holding only folders show too.
+    fn count_domain(&mut self, domain: &[u8], files: u64, bytes: u64) {
+        self.domains.add(domain, files, bytes);
+    }
+}
+
+/// Files and bytes per domain. Manifests list a domain's rows together, so the last domain is
+/// kept at hand and the map is consulted only when the domain changes.
+#[derive(Default)]
+pub(super) struct DomainTally {
+    pub(super) totals: Vec<(Box<[u8]>, u64, u64)>,
+    index: HashMap<Box<[u8]>, usize, foldhash::fast::RandomState>,
+    last: Option<usize>,
+}
+
+impl DomainTally {
+    fn add(&mut self, domain: &[u8], files: u64, bytes: u64) {
+        let at = match self.last {
+            Some(at) if *self.totals[at].0 == *domain => at,
+            _ => {
+                let at = match self.index.get(domain) {
+                    Some(&at) => at,
+                    None => {
+                        self.totals.push((domain.into(), 0, 0));
+                        self.index.insert(domain.into(), self.totals.len() - 1);
+                        self.totals.len() - 1
+                    }
+                };
+                self.last = Some(at);
+                at
+            }
+        };
+        self.totals[at].1 += files;
+        self.totals[at].2 += bytes;
+    }
+}
+
+fn damaged(row: &manifest::Row<'_>, reason: String) -> DamagedRecord {
+    let FileRef {
+        file_id,
+        domain,
+        path,
+    } = file_ref(row);
+    DamagedRecord {
+        file_id,
+        domain,
+        path,
+        reason,
+    }
+}
+
+fn scan_manifest(
+    manifest: &Manifest,
+    mode: Mode,
+    progress: &dyn Progress,
+) -> Result<Scan, ManifestError> {
+    const STEP: u64 = 4096;
+    progress.start(manifest.row_estimate());
+    let mut scan = Scan::default();
+    let mut rows = 0u64;
+    manifest.scan(|row| {
+        scan.add(row, mode);
+        rows += 1;
+        if rows % STEP == 0 {
+            progress.advance(STEP);
+        }
+    })?;
+    progress.advance(rows % STEP);
+    Ok(scan)
+}
+
+/// Manifest.mbdb files larger than this are refused (real ones are a few tens of MB).
+const MAX_MBDB_BYTES: u64 = 1 << 30;
+
+pub(super) fn read_mbdb(path: &Path) -> Result<Vec<u8>, BackupError> {
+    let io = |source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > MAX_MBDB_BYTES {
+        return Err(io(std::io::Error::other(format!(
+            "it is {len} bytes, more than any real Manifest.mbdb"
+        ))));
+    }
+    std::fs::read(path).map_err(io)
+}
+
+/// The file list to scan: Manifest.db, or the bytes of an iOS 5-9 Manifest.mbdb.
+pub(super) enum Listing {
+    Db(Manifest),
+    Legacy(Vec<u8>),
+}
+
+/// Domain and path of every Manifest.mbdb record, by index.
+pub(super) type LegacyNames = Vec<(Box<[u8]>, Box<[u8]>)>;
+
+/// What is left of a listing after the scan, to name the files a report lists.
+pub(super) enum Scanned {
+    Db(Manifest),
+    Legacy(LegacyNames),
+}
+
+/// Looks up the fileID, domain and path of a row (Manifest.db rowid, or Manifest.mbdb index).
+pub(super) trait Names {
+    fn names(&self, rowid: i64) -> Result<(String, String, String), ManifestError>;
+}
+
+impl Names for Scanned {
+    fn names(&self, rowid: i64) -> Result<(String, String, String), ManifestError> {
+        match self {
+            Scanned::Db(manifest) => manifest.names(rowid),
+            Scanned::Legacy(records) => {
+                let (domain, path) = usize::try_from(rowid)
+                    .ok()
+                    .and_then(|i| records.get(i))
+                    .ok_or(ManifestError::Schema(format!("no record {rowid}")))?;
+                Ok((
+                    blobs::file_id_hex(&file_id_of(domain, path)),
+                    lossy(domain),
+                    lossy(path),
+                ))
+            }
+        }
+    }
+}
+
+impl Listing {
+    pub(super) fn scan(
+        self,
+        mode: Mode,
+        progress: &dyn Progress,
+    ) -> (Result<Scan, ManifestError>, Scanned) {
+        match self {
+            Listing::Db(manifest) => (
+                scan_manifest(&manifest, mode, progress),
+                Scanned::Db(manifest),
+            ),
+            Listing::Legacy(bytes) => match scan_mbdb(&bytes, mode) {
+                Ok((scan, names)) => (Ok(scan), Scanned::Legacy(names)),
+                Err(e) => (Err(e), Scanned::Legacy(Vec::new())),
+            },
+        }
+    }
+}
+
+/// Scans a Manifest.mbdb into the same [`Scan`] as Manifest.db, so the matching and the report
+/// are shared. Each record's blob name is SHA-1(domain-path) by definition.
+fn scan_mbdb(bytes: &[u8], mode: Mode) -> Result<(Scan, LegacyNames), ManifestError> {
+    let records = mbdb::parse(bytes).map_err(ManifestError::Mbdb)?;
+    let mut scan = Scan::default();
+    let mut names = Vec::with_capacity(records.len());
+    for (index, record) in records.iter().enumerate() {
+        let id = file_id_of(record.domain, record.path);
+        let hex = blobs::file_id_hex(&id);
+        let flags = match record.kind() {
+            mbdb::Kind::File => FLAG_FILE,
+            mbdb::Kind::Directory => FLAG_DIRECTORY,
+            mbdb::Kind::Symlink => FLAG_SYMLINK,
+            mbdb::Kind::Other => 0,
+        };
+        let row = manifest::Row {
+            rowid: index as i64,
+            file_id: hex.as_bytes(),
+            domain: record.domain,
+            relative_path: record.path,
+            flags,
+            file: None,
+        };
+        if scan.count_non_file(&row) {
+            let key = (mode.deep && mode.encrypted)
+                .then(|| record.encryption_key.map(Box::from))
+                .flatten();
+            scan.add_file(row, Some(id), Some(record.size), key, mode);
+        }
+        names.push((Box::from(record.domain), Box::from(record.path)));
+    }
+    Ok((scan, names))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_length_of_encrypted_blobs() {
+        assert_eq!(expected_blob_len(0, true), 16);
+        assert_eq!(expected_blob_len(15, true), 16);
+        assert_eq!(expected_blob_len(16, true), 32);
+        assert_eq!(expected_blob_len(316, true), 320);
+        assert_eq!(expected_blob_len(316, false), 316);
+    }
+
+    #[test]
+    fn file_id_is_sha1_of_domain_dash_path() {
+        assert_eq!(
+            blobs::file_id_hex(&file_id_of(b"HomeDomain", b"Library/SMS/sms.db")),
+            "3d0d7e5fb2ce288813306e4d4636395e047a3d28"
+        );
+    }
+}
