@@ -26,11 +26,11 @@ use rustls::{
 
 use super::profile::{Fault, PairingOutcome, Profile};
 use super::SimError;
-use crate::device::lockdown::{self, encode_message};
-use crate::device::pairing::{new_uuid, PairRecord};
-use crate::device::transport::DeviceStream;
-use crate::device::usbmux::{encode_frame, parse_dict, read_frame, xml_bytes};
-use crate::device::DeviceError;
+use ibackup::device::lockdown::{self, encode_message};
+use ibackup::device::pairing::{new_uuid, PairRecord};
+use ibackup::device::transport::DeviceStream;
+use ibackup::device::usbmux::{encode_frame, parse_dict, read_frame, xml_bytes};
+use ibackup::device::DeviceError;
 
 /// The simulator's fixed test keys (never secret: they only make simulated pairing fast).
 const DEVICE_KEY: &str = include_str!("keys/device.pem");
