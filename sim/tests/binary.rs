@@ -118,11 +118,12 @@ fn with_usb_it_writes_the_pair_record_and_says_ready() {
 fn the_key_markers_are_in_a_binary_that_links_the_simulator() {
     let bytes = std::fs::read(sim_binary()).unwrap();
     for marker in ibackup_sim::fixed_key_markers() {
-        assert!(marker.len() >= 40, "{marker:?} is too short to be distinctive");
         assert!(
-            bytes
-                .windows(marker.len())
-                .any(|w| w == marker.as_bytes()),
+            marker.len() >= 40,
+            "{marker:?} is too short to be distinctive"
+        );
+        assert!(
+            bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
             "{marker} not found in ibackup-sim"
         );
     }
