@@ -14,6 +14,7 @@ pub mod server;
 pub mod usb;
 
 use std::io::Write;
+#[cfg(unix)]
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
