@@ -17,7 +17,7 @@ if ! command -v ideviceinfo >/dev/null; then
     echo "ideviceinfo is missing: apt-get install libimobiledevice-utils libusbmuxd-tools" >&2
     exit 2
 fi
-cargo build --release --quiet --bin ibackup --bin ibackup-sim
+cargo build --release --quiet -p ibackup --bin ibackup -p ibackup-sim --bin ibackup-sim
 IBACKUP="$TARGET/release/ibackup"
 SIM="$TARGET/release/ibackup-sim"
 

@@ -6,7 +6,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-cargo build --quiet --bin ibackup --bin ibackup-sim --example make_backup
+cargo build --quiet -p ibackup --bin ibackup --example make_backup -p ibackup-sim --bin ibackup-sim
 bin="${CARGO_TARGET_DIR:-$top/target}/debug"
 udid=00008110-001A2B3C4D5E801E
 

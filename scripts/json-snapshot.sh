@@ -17,7 +17,7 @@ if [ -z "${IBACKUP:-}" ] || [ -z "${IBACKUP_SIM:-}" ]; then
   IBACKUP=${IBACKUP:-$target/release/ibackup}
   IBACKUP_SIM=${IBACKUP_SIM:-$target/release/ibackup-sim}
 fi
-profiles=${PROFILES:-$( (ls -d sim/profiles src/sim/profiles 2>/dev/null || true) | head -n 1)}
+profiles=${PROFILES:-sim/profiles}
 scratch=/tmp/ibackup-json-snapshot
 # One snapshot at a time on a machine: they share the scratch folder.
 exec 9>"$scratch.lock"

@@ -19,7 +19,5 @@ pub mod outcome;
 pub mod plist_shape;
 /// Human text and JSON from the result types; colour and progress policy.
 pub mod render;
-/// The simulated iPhone (usbmuxd or emulated USB, + lockdownd) used by tests and `ibackup-sim`.
-pub mod sim;
 /// Numbers for people: human units and plurals.
 pub mod units;

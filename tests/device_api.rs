@@ -1,10 +1,11 @@
-//! The library entry point `inspect` uses: `ibackup::device::connected_device`, against the
-//! simulator binary. One test in this file, because it sets the process environment.
+//! The library entry point `inspect` uses: `ibackup::device::connected_device`, against a
+//! simulated phone in this process. One test in this file, because it sets the process
+//! environment.
 
-use std::path::Path;
+mod support;
 
 use ibackup::device::connected_device;
-use ibackup::sim::harness::SimProcess;
+use support::SimPhone;
 use tempfile::TempDir;
 
 #[test]
@@ -17,30 +18,15 @@ fn connected_device_reports_a_phone_or_none() {
     std::env::set_var("USBMUXD_SOCKET_ADDRESS", &missing);
     assert_eq!(connected_device(None).unwrap(), None);
 
-    let sim_binary = Path::new(env!("CARGO_BIN_EXE_ibackup-sim"));
-    let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/profiles");
-
     // A daemon without a phone: None too.
-    let socket = dir.path().join("empty.sock");
-    let empty = SimProcess::start(
-        sim_binary,
-        socket.to_str().unwrap(),
-        Some(&profiles.join("no-phone.json")),
-    )
-    .unwrap();
-    std::env::set_var("USBMUXD_SOCKET_ADDRESS", &empty.address);
+    let empty = SimPhone::with_profile("no-phone");
+    std::env::set_var("USBMUXD_SOCKET_ADDRESS", empty.address());
     assert_eq!(connected_device(None).unwrap(), None);
     drop(empty);
 
     // A phone: its state; a UDID that is not there: None.
-    let socket = dir.path().join("phone.sock");
-    let phone = SimProcess::start(
-        sim_binary,
-        socket.to_str().unwrap(),
-        Some(&profiles.join("find-my-on.json")),
-    )
-    .unwrap();
-    std::env::set_var("USBMUXD_SOCKET_ADDRESS", &phone.address);
+    let phone = SimPhone::with_profile("find-my-on");
+    std::env::set_var("USBMUXD_SOCKET_ADDRESS", phone.address());
     let state = connected_device(None).unwrap().expect("a phone");
     assert!(state.paired);
     assert_eq!(state.find_my, Some(true));
@@ -52,14 +38,8 @@ fn connected_device_reports_a_phone_or_none() {
     drop(phone);
 
     // A phone that misbehaves: an error worth showing, not a silent None.
-    let socket = dir.path().join("bad.sock");
-    let bad = SimProcess::start(
-        sim_binary,
-        socket.to_str().unwrap(),
-        Some(&profiles.join("fault-wrong-certificate.json")),
-    )
-    .unwrap();
-    std::env::set_var("USBMUXD_SOCKET_ADDRESS", &bad.address);
+    let bad = SimPhone::with_profile("fault-wrong-certificate");
+    std::env::set_var("USBMUXD_SOCKET_ADDRESS", bad.address());
     let err = connected_device(None).unwrap_err();
     assert_eq!(err.code(), "device.certificate_mismatch");
 }

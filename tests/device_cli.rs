@@ -1,112 +1,36 @@
-//! End to end: the real `ibackup` binary against the real `ibackup-sim` binary, one simulated
-//! phone per test. Each test reads as: profile, command, expected output.
+//! End to end: the real `ibackup` binary against a simulated phone behind a usbmuxd socket (the
+//! ibackup_sim server, in this process), one phone per test. Each test reads as: profile,
+//! command, expected output.
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use ibackup::sim::harness::SimProcess;
-use support::json_of as json;
+use support::{assert_device_contract, Ibackup, SimPhone, SIM_UDID as UDID};
 use tempfile::TempDir;
 
-const UDID: &str = "00008110-001A2B3C4D5E801E";
-
-struct Phone {
-    sim: SimProcess,
-    dir: TempDir,
+fn phone(name: &str) -> SimPhone {
+    SimPhone::with_profile(name)
 }
 
-fn profile(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/sim/profiles")
-        .join(format!("{name}.json"))
-}
-
-/// A simulator with a shipped profile, on a Unix socket in a fresh folder.
-fn phone(name: &str) -> Phone {
-    let dir = TempDir::new().unwrap();
-    let socket = dir.path().join("usbmuxd.sock");
-    let sim = SimProcess::start(
-        Path::new(env!("CARGO_BIN_EXE_ibackup-sim")),
-        socket.to_str().unwrap(),
-        Some(&profile(name)),
-    )
-    .unwrap();
-    Phone { sim, dir }
-}
-
-/// A simulator with a profile written by the test.
-fn phone_with(json: &str) -> Phone {
-    let dir = TempDir::new().unwrap();
-    let path = dir.path().join("profile.json");
-    std::fs::write(&path, json).unwrap();
-    let socket = dir.path().join("usbmuxd.sock");
-    let sim = SimProcess::start(
-        Path::new(env!("CARGO_BIN_EXE_ibackup-sim")),
-        socket.to_str().unwrap(),
-        Some(&path),
-    )
-    .unwrap();
-    Phone { sim, dir }
-}
-
-fn ibackup_at(address: &str, folder: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ibackup"));
-    command
-        .args(args)
-        .env("USBMUXD_SOCKET_ADDRESS", address)
-        // Never read this machine's real pair records.
-        .env("IBACKUP_LOCKDOWN_DIR", folder)
-        .env("IBACKUP_DEVICE_WAIT", "1")
-        .env_remove("NO_COLOR");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().unwrap()
-}
-
-fn ibackup(phone: &Phone, args: &[&str]) -> Output {
-    ibackup_at(&phone.sim.address, phone.dir.path(), args, &[])
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+fn phone_with(json: &str) -> SimPhone {
+    SimPhone::builder().profile_json(json).start()
 }
 
 #[test]
 fn device_json_has_every_contract_field() {
     let phone = phone("default");
-    let out = ibackup(&phone, &["device", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let v = json(&out);
-    assert_eq!(v["schema"], "ibackup.device/1");
-    assert_eq!(v["udid"], UDID);
-    assert_eq!(v["name"], "Simulated iPhone");
-    assert_eq!(v["product_type"], "iPhone14,5");
-    assert_eq!(v["ios_version"], "17.5.1");
-    assert_eq!(v["build_version"], "21F90");
-    assert_eq!(v["connection"], "usbmuxd");
-    assert_eq!(v["connection_type"], "USB");
-    assert_eq!(v["paired"], true);
-    assert_eq!(v["pair_record"], "usbmuxd");
-    assert_eq!(v["storage"]["total_bytes"], 128_000_000_000u64);
-    assert_eq!(v["storage"]["available_bytes"], 54_300_000_000u64);
-    assert_eq!(v["battery"]["percent"], 80);
-    assert_eq!(v["battery"]["charging"], true);
-    assert_eq!(v["battery"]["external_power"], true);
-    assert_eq!(v["backup"]["will_encrypt"], false);
-    assert_eq!(v["find_my"], false);
-    assert_eq!(v["findings"], serde_json::json!([]));
+    let out = phone.ibackup(&["device", "--json"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr());
+    assert_device_contract(&out.json(), "usbmuxd", "usbmuxd");
 }
 
 #[test]
 fn device_text_reports_the_state() {
     let phone = phone("default");
-    let out = ibackup(&phone, &["device"]);
-    assert_eq!(out.status.code(), Some(0));
-    let stdout = text(&out.stdout);
+    let out = phone.ibackup(&["device"]);
+    assert_eq!(out.code(), Some(0));
+    let stdout = out.stdout();
     for expected in [
         "Simulated iPhone (iPhone14,5), iOS 17.5.1 (21F90)",
         UDID,
@@ -131,36 +55,45 @@ fn device_text_reports_the_state() {
 #[test]
 fn low_storage_profile() {
     let phone = phone("low-storage");
-    let v = json(&ibackup(&phone, &["device", "--json"]));
+    let v = phone.ibackup(&["device", "--json"]).json();
     assert_eq!(v["storage"]["total_bytes"], 64_000_000_000u64);
     assert_eq!(v["storage"]["available_bytes"], 850_000_000u64);
-    assert!(text(&ibackup(&phone, &["device"]).stdout).contains("850 MB free of 64 GB (low)"));
+    assert!(phone
+        .ibackup(&["device"])
+        .stdout()
+        .contains("850 MB free of 64 GB (low)"));
 }
 
 #[test]
 fn battery_low_and_not_charging_profile() {
     let phone = phone("battery-low");
-    let v = json(&ibackup(&phone, &["device", "--json"]));
+    let v = phone.ibackup(&["device", "--json"]).json();
     assert_eq!(
         v["battery"],
         serde_json::json!({"percent": 9, "charging": false, "external_power": false})
     );
-    assert!(text(&ibackup(&phone, &["device"]).stdout).contains("9%, not charging"));
+    assert!(phone
+        .ibackup(&["device"])
+        .stdout()
+        .contains("9%, not charging"));
 }
 
 #[test]
 fn find_my_on_profile() {
     let phone = phone("find-my-on");
-    let v = json(&ibackup(&phone, &["device", "--json"]));
+    let v = phone.ibackup(&["device", "--json"]).json();
     assert_eq!(v["find_my"], true);
     assert_eq!(v["backup"]["will_encrypt"], true);
-    assert!(text(&ibackup(&phone, &["device"]).stdout).contains("on (turn it off before restoring"));
+    assert!(phone
+        .ibackup(&["device"])
+        .stdout()
+        .contains("on (turn it off before restoring"));
 }
 
 #[test]
 fn ios_version_profile() {
     let phone = phone("ios-18.0");
-    let v = json(&ibackup(&phone, &["device", "--json"]));
+    let v = phone.ibackup(&["device", "--json"]).json();
     assert_eq!(v["ios_version"], "18.0");
     assert_eq!(v["build_version"], "22A3354");
     assert_eq!(v["product_type"], "iPhone16,1");
@@ -169,9 +102,9 @@ fn ios_version_profile() {
 #[test]
 fn unpaired_phone_reports_what_it_can_and_how_to_pair() {
     let phone = phone("unpaired");
-    let out = ibackup(&phone, &["device", "--json"]);
-    assert_eq!(out.status.code(), Some(0));
-    let v = json(&out);
+    let out = phone.ibackup(&["device", "--json"]);
+    assert_eq!(out.code(), Some(0));
+    let v = out.json();
     assert_eq!(v["paired"], false);
     assert_eq!(v["ios_version"], "17.5.1");
     assert_eq!(v["name"], "Simulated iPhone");
@@ -179,21 +112,23 @@ fn unpaired_phone_reports_what_it_can_and_how_to_pair() {
         assert!(v[key].is_null(), "{key} should be null: {v}");
     }
     assert_eq!(v["findings"][0]["code"], "device.not_paired");
-    let stdout = text(&ibackup(&phone, &["device"]).stdout);
+    let stdout = phone.ibackup(&["device"]).stdout();
     assert!(stdout.contains("ibackup pair"), "{stdout}");
 }
 
 #[test]
 fn pairing_waits_for_unlock_and_trust_then_saves_the_record() {
     let phone = phone("pairing-pending");
-    let out = ibackup(&phone, &["pair"]);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let out = phone.ibackup(&["pair"]);
+    let stderr = out.stderr();
+    assert_eq!(out.code(), Some(0), "{stderr}");
     assert!(stderr.contains("Unlock your iPhone"), "{stderr}");
     assert!(stderr.contains("Tap Trust"), "{stderr}");
-    assert!(text(&out.stdout).contains("Paired with 00008110-001A2B3C4D5E801E"));
+    assert!(out
+        .stdout()
+        .contains("Paired with 00008110-001A2B3C4D5E801E"));
     // The record went to usbmuxd and opens a session now.
-    let v = json(&ibackup(&phone, &["device", "--json"]));
+    let v = phone.ibackup(&["device", "--json"]).json();
     assert_eq!(v["paired"], true);
     assert_eq!(v["pair_record"], "usbmuxd");
     assert_eq!(v["battery"]["percent"], 80);
@@ -202,45 +137,35 @@ fn pairing_waits_for_unlock_and_trust_then_saves_the_record() {
 #[test]
 fn denied_pairing_is_a_clear_failure() {
     let phone = phone("pairing-denied");
-    let out = ibackup(&phone, &["pair", "--json"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(json(&out)["error"]["code"], "device.pairing_denied");
-    assert!(text(&out.stderr).contains("Trust"));
+    let out = phone.ibackup(&["pair", "--json"]);
+    assert_eq!(out.code(), Some(2));
+    assert_eq!(out.json()["error"]["code"], "device.pairing_denied");
+    assert!(out.stderr().contains("Trust"));
 }
 
 #[test]
 fn pairing_gives_up_after_the_timeout() {
     let phone = phone_with(r#"{"paired": false, "pairing": {"pending_for": 1000}}"#);
-    let out = ibackup_at(
-        &phone.sim.address,
-        phone.dir.path(),
-        &["pair", "--json"],
-        &[("IBACKUP_PAIR_TIMEOUT", "2")],
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(json(&out)["error"]["code"], "device.pairing_timeout");
+    let out = phone.ibackup_with(&["pair", "--json"], &[("IBACKUP_PAIR_TIMEOUT", "2")]);
+    assert_eq!(out.code(), Some(2));
+    assert_eq!(out.json()["error"]["code"], "device.pairing_timeout");
 }
 
 /// Each fault ends in exit 2, a one-paragraph error and a JSON error object, quickly.
 fn assert_fault(profile_name: &str, code: &str, words: &str) {
     let phone = phone(profile_name);
     let started = Instant::now();
-    let out = ibackup(&phone, &["device", "--json"]);
+    let out = phone.ibackup(&["device", "--json"]);
     let took = started.elapsed();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{profile_name}: {}",
-        text(&out.stderr)
-    );
+    assert_eq!(out.code(), Some(2), "{profile_name}: {}", out.stderr());
     assert!(
         took < Duration::from_secs(10),
         "{profile_name} took {took:?}"
     );
-    let v = json(&out);
+    let v = out.json();
     assert_eq!(v["schema"], "ibackup.error/1");
     assert_eq!(v["error"]["code"], code, "{profile_name}: {v}");
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr();
     assert!(stderr.starts_with("error: "), "{stderr}");
     assert!(
         stderr.contains(words),
@@ -303,65 +228,62 @@ fn wrong_pinned_certificate_is_refused() {
 fn no_daemon_is_a_clear_failure() {
     let dir = TempDir::new().unwrap();
     let missing = dir.path().join("nothing.sock");
-    let out = ibackup_at(
-        missing.to_str().unwrap(),
-        dir.path(),
-        &["device", "--json"],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(json(&out)["error"]["code"], "device.no_daemon");
-    assert!(text(&out.stderr).contains("usbmuxd"));
+    let out = Ibackup::new(["device", "--json"])
+        .env("USBMUXD_SOCKET_ADDRESS", &missing)
+        .env("IBACKUP_LOCKDOWN_DIR", dir.path())
+        .env("IBACKUP_DEVICE_WAIT", "1")
+        .run();
+    assert_eq!(out.code(), Some(2));
+    assert_eq!(out.json()["error"]["code"], "device.no_daemon");
+    assert!(out.stderr().contains("usbmuxd"));
 }
 
 #[test]
 fn no_phone_waits_then_fails_and_devices_lists_none() {
     let phone = phone("no-phone");
     let started = Instant::now();
-    let out = ibackup(&phone, &["device", "--json"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(json(&out)["error"]["code"], "device.none");
+    let out = phone.ibackup(&["device", "--json"]);
+    assert_eq!(out.code(), Some(2));
+    assert_eq!(out.json()["error"]["code"], "device.none");
     assert!(started.elapsed() < Duration::from_secs(5));
-    let out = ibackup(&phone, &["devices", "--json"]);
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(json(&out)["devices"], serde_json::json!([]));
-    assert!(text(&ibackup(&phone, &["devices"]).stdout).contains("No iPhone is connected"));
+    let out = phone.ibackup(&["devices", "--json"]);
+    assert_eq!(out.code(), Some(0));
+    assert_eq!(out.json()["devices"], serde_json::json!([]));
+    assert!(phone
+        .ibackup(&["devices"])
+        .stdout()
+        .contains("No iPhone is connected"));
 }
 
 #[test]
 fn a_phone_plugged_in_while_waiting_is_found_through_listen() {
     let phone = phone_with(r#"{"attach_after_ms": 700}"#);
-    let out = ibackup_at(
-        &phone.sim.address,
-        phone.dir.path(),
-        &["device", "--json"],
-        &[("IBACKUP_DEVICE_WAIT", "5")],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(json(&out)["udid"], UDID);
+    let out = phone.ibackup_with(&["device", "--json"], &[("IBACKUP_DEVICE_WAIT", "5")]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr());
+    assert_eq!(out.json()["udid"], UDID);
 }
 
 #[test]
 fn unknown_udid_is_refused() {
     let phone = phone("default");
-    let out = ibackup(&phone, &["device", "--device", "nope", "--json"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(json(&out)["error"]["code"], "device.not_found");
-    let out = ibackup(&phone, &["device", "--device", UDID, "--json"]);
-    assert_eq!(out.status.code(), Some(0));
+    let out = phone.ibackup(&["device", "--device", "nope", "--json"]);
+    assert_eq!(out.code(), Some(2));
+    assert_eq!(out.json()["error"]["code"], "device.not_found");
+    let out = phone.ibackup(&["device", "--device", UDID, "--json"]);
+    assert_eq!(out.code(), Some(0));
 }
 
 #[test]
 fn devices_lists_the_phone() {
     let phone = phone("default");
-    let out = ibackup(&phone, &["devices", "--json"]);
-    assert_eq!(out.status.code(), Some(0));
-    let v = json(&out);
+    let out = phone.ibackup(&["devices", "--json"]);
+    assert_eq!(out.code(), Some(0));
+    let v = out.json();
     assert_eq!(v["schema"], "ibackup.devices/1");
     assert_eq!(v["devices"][0]["udid"], UDID);
     assert_eq!(v["devices"][0]["name"], "Simulated iPhone");
     assert_eq!(v["devices"][0]["connection"], "usbmuxd");
-    let stdout = text(&ibackup(&phone, &["devices"]).stdout);
+    let stdout = phone.ibackup(&["devices"]).stdout();
     assert!(
         stdout.contains(UDID) && stdout.contains("iOS 17.5.1"),
         "{stdout}"
@@ -371,53 +293,19 @@ fn devices_lists_the_phone() {
 #[test]
 fn every_address_form_reaches_the_simulator() {
     let phone = phone("default");
-    let socket = phone.dir.path().join("usbmuxd.sock");
-    let path = socket.to_str().unwrap();
+    let path = phone.address();
     for address in [path.to_string(), format!("UNIX:{path}")] {
-        let out = ibackup_at(&address, phone.dir.path(), &["device", "--json"], &[]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{address}: {}",
-            text(&out.stderr)
-        );
+        let out = phone
+            .command(&["device", "--json"])
+            .env("USBMUXD_SOCKET_ADDRESS", &address)
+            .run();
+        assert_eq!(out.code(), Some(0), "{address}: {}", out.stderr());
     }
-    let tcp = SimProcess::start(
-        Path::new(env!("CARGO_BIN_EXE_ibackup-sim")),
-        "127.0.0.1:0",
-        None,
-    )
-    .unwrap();
-    assert!(tcp.address.starts_with("127.0.0.1:"), "{}", tcp.address);
-    let out = ibackup_at(&tcp.address, phone.dir.path(), &["device", "--json"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(json(&out)["paired"], true);
-}
-
-#[test]
-fn simulator_refuses_bad_arguments() {
-    let sim = env!("CARGO_BIN_EXE_ibackup-sim");
-    let out = Command::new(sim)
-        .args(["--listen", "10.1.2.3:9"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("loopback"));
-    let dir = TempDir::new().unwrap();
-    let bad = dir.path().join("p.json");
-    std::fs::write(&bad, r#"{"batery": {}}"#).unwrap();
-    let socket = dir.path().join("s.sock");
-    let out = Command::new(sim)
-        .args([
-            "--listen",
-            socket.to_str().unwrap(),
-            "--profile",
-            bad.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("batery"));
+    let tcp = SimPhone::builder().tcp().start();
+    assert!(tcp.address().starts_with("127.0.0.1:"), "{}", tcp.address());
+    let out = tcp.ibackup(&["device", "--json"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr());
+    assert_eq!(out.json()["paired"], true);
 }
 
 #[test]

@@ -1,16 +1,14 @@
 //! The simulator against client software nobody here wrote: Debian's libimobiledevice-utils
-//! (`idevice_id`, `ideviceinfo`, `idevicepair`) talk to `ibackup-sim` through
-//! `USBMUXD_SOCKET_ADDRESS`, over a Unix socket and over TCP. Then ibackup reads the pair record
+//! (`idevice_id`, `ideviceinfo`, `idevicepair`) talk to the simulated phone (served from this
+//! process) through `USBMUXD_SOCKET_ADDRESS`, over a Unix socket and over TCP. Then ibackup reads the pair record
 //! libimobiledevice made. When the tools are not installed each test says so loudly and passes
 //! (CI installs them: apt-get install libimobiledevice-utils libusbmuxd-tools).
 
-use std::path::Path;
+mod support;
+
 use std::process::{Command, Output};
 
-use ibackup::sim::harness::SimProcess;
-use tempfile::TempDir;
-
-const UDID: &str = "00008110-001A2B3C4D5E801E";
+use support::{SimPhone, SIM_UDID as UDID};
 
 fn tools_present() -> bool {
     let present = ["idevice_id", "ideviceinfo", "idevicepair"]
@@ -26,50 +24,27 @@ fn tools_present() -> bool {
     present
 }
 
-struct Phone {
-    sim: SimProcess,
-    dir: TempDir,
+/// A simulated phone with a shipped profile, on a Unix socket or a loopback TCP port.
+fn phone(profile: &str, tcp: bool) -> SimPhone {
+    let builder = SimPhone::builder().profile(profile);
+    if tcp { builder.tcp() } else { builder }.start()
 }
 
-fn phone(profile: &str, tcp: bool) -> Phone {
-    let dir = TempDir::new().unwrap();
-    let socket = dir.path().join("usbmuxd.sock");
-    let listen = if tcp {
-        "127.0.0.1:0".to_string()
+/// Runs one of libimobiledevice's tools against `phone`.
+fn tool(phone: &SimPhone, tool: &str, args: &[&str]) -> Output {
+    // The `USBMUXD_SOCKET_ADDRESS` value libusbmuxd understands (`UNIX:` for sockets).
+    let address = if phone.address().starts_with("127.0.0.1:") {
+        phone.address().to_string()
     } else {
-        socket.to_str().unwrap().to_string()
+        format!("UNIX:{}", phone.address())
     };
-    let profile = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/sim/profiles")
-        .join(format!("{profile}.json"));
-    let sim = SimProcess::start(
-        Path::new(env!("CARGO_BIN_EXE_ibackup-sim")),
-        &listen,
-        Some(&profile),
-    )
-    .unwrap();
-    Phone { sim, dir }
-}
-
-impl Phone {
-    /// The `USBMUXD_SOCKET_ADDRESS` value libusbmuxd understands (`UNIX:` for sockets).
-    fn address(&self) -> String {
-        if self.sim.address.starts_with("127.0.0.1:") {
-            self.sim.address.clone()
-        } else {
-            format!("UNIX:{}", self.sim.address)
-        }
-    }
-
-    fn run(&self, tool: &str, args: &[&str]) -> Output {
-        Command::new(tool)
-            .args(args)
-            .env("USBMUXD_SOCKET_ADDRESS", self.address())
-            // libimobiledevice may keep its own configuration under HOME.
-            .env("HOME", self.dir.path())
-            .output()
-            .unwrap()
-    }
+    Command::new(tool)
+        .args(args)
+        .env("USBMUXD_SOCKET_ADDRESS", address)
+        // libimobiledevice may keep its own configuration under HOME.
+        .env("HOME", phone.dir())
+        .output()
+        .unwrap()
 }
 
 fn stdout(out: &Output) -> String {
@@ -98,11 +73,11 @@ fn assert_lines(text: &str, lines: &[&str]) {
 
 fn listing_and_info(tcp: bool) {
     let phone = phone("default", tcp);
-    let ids = assert_ok(&phone.run("idevice_id", &["-l"]), "idevice_id -l");
+    let ids = assert_ok(&tool(&phone, "idevice_id", &["-l"]), "idevice_id -l");
     assert_eq!(ids.trim(), UDID);
 
     // No session: the basic root values only.
-    let simple = assert_ok(&phone.run("ideviceinfo", &["-s"]), "ideviceinfo -s");
+    let simple = assert_ok(&tool(&phone, "ideviceinfo", &["-s"]), "ideviceinfo -s");
     assert_lines(
         &simple,
         &[
@@ -118,7 +93,7 @@ fn listing_and_info(tcp: bool) {
     );
 
     // Session + TLS with the pair record usbmuxd hands out.
-    let full = assert_ok(&phone.run("ideviceinfo", &[]), "ideviceinfo");
+    let full = assert_ok(&tool(&phone, "ideviceinfo", &[]), "ideviceinfo");
     assert_lines(
         &full,
         &[
@@ -129,7 +104,7 @@ fn listing_and_info(tcp: bool) {
     );
 
     let disk = assert_ok(
-        &phone.run("ideviceinfo", &["-q", "com.apple.disk_usage"]),
+        &tool(&phone, "ideviceinfo", &["-q", "com.apple.disk_usage"]),
         "ideviceinfo -q",
     );
     assert_lines(
@@ -164,13 +139,13 @@ fn idevicepair_pairs_and_validates_and_ibackup_uses_its_record() {
     let phone = phone("unpaired", false);
     // (No "validate fails before pairing" check: libimobiledevice pairs on its own when it
     // finds no record, so validate on an accepting phone pairs it.)
-    let paired = assert_ok(&phone.run("idevicepair", &["pair"]), "idevicepair pair");
+    let paired = assert_ok(&tool(&phone, "idevicepair", &["pair"]), "idevicepair pair");
     assert!(
         paired.contains(&format!("SUCCESS: Paired with device {UDID}")),
         "{paired}"
     );
     let valid = assert_ok(
-        &phone.run("idevicepair", &["validate"]),
+        &tool(&phone, "idevicepair", &["validate"]),
         "idevicepair validate",
     );
     assert!(
@@ -180,19 +155,13 @@ fn idevicepair_pairs_and_validates_and_ibackup_uses_its_record() {
 
     // The session now works for libimobiledevice ...
     let battery = assert_ok(
-        &phone.run("ideviceinfo", &["-q", "com.apple.mobile.battery"]),
+        &tool(&phone, "ideviceinfo", &["-q", "com.apple.mobile.battery"]),
         "ideviceinfo -q battery",
     );
     assert_lines(&battery, &["BatteryCurrentCapacity: 80"]);
 
     // ... and for ibackup, pinned to the DeviceCertificate libimobiledevice wrote.
-    let out = Command::new(env!("CARGO_BIN_EXE_ibackup"))
-        .args(["device", "--json"])
-        .env("USBMUXD_SOCKET_ADDRESS", &phone.sim.address)
-        .env("IBACKUP_LOCKDOWN_DIR", phone.dir.path())
-        .output()
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = phone.ibackup(&["device", "--json"]).json();
     assert_eq!(json["paired"], true, "{json}");
     assert_eq!(json["storage"]["total_bytes"], 128_000_000_000u64);
 }
@@ -203,24 +172,15 @@ fn ideviceinfo_accepts_the_record_ibackup_pair_made() {
         return;
     }
     let phone = phone("unpaired", false);
-    let out = Command::new(env!("CARGO_BIN_EXE_ibackup"))
-        .args(["pair"])
-        .env("USBMUXD_SOCKET_ADDRESS", &phone.sim.address)
-        .env("IBACKUP_LOCKDOWN_DIR", phone.dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = phone.ibackup(&["pair"]);
+    assert!(out.status.success(), "{}", out.stderr());
     let full = assert_ok(
-        &phone.run("ideviceinfo", &[]),
+        &tool(&phone, "ideviceinfo", &[]),
         "ideviceinfo after ibackup pair",
     );
     assert_lines(&full, &["ActivationState: Activated"]);
     let valid = assert_ok(
-        &phone.run("idevicepair", &["validate"]),
+        &tool(&phone, "idevicepair", &["validate"]),
         "idevicepair validate",
     );
     assert!(valid.contains("SUCCESS: Validated pairing"), "{valid}");

@@ -1,9 +1,9 @@
 //! The StartService handshake every lockdown service shares (`ibackup::device::services`),
-//! against the simulator binary. The simulated phone offers no services yet: it refuses every
+//! against the simulated phone. The simulated phone offers no services yet: it refuses every
 //! StartService with `InvalidService`, which must reach the caller as the typed error.
 #![cfg(unix)]
 
-use std::path::Path;
+mod support;
 
 use ibackup::device::lockdown::pair_record::PairRecord;
 use ibackup::device::lockdown::{LockdownClient, LockdownError, PORT};
@@ -11,24 +11,13 @@ use ibackup::device::services;
 use ibackup::device::transport::usbmuxd::UsbmuxdTransport;
 use ibackup::device::transport::{parse_address, Transport};
 use ibackup::device::DeviceError;
-use ibackup::sim::harness::SimProcess;
-use tempfile::TempDir;
-
-const UDID: &str = "00008110-001A2B3C4D5E801E";
+use support::{SimPhone, SIM_UDID as UDID};
 
 #[test]
 fn a_service_the_phone_does_not_offer_is_a_typed_refusal() {
-    let dir = TempDir::new().unwrap();
-    let socket = dir.path().join("usbmuxd.sock");
-    let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/profiles/default.json");
-    let sim = SimProcess::start(
-        Path::new(env!("CARGO_BIN_EXE_ibackup-sim")),
-        socket.to_str().unwrap(),
-        Some(&profile),
-    )
-    .unwrap();
+    let phone = SimPhone::with_profile("default");
     let transport = UsbmuxdTransport {
-        address: parse_address(&sim.address).unwrap(),
+        address: parse_address(phone.address()).unwrap(),
     };
     let device = transport.devices().unwrap().remove(0);
     assert_eq!(device.udid, UDID);

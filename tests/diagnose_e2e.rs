@@ -1,22 +1,17 @@
-//! Diagnosis end to end: a simulated iPhone (ibackup-sim) with a profile, fixture backups in the
+//! Diagnosis end to end: a simulated iPhone (in this process) with a profile, fixture backups in the
 //! backup folder, `ibackup inspect` with no argument; each test names the findings it expects.
 
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use ibackup::sim::harness::SimProcess;
 use serde_json::Value;
-use support::{write_backup, Defect, Spec};
+use support::{write_backup, Defect, Ibackup, Run, SimPhone, Spec, SIM_UDID as UDID};
 use tempfile::TempDir;
 
-/// The simulator's default UDID, iOS and name.
-const UDID: &str = "00008110-001A2B3C4D5E801E";
-
+/// A desk: maybe a phone, and a backup folder.
 struct Scene {
-    _sim: Option<SimProcess>,
-    address: String,
+    phone: Option<SimPhone>,
     dir: TempDir,
 }
 
@@ -33,59 +28,35 @@ impl Scene {
             );
         }
         std::fs::create_dir_all(dir.path().join("backups")).unwrap();
-        let (sim, address) = match profile {
-            Some(json) => {
-                let path = dir.path().join("profile.json");
-                std::fs::write(&path, json).unwrap();
-                let socket = dir.path().join("usbmuxd.sock");
-                let sim = SimProcess::start(
-                    Path::new(env!("CARGO_BIN_EXE_ibackup-sim")),
-                    socket.to_str().unwrap(),
-                    Some(&path),
-                )
-                .unwrap();
-                let address = sim.address.clone();
-                (Some(sim), address)
-            }
-            None => (
-                None,
-                format!("UNIX:{}/no-daemon.sock", dir.path().display()),
-            ),
-        };
-        Scene {
-            _sim: sim,
-            address,
-            dir,
-        }
+        let phone = profile.map(|json| SimPhone::builder().profile_json(json).start());
+        Scene { phone, dir }
     }
 
     fn backups(&self) -> PathBuf {
         self.dir.path().join("backups")
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ibackup"))
-            .args(args)
-            .env("USBMUXD_SOCKET_ADDRESS", &self.address)
-            .env("IBACKUP_LOCKDOWN_DIR", self.dir.path())
-            .env("IBACKUP_BACKUP_DIR", self.backups())
-            .env("IBACKUP_DEVICE_WAIT", "1")
-            .env_remove("NO_COLOR")
-            .output()
-            .unwrap()
+    /// `ibackup ARGS` at this desk: pointed at its phone, or at no daemon when it has none.
+    fn run(&self, args: &[&str]) -> Run {
+        let command = match &self.phone {
+            Some(phone) => phone.command(args),
+            None => Ibackup::new(args)
+                .env(
+                    "USBMUXD_SOCKET_ADDRESS",
+                    format!("UNIX:{}/no-daemon.sock", self.dir.path().display()),
+                )
+                .env("IBACKUP_LOCKDOWN_DIR", self.dir.path())
+                .env("IBACKUP_DEVICE_WAIT", "1"),
+        };
+        command.env("IBACKUP_BACKUP_DIR", self.backups()).run()
     }
 
     fn inspect(&self, extra: &[&str]) -> Value {
         let mut args = vec!["inspect", "--json"];
         args.extend(extra);
         let out = self.run(&args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        assert_eq!(out.code(), Some(0), "{}", out.stderr());
+        out.json()
     }
 }
 
@@ -218,8 +189,8 @@ fn find_my_on_blocks_a_restore() {
     // verify with the phone connected: complete, but not restorable to it.
     let backup = first_backup(&scene);
     let out = scene.run(&["verify", backup.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.code(), Some(1));
+    let text = out.stdout();
     assert!(text.contains("Not ready to restore"), "{text}");
     assert!(text.contains("Find My is on"), "{text}");
 }
@@ -229,13 +200,8 @@ fn verify_with_a_ready_phone_exits_0() {
     let scene = Scene::new(Some("{}"), &[recent()]);
     let backup = first_backup(&scene);
     let out = scene.run(&["verify", backup.to_str().unwrap(), "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let value: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.code(), Some(0), "{}", out.stdout());
+    let value = out.json();
     assert_eq!(value["schema"], "ibackup.verify/1");
     assert_eq!(value["restore"]["ready"], true);
     assert_eq!(value["restore"]["device"], UDID);
@@ -371,8 +337,8 @@ fn human_report_for_a_troubled_phone_reads_well() {
         &[recent().with(Defect::Unfinished)],
     );
     let out = scene.run(&["inspect", "--message", "backup needs restart"]);
-    assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.code(), Some(0));
+    let text = out.stdout();
     for want in [
         "What ibackup found",
         "What to do",
@@ -442,7 +408,7 @@ fn an_encrypted_backup_without_its_password() {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/third-party/synthetic-encrypted-ios26");
     let out = scene.run(&["inspect", sample.to_str().unwrap(), "--json"]);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = out.json();
     let f = finding(&report, "backup.encrypted_no_password");
     assert_eq!(f["fix"]["id"], "backup-password");
     assert_eq!(report["backups"][0]["backup"]["encrypted"], true);

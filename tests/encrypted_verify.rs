@@ -9,11 +9,10 @@ use support::{json_of, problem_codes};
 mod support_encrypt;
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-use support::{stderr, stdout, tree_fingerprint};
+use support::{stderr, stdout, tree_fingerprint, Ibackup, Run};
 
 /// Arguments, environment, standard input.
 type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, Option<String>);
@@ -25,24 +24,14 @@ fn synthetic_sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/third-party/synthetic-encrypted-ios26")
 }
 
-/// Runs ibackup with no inherited password and no terminal; `stdin` is piped in when given.
-fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ibackup"));
-    cmd.args(args)
-        .env_remove("IBACKUP_PASSWORD")
-        .env_remove("NO_COLOR")
-        .env_remove("IBACKUP_BACKUP_DIR")
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("run ibackup");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).expect("write stdin");
+/// Runs ibackup (no inherited password, no terminal); `stdin` is piped in when given.
+fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
+    let command = Ibackup::new(args).envs(env);
+    match stdin {
+        Some(text) => command.stdin(text),
+        None => command,
     }
-    drop(input);
-    child.wait_with_output().expect("wait for ibackup")
+    .run()
 }
 
 fn password_file(dir: &Path, password: &str) -> PathBuf {

@@ -30,13 +30,13 @@ struct Run {
 #[allow(clippy::zombie_processes)]
 fn run(args: &[&str]) -> Run {
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ibackup"))
-        .args(args)
+    // The shared helper's clean environment, but spawned here: wait4 must reap the child.
+    let mut child = support::Ibackup::new(args)
         .env(
             "USBMUXD_SOCKET_ADDRESS",
             "UNIX:/nonexistent/ibackup-tests-have-no-daemon",
         )
-        .env_remove("IBACKUP_PASSWORD")
+        .command()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

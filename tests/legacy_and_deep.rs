@@ -13,11 +13,10 @@ mod support_encrypt;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use ibackup::backup::{crypto, keybag, mbfile};
 use rusqlite::Connection;
-use support::{ibackup_with, sha1_hex, stderr, stdout, write_backup, Defect, Spec};
+use support::{ibackup_with, sha1_hex, stderr, stdout, write_backup, Defect, Run, Spec};
 
 const PASSWORD: &str = "rust-made pässword";
 
@@ -110,7 +109,7 @@ fn to_legacy(backup: &Path, password: Option<&str>) {
     }
 }
 
-fn verify(backup: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
+fn verify(backup: &Path, extra: &[&str], env: &[(&str, &str)]) -> Run {
     let mut args = vec!["verify", backup.to_str().unwrap(), "--json"];
     args.extend_from_slice(extra);
     ibackup_with(&args, env)

@@ -5,9 +5,8 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use support::{write_backup, Defect, Spec};
+use support::{write_backup, Defect, Ibackup, Spec};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -33,16 +32,14 @@ fn assert_untouched(target: &Path) {
     let before = support::tree_fingerprint(target);
     let cwd = tempfile::tempdir().unwrap();
     for args in commands(target) {
-        let out = Command::new(env!("CARGO_BIN_EXE_ibackup"))
-            .args(&args)
+        let out = Ibackup::new(&args)
             .current_dir(cwd.path())
             .env(
                 "USBMUXD_SOCKET_ADDRESS",
                 "UNIX:/nonexistent/ibackup-tests-have-no-daemon",
             )
             .env("IBACKUP_BACKUP_DIR", target)
-            .output()
-            .unwrap();
+            .run();
         assert!(out.status.code().is_some(), "{args:?}");
         assert_eq!(
             support::tree_fingerprint(target),

@@ -1,12 +1,13 @@
-//! The simulator binary at the protocol level, through ibackup's own usbmux and lockdown
+//! The simulated phone (in this process) at the protocol level, through ibackup's own usbmux and lockdown
 //! clients: it answers like a phone (limited values before a session, domains inside one,
 //! InvalidHostID for strangers, refused ports), keeps pair records like usbmuxd, and survives
 //! clients that send garbage.
 #![cfg(unix)]
 
+mod support;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::time::Duration;
 
 use ibackup::device::lockdown::pair_record::PairRecord;
@@ -14,28 +15,16 @@ use ibackup::device::lockdown::{LockdownClient, LockdownError, PORT};
 use ibackup::device::transport::usbmuxd::{UsbmuxClient, UsbmuxdTransport};
 use ibackup::device::transport::{parse_address, Transport};
 use ibackup::device::DeviceError;
-use ibackup::sim::harness::SimProcess;
 use plist::Value;
-use tempfile::TempDir;
+use support::{SimPhone, SIM_UDID as UDID};
 
-const UDID: &str = "00008110-001A2B3C4D5E801E";
-
-fn start(profile: &str) -> (TempDir, SimProcess, UsbmuxdTransport) {
-    let dir = TempDir::new().unwrap();
-    let socket = dir.path().join("usbmuxd.sock");
-    let profile = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/sim/profiles")
-        .join(format!("{profile}.json"));
-    let sim = SimProcess::start(
-        Path::new(env!("CARGO_BIN_EXE_ibackup-sim")),
-        socket.to_str().unwrap(),
-        Some(&profile),
-    )
-    .unwrap();
+/// A simulated phone with a shipped profile, and ibackup's usbmuxd client pointed at it.
+fn start(profile: &str) -> (SimPhone, UsbmuxdTransport) {
+    let phone = SimPhone::with_profile(profile);
     let transport = UsbmuxdTransport {
-        address: parse_address(&sim.address).unwrap(),
+        address: parse_address(phone.address()).unwrap(),
     };
-    (dir, sim, transport)
+    (phone, transport)
 }
 
 fn lockdown(transport: &UsbmuxdTransport) -> LockdownClient {
@@ -47,7 +36,7 @@ fn lockdown(transport: &UsbmuxdTransport) -> LockdownClient {
 
 #[test]
 fn usbmuxd_side_lists_the_phone_and_keeps_pair_records() {
-    let (_dir, _sim, transport) = start("unpaired");
+    let (_phone, transport) = start("unpaired");
     let devices = transport.devices().unwrap();
     assert_eq!(devices.len(), 1);
     assert_eq!(devices[0].udid, UDID);
@@ -77,7 +66,7 @@ fn usbmuxd_side_lists_the_phone_and_keeps_pair_records() {
 
 #[test]
 fn without_a_session_only_basic_values_are_answered() {
-    let (_dir, _sim, transport) = start("default");
+    let (_phone, transport) = start("default");
     let mut client = lockdown(&transport);
     let root = client
         .get_value(None, None)
@@ -111,7 +100,7 @@ fn without_a_session_only_basic_values_are_answered() {
 
 #[test]
 fn sessions_need_a_known_host_and_open_the_domains() {
-    let (_dir, _sim, transport) = start("default");
+    let (_phone, transport) = start("default");
     let bytes = transport
         .read_pair_record(UDID)
         .unwrap()
@@ -162,8 +151,8 @@ fn sessions_need_a_known_host_and_open_the_domains() {
 
 #[test]
 fn the_simulator_survives_clients_that_send_garbage() {
-    let (_dir, sim, transport) = start("default");
-    let path = sim.address.clone();
+    let (phone, transport) = start("default");
+    let path = phone.address().to_string();
     let garbage: [&[u8]; 3] = [
         &[0xf0, 0xff, 0xff, 0xff, 1, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0],
         b"this is not a usbmux frame at all",

@@ -9,8 +9,8 @@ use ibackup::device::lockdown::{self, LockdownClient};
 use ibackup::device::transport::usb::emulated::channel_pair;
 use ibackup::device::transport::usb::mux::Mux;
 use ibackup::device::DeviceError;
-use ibackup::sim::usb::{serve_usb, UsbFault, UsbOptions};
-use ibackup::sim::{Phone, Profile};
+use ibackup_sim::usb::{serve_usb, UsbFault, UsbOptions};
+use ibackup_sim::{Phone, Profile};
 
 /// A plugged-in emulated phone behaving as `options` say; the host side already negotiated.
 fn plug_in(options: UsbOptions) -> Arc<Mux> {

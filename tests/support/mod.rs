@@ -1,32 +1,21 @@
-//! Test support: the backup writer (writer.rs) and helpers that run the `ibackup` binary.
+//! Test support: the backup writer (writer.rs), the one way to run the `ibackup` binary
+//! (run.rs), the simulated phone (phone.rs), and small helpers for reading what a run printed.
 
 #![allow(dead_code, unused_imports)]
 
+mod phone;
+mod run;
 mod writer;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use sha1::{Digest, Sha1};
 
+pub use phone::*;
+pub use run::*;
 pub use writer::*;
-
-/// Runs the `ibackup` binary with `args` and no colour or terminal.
-pub fn ibackup(args: &[&str]) -> Output {
-    ibackup_with(args, &[])
-}
-
-pub fn ibackup_with(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ibackup"));
-    cmd.args(args)
-        .env_remove("NO_COLOR")
-        .env_remove("IBACKUP_BACKUP_DIR");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run ibackup")
-}
 
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -93,7 +93,7 @@ pub fn read_message_within<R: Read + ?Sized>(
 }
 
 /// A lockdownd connection before and inside a session's TLS. The client holds a rustls
-/// `ClientConnection`; the simulated phone (src/sim) a `ServerConnection`.
+/// `ClientConnection`; the simulated phone (the ibackup-sim crate) a `ServerConnection`.
 pub enum MaybeTls<C, S: Read + Write> {
     Plain(S),
     Tls(Box<StreamOwned<C, S>>),

@@ -293,11 +293,11 @@ mod tests {
     fn sample_record() -> PairRecord {
         use rsa::pkcs1::DecodeRsaPrivateKey;
         let key = |pem: &str| RsaPrivateKey::from_pkcs1_pem(pem).unwrap();
-        let device = key(include_str!("../../sim/keys/device.pem"));
+        let device = key(include_str!("../../../sim/src/keys/device.pem"));
         let public = device.to_public_key().to_pkcs1_pem(LineEnding::LF).unwrap();
         PairRecord::with_keys(
-            &key(include_str!("../../sim/keys/root.pem")),
-            &key(include_str!("../../sim/keys/host.pem")),
+            &key(include_str!("../../../sim/src/keys/root.pem")),
+            &key(include_str!("../../../sim/src/keys/host.pem")),
             public.as_bytes(),
             "BUID".to_string(),
             Some("aa:bb".to_string()),

@@ -7,7 +7,7 @@
 //! real device. `IBACKUP_USB_EMULATOR=/path/to/socket` makes `--transport usb` use it instead
 //! of libusb (docs/device.md).
 //!
-//! Not here: the phone's side of the protocol (src/sim/usb.rs).
+//! Not here: the phone's side of the protocol (the ibackup-sim crate, sim/src/usb.rs).
 
 use std::io;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};

@@ -5,7 +5,7 @@
 //! own packets into 16 KiB transfers with a zero-length packet after a multiple of the max
 //! packet size, as a phone does. Faults ([`UsbFault`]) make it misbehave on purpose.
 //!
-//! Reached through [`crate::device::usb::emulated`]: in memory for tests, or a Unix socket
+//! Reached through [`ibackup::device::transport::usb::emulated`]: in memory for tests, or a Unix socket
 //! (`ibackup-sim --usb`) for the real binary. Not for production use.
 
 use std::collections::HashMap;
@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::server::{serve_lockdown, Phone};
-use crate::device::lockdown;
-use crate::device::transport::usb::frame::{self, Body, Packet, Sequence, Tcp};
-use crate::device::transport::usb::mux::BulkPipes;
-use crate::device::DeviceError;
+use ibackup::device::lockdown;
+use ibackup::device::transport::usb::frame::{self, Body, Packet, Sequence, Tcp};
+use ibackup::device::transport::usb::mux::BulkPipes;
+use ibackup::device::DeviceError;
 
 /// How the emulated phone behaves on USB.
 #[derive(Debug, Clone, PartialEq, Eq)]

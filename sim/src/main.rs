@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ibackup::sim::{self, Profile};
+use ibackup_sim::{self as sim, Profile};
 
 /// A simulated iPhone (usbmuxd + lockdownd) that real clients accept.
 #[derive(Debug, Parser)]

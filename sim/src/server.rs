@@ -4,7 +4,7 @@
 //! clients get basic root values only; domains need a session. Faults from the profile are
 //! injected here.
 //!
-//! It reuses the client's framing (device::usbmux, device::lockdown) so both sides agree on one
+//! It reuses the client's framing (device::transport::usbmuxd, device::lockdown) so both sides agree on one
 //! definition of the wire format.
 
 use std::collections::HashMap;
@@ -26,12 +26,12 @@ use rustls::{
 
 use super::profile::{Fault, PairingOutcome, Profile};
 use super::SimError;
-use crate::device::lockdown::pair_record::PairRecord;
-use crate::device::lockdown::pairing::new_uuid;
-use crate::device::lockdown::{self, encode_message};
-use crate::device::transport::usbmuxd::{encode_frame, parse_dict, read_frame, xml_bytes};
-use crate::device::transport::DeviceStream;
-use crate::device::DeviceError;
+use ibackup::device::lockdown::pair_record::PairRecord;
+use ibackup::device::lockdown::pairing::new_uuid;
+use ibackup::device::lockdown::{self, encode_message};
+use ibackup::device::transport::usbmuxd::{encode_frame, parse_dict, read_frame, xml_bytes};
+use ibackup::device::transport::DeviceStream;
+use ibackup::device::DeviceError;
 
 /// The simulator's fixed test keys (never secret: they only make simulated pairing fast).
 const DEVICE_KEY: &str = include_str!("keys/device.pem");

@@ -1,5 +1,8 @@
-//! Runs `ibackup-sim` as a child process for end-to-end tests and scripts: start it on an
-//! address, wait for `ready`, end it (by its own process id) when dropped.
+//! Runs the `ibackup-sim` binary as a child process, for the tests of the binary itself: start
+//! it on an address, wait for its `ready` line, end it (by its own process id) when dropped.
+//! ibackup's own tests run the simulator in-process instead (tests/support/phone.rs).
+
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! What the simulated iPhone is like: a JSON profile (every field optional, defaults below) with
 //! its identity, storage, battery, backup and Find My settings, how pairing goes, and at most one
-//! fault. The format is documented in docs/device.md; examples live in src/sim/profiles/.
+//! fault. The format is documented in docs/device.md; examples live in sim/profiles/.
 
 use std::path::Path;
 
@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn shipped_profiles_parse() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/profiles");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
         let mut count = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();

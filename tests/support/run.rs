@@ -1,0 +1,135 @@
+//! Running the `ibackup` binary, the one way every suite does it: a clean, fixed environment
+//! (nothing about daemons, pair records, backup folders, passwords or colour leaks in from the
+//! machine running the tests), the test's own arguments and variables on top, and the outcome as
+//! exit code, stdout, stderr and parsed JSON.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::ops::Deref;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// Variables ibackup reads that a test must set on purpose or not at all.
+const CLEARED: [&str; 9] = [
+    "USBMUXD_SOCKET_ADDRESS",
+    "IBACKUP_LOCKDOWN_DIR",
+    "IBACKUP_DEVICE_WAIT",
+    "IBACKUP_PAIR_TIMEOUT",
+    "IBACKUP_TRANSPORT",
+    "IBACKUP_USB_EMULATOR",
+    "IBACKUP_BACKUP_DIR",
+    "IBACKUP_PASSWORD",
+    "NO_COLOR",
+];
+
+/// One run of `ibackup` being set up: `Ibackup::new(args).env(..).run()`.
+pub struct Ibackup {
+    command: Command,
+    stdin: Option<String>,
+}
+
+impl Ibackup {
+    /// `ibackup ARGS` in the clean environment, stdin empty, no terminal.
+    pub fn new<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Ibackup {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ibackup"));
+        command.args(args);
+        for key in CLEARED {
+            command.env_remove(key);
+        }
+        Ibackup {
+            command,
+            stdin: None,
+        }
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Ibackup {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn envs(mut self, env: &[(&str, &str)]) -> Ibackup {
+        self.command.envs(env.iter().copied());
+        self
+    }
+
+    pub fn current_dir(mut self, dir: &Path) -> Ibackup {
+        self.command.current_dir(dir);
+        self
+    }
+
+    /// Text the run reads on stdin (a password, say).
+    pub fn stdin(mut self, text: &str) -> Ibackup {
+        self.stdin = Some(text.to_string());
+        self
+    }
+
+    /// The prepared command, for a test that must spawn and reap the child itself.
+    pub fn command(self) -> Command {
+        self.command
+    }
+
+    /// Runs it to the end.
+    pub fn run(mut self) -> Run {
+        let Some(text) = self.stdin else {
+            return Run {
+                output: self.command.output().expect("run ibackup"),
+            };
+        };
+        let mut child = self
+            .command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run ibackup");
+        let mut input = child.stdin.take().expect("stdin");
+        input.write_all(text.as_bytes()).expect("write stdin");
+        drop(input);
+        Run {
+            output: child.wait_with_output().expect("wait for ibackup"),
+        }
+    }
+}
+
+/// What a run of `ibackup` gave. Derefs to the raw [`Output`].
+pub struct Run {
+    pub output: Output,
+}
+
+impl Run {
+    /// The exit code; None when a signal ended it.
+    pub fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+
+    pub fn stdout(&self) -> String {
+        super::stdout(&self.output)
+    }
+
+    pub fn stderr(&self) -> String {
+        super::stderr(&self.output)
+    }
+
+    /// Stdout parsed as JSON ([`super::json_of`]): fails the test, both streams shown, when it
+    /// is not.
+    pub fn json(&self) -> serde_json::Value {
+        super::json_of(&self.output)
+    }
+}
+
+impl Deref for Run {
+    type Target = Output;
+    fn deref(&self) -> &Output {
+        &self.output
+    }
+}
+
+/// `ibackup ARGS` in the clean environment.
+pub fn ibackup(args: &[&str]) -> Run {
+    Ibackup::new(args).run()
+}
+
+/// `ibackup ARGS` in the clean environment plus `env`.
+pub fn ibackup_with(args: &[&str], env: &[(&str, &str)]) -> Run {
+    Ibackup::new(args).envs(env).run()
+}
