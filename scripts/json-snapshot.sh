@@ -61,7 +61,8 @@ for p in "$profiles"/*.json; do
   mkdir -p "$scratch/lockdown"
   "$IBACKUP_SIM" --listen "$scratch/usbmuxd.sock" --profile "$p" >"$scratch/ready" 2>/dev/null &
   sim=$!
-  for _ in $(seq 100); do grep -q ready "$scratch/ready" 2>/dev/null && break; sleep 0.05; done
+  # Up to 30 s for the simulator to listen: a loaded machine can be slow to start it.
+  for _ in $(seq 600); do grep -q ready "$scratch/ready" 2>/dev/null && break; sleep 0.05; done
   run "$n-device-json" device --json
   run "$n-device-text" device
   run "$n-devices-json" devices --json
