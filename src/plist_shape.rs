@@ -1,6 +1,8 @@
 //! Checks a plist's shape before the plist crate builds a value tree from it: that crate
 //! recurses, so a deeply nested plist would overflow the stack, and a binary plist that reuses
 //! objects can expand enormously. Used for everything read from a phone or a backup folder.
+//! Also here: [`describe`], which says in plain words why the plist crate refused a plist (its
+//! own messages are Rust debug text, not for people).
 
 /// Deepest nesting accepted (real messages and backup plists nest five levels at most).
 pub const MAX_PLIST_DEPTH: usize = 32;
@@ -14,6 +16,28 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
         check_binary_shape(bytes)
     } else {
         check_xml_shape(bytes)
+    }
+}
+
+/// Why the plist crate could not read a plist, in words a person can read: that it ends too
+/// early, the I/O error that stopped it, or that it is malformed, with the byte offset where the
+/// crate gives one.
+pub fn describe(error: &plist::Error) -> String {
+    if error.is_eof() {
+        return "it ends before its content is complete".to_string();
+    }
+    if let Some(io) = error.as_io() {
+        return format!("it could not be read: {io}");
+    }
+    // The crate's text is its error kind in debug form, then "(offset N)" when it knows where.
+    let text = error.to_string();
+    let offset = text
+        .rsplit_once("(offset ")
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .and_then(|n| n.parse::<u64>().ok());
+    match offset {
+        Some(at) => format!("its content is malformed at byte {at}"),
+        None => "its content is malformed".to_string(),
     }
 }
 
@@ -123,4 +147,40 @@ fn check_binary_shape(bytes: &[u8]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_described_in_plain_words() {
+        let cases: [&[u8]; 4] = [
+            b"<plist><dict><key>a</key>",
+            b"<?xml version=\"1.0\"?><plist><string>x</string><string>y</string></plist>",
+            b"bplist00\xff\xff",
+            b"not a plist at all",
+        ];
+        for bytes in cases {
+            let error = plist::Value::from_reader(std::io::Cursor::new(bytes))
+                .expect_err("a broken plist");
+            let text = describe(&error);
+            assert!(
+                text.starts_with("it"),
+                "{text:?} for {:?}",
+                String::from_utf8_lossy(bytes)
+            );
+            assert!(
+                !text.contains('{') && !text.contains("Expected") && !text.contains("Io("),
+                "debug text leaked: {text:?} (from {error})"
+            );
+        }
+    }
+
+    #[test]
+    fn shapes_within_bounds_pass() {
+        assert!(check(b"<plist><dict><key>a</key><string>b</string></dict></plist>").is_ok());
+        let deep = "<array>".repeat(MAX_PLIST_DEPTH + 2);
+        assert!(check(deep.as_bytes()).is_err());
+    }
 }

@@ -105,6 +105,7 @@ fn check_run(case: &str, args: &[&str], allowed: &[i32]) -> Run {
         "{what} used {} KiB",
         r.max_rss_kb
     );
+    support::assert_plain_words(&format!("{}{}", r.stdout, r.stderr), &what);
     if code == 2 && !r.stderr.is_empty() {
         assert!(r.stderr.starts_with("error: "), "{what}: {}", r.stderr);
     }

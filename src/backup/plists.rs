@@ -13,7 +13,7 @@ use plist::{Dictionary, Value};
 pub enum PlistError {
     #[error("the file is empty")]
     Empty,
-    #[error("it is not a property list ({0})")]
+    #[error("it is not a property list: {}", crate::plist_shape::describe(.0))]
     Syntax(#[from] plist::Error),
     #[error("its top level is not a dictionary")]
     NotADictionary,

@@ -36,6 +36,47 @@ pub fn json_of(out: &Output) -> serde_json::Value {
     })
 }
 
+/// Fails when `text` (what a run printed) holds Rust debug text instead of plain words: a
+/// `Name { field: ... }` or `Name(...)` shape, `kind: `, or an error's debug name.
+pub fn assert_plain_words(text: &str, what: &str) {
+    let bytes = text.as_bytes();
+    for (i, window) in bytes.windows(2).enumerate() {
+        // An upper-case word glued to "(" or followed by " {" is a type printed with {:?}.
+        if !(window[1] == b'(' || (window[1] == b' ' && bytes.get(i + 2) == Some(&b'{'))) {
+            continue;
+        }
+        let start = text[..=i]
+            .rfind(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .map_or(0, |p| p + 1);
+        let word = &text[start..=i];
+        let camel = word.len() > 1
+            && word.starts_with(|c: char| c.is_ascii_uppercase())
+            && word.chars().skip(1).any(|c| c.is_ascii_lowercase());
+        assert!(
+            !(camel && word.chars().all(|c| c.is_ascii_alphanumeric())),
+            "{what}: debug text `{word}…` in:\n{text}"
+        );
+    }
+    // A debug name alone in brackets: "(UnexpectedEndOfEventStream)".
+    for (open, _) in text.match_indices('(') {
+        let inner = &text[open + 1..];
+        let Some(close) = inner.find(')') else {
+            continue;
+        };
+        let word = &inner[..close];
+        let humps = word.chars().filter(char::is_ascii_uppercase).count();
+        assert!(
+            !(humps >= 2
+                && word.starts_with(|c: char| c.is_ascii_uppercase())
+                && word.chars().all(|c| c.is_ascii_alphanumeric())),
+            "{what}: debug text `({word})` in:\n{text}"
+        );
+    }
+    for needle in ["kind: ", "Error {", "Some(", "EventStream"] {
+        assert!(!text.contains(needle), "{what}: debug text `{needle}` in:\n{text}");
+    }
+}
+
 /// Runs `ibackup ARGS --json` and parses stdout.
 pub fn json(args: &[&str]) -> (i32, serde_json::Value) {
     let mut all = args.to_vec();

@@ -107,7 +107,8 @@ pub fn parse_dict(bytes: &[u8], what: &str) -> Result<Dictionary, DeviceError> {
         detail,
     };
     plist_shape::check(bytes).map_err(bad)?;
-    let value = Value::from_reader(Cursor::new(bytes)).map_err(|e| bad(e.to_string()))?;
+    let value =
+        Value::from_reader(Cursor::new(bytes)).map_err(|e| bad(plist_shape::describe(&e)))?;
     value
         .into_dictionary()
         .ok_or_else(|| bad("the plist is not a dictionary".to_string()))
