@@ -164,8 +164,9 @@ pub fn verify_with(
                     .map_err(manifest_error)?;
             }
         }
+        // Without the file list nothing can be counted against it: the counts stay 0 (as
+        // docs/json.md says), and only `blobs_on_disk` tells what is there.
         _ => {
-            report.files.orphans = store.blobs.len() as u64;
             unreadable_problem(&store, &mut report.problems);
         }
     }

@@ -44,7 +44,7 @@ pub fn run(
         looked_for_backups: gathered.searched.is_some(),
         backup_folder: gathered.searched.clone(),
     };
-    let findings = diagnose(&facts);
+    let mut findings = diagnose(&facts);
     let restore = device.as_ref().and_then(|d| {
         let candidate = if gathered.single {
             gathered.reports.first()
@@ -58,6 +58,10 @@ pub fn run(
         };
         candidate.map(|r| restore_readiness(r, d, ctx.password.given()))
     });
+    // "Cannot tell whether it can be restored" is a finding like any other, with its fix.
+    if let Some(readiness) = &restore {
+        findings.extend(readiness.findings.iter().cloned());
+    }
     let result = InspectReport {
         schema: INSPECT_SCHEMA,
         device,

@@ -7,9 +7,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{check_backup, connected_phone, CheckContext, CommandResult, Status};
-use crate::backup::report::Verdict;
 use crate::backup::BackupReport;
-use crate::diagnose::readiness::{restore_readiness, Readiness};
+use crate::diagnose::readiness::{self, restore_readiness, Answer, Readiness};
 use crate::render::{text::Style, verify, Output};
 
 /// The `ibackup.verify/1` object, plus restore readiness when a phone is connected.
@@ -27,13 +26,14 @@ pub fn run(out: &Output, ctx: &CheckContext, backup: &Path, udid: Option<&str>) 
     let restore = device
         .as_ref()
         .map(|d| restore_readiness(&report, d, ctx.password.given()));
+    let answer = readiness::answer(report.verdict, restore.as_ref());
     if out.json {
         out.print_json(&VerifyOutput {
             report: &report,
             restore: restore.clone(),
         });
     } else if out.quiet {
-        out.print_text(&format!("{}\n", verify::verdict_word(report.verdict)));
+        out.print_text(&format!("{}\n", verify::answer_word(answer)));
     } else {
         out.print_text(&verify::verify_page(
             &report,
@@ -43,10 +43,9 @@ pub fn run(out: &Output, ctx: &CheckContext, backup: &Path, udid: Option<&str>) 
             out.verbose,
         ));
     }
-    Ok(match report.verdict {
-        Verdict::Complete if restore.as_ref().is_some_and(|r| !r.ready) => Status::Incomplete,
-        Verdict::Complete => Status::Ok,
-        Verdict::Incomplete => Status::Incomplete,
-        Verdict::Unchecked => Status::CouldNotCheck,
+    Ok(match answer {
+        Answer::Complete => Status::Ok,
+        Answer::NotRestorable | Answer::Incomplete => Status::Incomplete,
+        Answer::Unchecked => Status::CouldNotCheck,
     })
 }

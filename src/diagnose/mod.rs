@@ -244,6 +244,16 @@ pub fn fixes_markdown() -> String {
                 .join(", ")
         ));
     }
+    for (code, when, fixes) in readiness::FINDINGS {
+        out.push_str(&format!(
+            "| `{code}` | Warning | {when} | {} |\n",
+            fixes
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     out.push_str("\n## Messages (`--message TEXT`)\n\n| code | what it means | fixes, in order |\n|---|---|---|\n");
     for m in [
         Message::StorageFull,

@@ -83,7 +83,7 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         code: "backup.encrypted_no_password",
-        severity: Severity::Info,
+        severity: Severity::Warning,
         when: "A backup is encrypted and no password was given, so its files could not be checked.",
         fixes: &["backup-password"],
         check: encrypted_no_password,
@@ -276,6 +276,9 @@ fn stale(facts: &Facts) -> Vec<String> {
         .phones()
         .iter()
         .filter_map(|p| match p.newest_complete() {
+            // An encrypted backup read without its password is not known to be incomplete:
+            // `backup.encrypted_no_password` asks for the password first.
+            None if p.newest().is_some_and(locked) => None,
             None => Some(format!("there is no complete backup of {}", name(p))),
             Some(report) => {
                 let date = report.backup.date?;
@@ -290,6 +293,11 @@ fn stale(facts: &Facts) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// Whether a backup's file list stayed unread because it is encrypted and no password was given.
+fn locked(report: &crate::backup::BackupReport) -> bool {
+    report.backup.encrypted && !report.manifest_read
 }
 
 fn exceeds_free_icloud(facts: &Facts) -> Vec<String> {
@@ -319,10 +327,17 @@ fn encrypted_no_password(facts: &Facts) -> Vec<String> {
         .iter()
         .filter_map(|p| {
             let newest = p.newest()?;
-            newest
-                .backup
-                .encrypted
-                .then(|| format!("the newest backup of {} is encrypted", name(p)))
+            newest.backup.encrypted.then(|| {
+                if locked(newest) {
+                    format!(
+                        "the newest backup of {} is encrypted: without its password its files \
+                         could not be checked",
+                        name(p)
+                    )
+                } else {
+                    format!("the newest backup of {} is encrypted", name(p))
+                }
+            })
         })
         .collect()
 }

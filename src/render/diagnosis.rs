@@ -54,21 +54,18 @@ fn capitalized(text: &str) -> String {
     }
 }
 
-/// "Ready to restore" or "Not ready to restore", with the reasons.
+/// "Ready to restore", "Not ready to restore" or "Cannot tell", with the reasons. The fixes of
+/// an unknown answer are printed by whoever prints the findings.
 pub fn readiness_text(readiness: &Readiness, style: Style) -> String {
     let mut out = String::new();
-    if readiness.ready {
-        let _ = writeln!(
-            out,
-            "{}",
-            style.good("Ready to restore to the connected iPhone.")
-        );
-    } else {
-        let _ = writeln!(
-            out,
-            "{}",
-            style.bad("Not ready to restore to the connected iPhone:")
-        );
+    let heading = match readiness.ready {
+        Some(true) => style.good("Ready to restore to the connected iPhone."),
+        Some(false) => style.bad("Not ready to restore to the connected iPhone:"),
+        None => style.warn("Cannot tell yet whether it can be restored to the connected iPhone:"),
+    };
+    let _ = writeln!(out, "{heading}");
+    for f in &readiness.findings {
+        let _ = writeln!(out, "  {} {}", mark(f.severity, style), capitalized(&f.evidence));
     }
     for b in &readiness.blockers {
         let _ = writeln!(out, "  {} {}", style.bad("✗"), capitalized(b));

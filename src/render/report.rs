@@ -214,19 +214,34 @@ pub fn inspect_text(report: &BackupReport, style: Style, verbose: bool) -> Strin
             .as_deref()
             .unwrap_or("unknown (no Status.plist)")
     );
-    let _ = writeln!(
-        out,
-        "  Contents    {}, {}, {}",
-        plural(f.listed, "file", "files"),
-        plural(f.directories, "folder", "folders"),
-        plural(f.symlinks, "symlink", "symlinks")
-    );
-    let _ = writeln!(
-        out,
-        "  Size        {} listed, {} on disk",
-        human_bytes(report.size.declared_bytes),
-        human_bytes(report.size.on_disk_bytes)
-    );
+    if report.manifest_read {
+        let _ = writeln!(
+            out,
+            "  Contents    {}, {}, {}",
+            plural(f.listed, "file", "files"),
+            plural(f.directories, "folder", "folders"),
+            plural(f.symlinks, "symlink", "symlinks")
+        );
+        let _ = writeln!(
+            out,
+            "  Size        {} listed, {} on disk",
+            human_bytes(report.size.declared_bytes),
+            human_bytes(report.size.on_disk_bytes)
+        );
+    } else {
+        // Nothing was listed because the list could not be read: say so rather than "0 files".
+        let why = if b.encrypted {
+            "the file list is encrypted: give the backup password to read it"
+        } else {
+            "the file list could not be read"
+        };
+        let _ = writeln!(out, "  Contents    not known ({why})");
+        let _ = writeln!(
+            out,
+            "  Size        {} on disk",
+            human_bytes(report.size.on_disk_bytes)
+        );
+    }
     if !report.domains.is_empty() {
         let _ = writeln!(out, "\nBiggest domains:");
         for d in report.domains.iter().filter(|d| d.files > 0).take(10) {

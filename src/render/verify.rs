@@ -4,8 +4,8 @@
 
 use super::text::Style;
 use super::{diagnosis, report};
-use crate::backup::report::{BackupReport, Verdict};
-use crate::diagnose::readiness::Readiness;
+use crate::backup::report::BackupReport;
+use crate::diagnose::readiness::{Answer, Readiness};
 
 /// The full page.
 pub fn verify_page(
@@ -19,6 +19,10 @@ pub fn verify_page(
     if let Some(readiness) = restore {
         text.push('\n');
         text.push_str(&diagnosis::readiness_text(readiness, style));
+        if !readiness.findings.is_empty() {
+            text.push('\n');
+            text.push_str(&diagnosis::findings_text(&readiness.findings, style));
+        }
     }
     if let Some(error) = device_error {
         text.push_str(&format!("\nRestore readiness unknown: {error}\n"));
@@ -26,11 +30,12 @@ pub fn verify_page(
     text
 }
 
-/// The one word `verify --quiet` prints.
-pub fn verdict_word(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Complete => "complete",
-        Verdict::Incomplete => "incomplete",
-        Verdict::Unchecked => "unchecked",
+/// What `verify --quiet` prints: the same answer the exit code gives (docs/exit-codes.md).
+pub fn answer_word(answer: Answer) -> &'static str {
+    match answer {
+        Answer::Complete => "complete",
+        Answer::NotRestorable => "not restorable",
+        Answer::Incomplete => "incomplete",
+        Answer::Unchecked => "unchecked",
     }
 }
