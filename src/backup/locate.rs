@@ -102,7 +102,12 @@ pub fn backups_in(folder: &Path) -> io::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(folder)? {
         let entry = entry?;
-        if entry.file_type()?.is_dir() && is_backup_folder(&entry.path()) {
+        let kind = entry.file_type()?;
+        // A backup moved to another disk and linked back is still a backup: follow the link to
+        // see what it points at (only ever to read it). A dangling link is skipped.
+        let is_dir = kind.is_dir()
+            || (kind.is_symlink() && std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()));
+        if is_dir && is_backup_folder(&entry.path()) {
             found.push(entry.path());
         }
     }
@@ -165,6 +170,24 @@ mod tests {
         }
         let empty = env(&[(BACKUP_DIR_ENV, ""), ("HOME", "/Users/a")]);
         assert_eq!(default_backup_dirs(Os::MacOs, empty).len(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_backup_is_found_and_a_dangling_link_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let real = elsewhere.path().join("00008110-CCCC");
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::write(real.join("Info.plist"), b"").unwrap();
+        let folder = dir.path().join("Backup");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::os::unix::fs::symlink(&real, folder.join("00008110-CCCC")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("gone"), folder.join("00008110-DDDD")).unwrap();
+        assert_eq!(
+            backups_in(&folder).unwrap(),
+            vec![folder.join("00008110-CCCC")]
+        );
     }
 
     #[test]

@@ -105,9 +105,24 @@ fn gather_target(out: &Output, ctx: &CheckContext, target: &Path) -> Result<Gath
         Err(e) => Err(Failure::new(
             "backup.unreadable",
             format!("cannot read {}: {e}", target.display()),
-            "Check that the folder is readable by your user and that its disk is connected.",
+            unreadable_folder_hint(Os::current()),
         )),
     }
+}
+
+/// What to do about a backup folder that cannot be read. macOS guards the backup folder with
+/// privacy protection: a terminal without Full Disk Access gets "Operation not permitted".
+fn unreadable_folder_hint(os: Os) -> String {
+    let mut hint = String::from(
+        "Check that the folder is readable by your user and that its disk is connected.",
+    );
+    if os == Os::MacOs {
+        hint.push_str(
+            " On macOS, give your terminal app Full Disk Access (System Settings > Privacy & \
+             Security > Full Disk Access), then open a new terminal window and run this again.",
+        );
+    }
+    hint
 }
 
 fn check_all(out: &Output, ctx: &CheckContext, paths: &[PathBuf], searched: String) -> Gathered {
@@ -142,9 +157,13 @@ fn gather_default(
 ) -> Result<Gathered, Failure> {
     let dirs = locate::default_backup_dirs(Os::current(), |name| std::env::var(name).ok());
     let mut paths = Vec::new();
+    // A folder that is there but cannot be read is never "no backups": it is reported.
+    let mut unreadable = Vec::new();
     for dir in &dirs {
-        if let Ok(found) = locate::backups_in(dir) {
-            paths.extend(found);
+        match locate::backups_in(dir) {
+            Ok(found) => paths.extend(found),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => unreadable.push((dir.display().to_string(), e)),
         }
     }
     let where_ = if dirs.is_empty() {
@@ -156,6 +175,26 @@ fn gather_default(
             .join(" or ")
     };
     let mut gathered = check_all(out, ctx, &paths, where_.clone());
+    if !unreadable.is_empty() {
+        // Whether a phone has a backup there cannot be told.
+        gathered.searched = None;
+        let hint = unreadable_folder_hint(Os::current());
+        if device.is_none() && gathered.reports.is_empty() && device_error.is_none() {
+            let (folder, e) = &unreadable[0];
+            return Err(Failure::new(
+                "backup.unreadable",
+                format!("cannot read the backup folder {folder}: {e}"),
+                hint,
+            ));
+        }
+        gathered
+            .errors
+            .extend(unreadable.into_iter().map(|(folder, e)| UnreadableBackup {
+                message: format!("cannot read the backup folder {folder}: {e}. {hint}"),
+                path: folder,
+                code: "backup.unreadable",
+            }));
+    }
     if let Some(device) = device {
         gathered.reports.retain(|r| {
             r.backup
@@ -182,4 +221,16 @@ fn gather_default(
         ));
     }
     Ok(gathered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_disk_access_is_named_on_macos_only() {
+        assert!(unreadable_folder_hint(Os::MacOs).contains("Full Disk Access"));
+        assert!(!unreadable_folder_hint(Os::Linux).contains("Full Disk Access"));
+        assert!(!unreadable_folder_hint(Os::Windows).contains("Full Disk Access"));
+    }
 }

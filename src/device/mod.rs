@@ -327,7 +327,8 @@ pub fn connected_device(udid: Option<&str>) -> Result<Option<DeviceState>, Devic
 ///
 /// Does not wait for a phone to be plugged in. Returns `Ok(None)` when no transport reaches a
 /// phone (no daemon and no direct USB under `auto`, no daemon under `usbmuxd`) or there is no
-/// phone (or no phone with `udid`), so the caller can fall back to the default backup folder.
+/// phone, so the caller can fall back to the default backup folder; but when `udid` names a phone
+/// that is not there, that is `Err(DeviceNotFound)`: the person asked for it.
 /// Returns `Ok(Some(state))` for a phone, paired or not: an unpaired phone has `paired == false`
 /// and null session-only fields (storage, battery, backup, find_my). Returns `Err` when a phone
 /// is there but talking to it failed (timeout, protocol error, wrong certificate, several
@@ -337,19 +338,26 @@ pub fn connected_device_via(
     choice: TransportChoice,
     udid: Option<&str>,
 ) -> Result<Option<DeviceState>, DeviceError> {
+    // A phone named with --device that is not there is worth saying; no phone at all is not.
+    let not_there = |udid: &str| DeviceError::DeviceNotFound {
+        udid: udid.to_string(),
+        connected: "none".to_string(),
+    };
     let transport = match open_transport(choice) {
         Ok(transport) => transport,
-        Err(DeviceError::NoDaemon { .. } | DeviceError::NoTransport { .. }) => return Ok(None),
+        Err(DeviceError::NoDaemon { .. } | DeviceError::NoTransport { .. }) => {
+            return udid.map_or(Ok(None), |u| Err(not_there(u)))
+        }
         Err(e) => return Err(e),
     };
     let devices = match transport.devices() {
         Ok(devices) => devices,
-        Err(DeviceError::NoDaemon { .. }) => return Ok(None),
+        Err(DeviceError::NoDaemon { .. }) => return udid.map_or(Ok(None), |u| Err(not_there(u))),
         Err(e) => return Err(e),
     };
     let device = match choose(devices, udid) {
         Ok(device) => device,
-        Err(DeviceError::NoDevice | DeviceError::DeviceNotFound { .. }) => return Ok(None),
+        Err(DeviceError::NoDevice) => return Ok(None),
         Err(e) => return Err(e),
     };
     info::read_state(transport.as_ref(), &device).map(Some)

@@ -42,6 +42,18 @@ pub fn findings_text(findings: &[Finding], style: Style) -> String {
     out
 }
 
+/// One line a finding, no headings and no fixes (what `inspect --quiet` prints), or one line
+/// saying there is nothing to fix.
+pub fn findings_summary(findings: &[Finding], style: Style) -> String {
+    if findings.is_empty() {
+        return format!("{}\n", style.good("Nothing to fix: no problem found."));
+    }
+    findings
+        .iter()
+        .map(|f| format!("{} {}\n", mark(f.severity, style), capitalized(&f.evidence)))
+        .collect()
+}
+
 /// The first letter in upper case, unless the word is already cased on purpose ("iOS",
 /// "iCloud").
 fn capitalized(text: &str) -> String {

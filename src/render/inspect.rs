@@ -1,13 +1,18 @@
 //! The text page of `ibackup inspect`: the phone, the backups (one in full, or a list), restore
-//! readiness, then the findings and what to do. Built from the same value as the JSON.
+//! readiness, then the findings and what to do. Built from the same value as the JSON. Quiet:
+//! the findings, one line each, nothing else.
 
 use super::text::Style;
 use super::{device, diagnosis, report, Output};
 use crate::diagnose::inspection::InspectReport;
 
-/// The page for `result`; `single` when one backup was named, so it is shown in full.
+/// The page for `result`; `single` when one backup was named, so it is shown in full. With
+/// `--quiet`, the findings alone, one line each.
 pub fn inspect_text(result: &InspectReport, single: bool, out: &Output) -> String {
     let style = Style::new(out.color);
+    if out.quiet {
+        return diagnosis::findings_summary(&result.findings, style);
+    }
     let mut sections = Vec::new();
     if let Some(state) = &result.device {
         sections.push(device::device_text(state, style, false));
@@ -37,8 +42,6 @@ pub fn inspect_text(result: &InspectReport, single: bool, out: &Output) -> Strin
     if let Some(readiness) = &result.restore {
         sections.push(diagnosis::readiness_text(readiness, style));
     }
-    if !out.quiet || !result.findings.is_empty() {
-        sections.push(diagnosis::findings_text(&result.findings, style));
-    }
+    sections.push(diagnosis::findings_text(&result.findings, style));
     sections.join("\n")
 }
