@@ -162,8 +162,8 @@ mod tests {
             b"not a plist at all",
         ];
         for bytes in cases {
-            let error = plist::Value::from_reader(std::io::Cursor::new(bytes))
-                .expect_err("a broken plist");
+            let error =
+                plist::Value::from_reader(std::io::Cursor::new(bytes)).expect_err("a broken plist");
             let text = describe(&error);
             assert!(
                 text.starts_with("it"),

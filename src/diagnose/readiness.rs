@@ -134,7 +134,10 @@ pub fn restore_readiness(
                 "it has not trusted this computer"
             }
         );
-        (None, vec![finding(code, Severity::Warning, evidence, fixes)])
+        (
+            None,
+            vec![finding(code, Severity::Warning, evidence, fixes)],
+        )
     } else {
         (Some(true), Vec::new())
     };

@@ -77,7 +77,12 @@ pub fn readiness_text(readiness: &Readiness, style: Style) -> String {
     };
     let _ = writeln!(out, "{heading}");
     for f in &readiness.findings {
-        let _ = writeln!(out, "  {} {}", mark(f.severity, style), capitalized(&f.evidence));
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            mark(f.severity, style),
+            capitalized(&f.evidence)
+        );
     }
     for b in &readiness.blockers {
         let _ = writeln!(out, "  {} {}", style.bad("✗"), capitalized(b));

@@ -73,7 +73,10 @@ pub fn assert_plain_words(text: &str, what: &str) {
         );
     }
     for needle in ["kind: ", "Error {", "Some(", "EventStream"] {
-        assert!(!text.contains(needle), "{what}: debug text `{needle}` in:\n{text}");
+        assert!(
+            !text.contains(needle),
+            "{what}: debug text `{needle}` in:\n{text}"
+        );
     }
 }
 
