@@ -10,6 +10,7 @@ use super::{check_backup, connected_phone, CheckContext, CommandResult, Status};
 use crate::backup::report::Verdict;
 use crate::backup::BackupReport;
 use crate::diagnose::readiness::{restore_readiness, Readiness};
+use crate::diagnose::rules::being_written;
 use crate::render::{text::Style, verify, Output};
 
 /// The `ibackup.verify/1` object, plus restore readiness when a phone is connected.
@@ -42,6 +43,10 @@ pub fn run(out: &Output, ctx: &CheckContext, backup: &Path, udid: Option<&str>) 
             Style::new(out.color),
             out.verbose,
         ));
+        // Still incomplete (exit 1): a backup being written cannot be restored yet.
+        if being_written(&report, chrono::Utc::now()) {
+            out.print_text(&verify::in_progress_note(Style::new(out.color)));
+        }
     }
     Ok(match report.verdict {
         Verdict::Complete if restore.as_ref().is_some_and(|r| !r.ready) => Status::Incomplete,
