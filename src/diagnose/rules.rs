@@ -284,11 +284,10 @@ fn only_copy(facts: &Facts) -> Vec<String> {
             }
             Some(if p.backups.len() == 1 {
                 format!(
-                    "{} is the only backup of {} here, and it is incomplete: it is still the only \
-                     copy, so keep it (moved aside, not deleted) until a new backup verifies \
-                     complete",
-                    broken.backup.path,
-                    name(p)
+                    "the only backup of {} here, {}, is incomplete, but it is still the only \
+                     copy: keep it (moved aside, not deleted) until a new backup verifies complete",
+                    name(p),
+                    broken.backup.path
                 )
             } else {
                 format!(
