@@ -1,12 +1,16 @@
 //! The backup folder as it lies on disk before its file list is read: is it a backup at all,
 //! what Info.plist, Manifest.plist and Status.plist say, whether Manifest.db, Manifest.mbdb and a
-//! left-over Snapshot/ are there, and who the backup belongs to. Every file here is read through
-//! [`read_regular_file`], which refuses anything that is not a regular file of bounded size.
+//! left-over Snapshot/ are there, who the backup belongs to, and when the folder was last written
+//! to (the newest modification time of its top-level entries and of Snapshot/'s, a bounded look
+//! that never walks the blob folders). Every file here is read through [`read_regular_file`],
+//! which refuses anything that is not a regular file of bounded size.
 //!
 //! It does not judge what it finds (that is `problems`), nor read the manifest (`scan`). Parsing
 //! the plists' bytes is `plists`' job; this module only fetches them.
 
 use std::path::Path;
+
+use chrono::{DateTime, Utc};
 
 use super::error::BackupError;
 use super::mbdb;
@@ -15,6 +19,39 @@ use super::report::BackupSummary;
 
 /// Plists larger than this are refused rather than loaded (real ones are a few MB at most).
 const MAX_PLIST_BYTES: u64 = 64 << 20;
+
+/// At most this many entries of the backup folder (and of its Snapshot/) are looked at for the
+/// last write time: a real backup has 256 blob folders and a handful of files at the top.
+const MAX_TOP_LEVEL_ENTRIES: usize = 4096;
+
+/// When the folder was last written to: the newest modification time among its own top-level
+/// entries (Info.plist, Status.plist, Manifest.db and its journal, the `<xx>` blob folders,
+/// Snapshot/) and the top-level entries of Snapshot/, whose blob folders change as a backup in
+/// progress writes into them. A blob folder's time changes whenever a blob is added to it, so a
+/// backup being written shows here within seconds, without reading any blob. Symlinks are not
+/// followed; entries past [`MAX_TOP_LEVEL_ENTRIES`] and unreadable ones are skipped. None when
+/// no time can be read at all.
+pub fn last_written(path: &Path) -> Option<DateTime<Utc>> {
+    let newest_in = |dir: &Path| {
+        let mut newest = std::fs::symlink_metadata(dir)
+            .and_then(|m| m.modified())
+            .ok();
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.take(MAX_TOP_LEVEL_ENTRIES).flatten() {
+                if let Ok(time) = entry.metadata().and_then(|m| m.modified()) {
+                    newest = newest.max(Some(time));
+                }
+            }
+        }
+        newest
+    };
+    let snapshot = path.join("Snapshot");
+    let in_snapshot = match std::fs::symlink_metadata(&snapshot) {
+        Ok(meta) if meta.is_dir() => newest_in(&snapshot),
+        _ => None,
+    };
+    newest_in(path).max(in_snapshot).map(DateTime::<Utc>::from)
+}
 
 /// Reads a regular file of at most `max` bytes. Anything else (a folder, a device such as
 /// /dev/zero, a pipe that would block) or a file that grows past `max` while it is read is an
@@ -188,6 +225,7 @@ impl Folder {
                 .and_then(|s| s.snapshot_state.as_ref())
                 .map(|s| s.as_str().to_string()),
             is_full_backup: status.and_then(|s| s.is_full_backup),
+            last_written: last_written(path),
         }
     }
 }
@@ -243,6 +281,49 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("Manifest.plist")).unwrap();
         assert!(!needs_password(dir.path()));
+    }
+
+    #[test]
+    fn last_written_is_the_newest_top_level_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let new = old + std::time::Duration::from_secs(600);
+        let set = |path: &Path, time| {
+            std::fs::File::open(path)
+                .unwrap()
+                .set_modified(time)
+                .unwrap();
+        };
+        std::fs::write(root.join("Status.plist"), b"x").unwrap();
+        std::fs::create_dir_all(root.join("Snapshot").join("ab")).unwrap();
+        let all = [
+            root.join("Snapshot").join("ab"),
+            root.join("Snapshot"),
+            root.join("Status.plist"),
+            root.to_path_buf(),
+        ];
+        for path in &all {
+            set(path, old);
+        }
+        assert_eq!(
+            last_written(root).map(|t| t.timestamp()),
+            Some(1_700_000_000)
+        );
+        // A blob folder inside Snapshot/ counts...
+        set(&root.join("Snapshot").join("ab"), new);
+        assert_eq!(
+            last_written(root).map(|t| t.timestamp()),
+            Some(1_700_000_600)
+        );
+        // ...and so does a top-level file.
+        set(&root.join("Snapshot").join("ab"), old);
+        set(&root.join("Status.plist"), new);
+        assert_eq!(
+            last_written(root).map(|t| t.timestamp()),
+            Some(1_700_000_600)
+        );
+        assert_eq!(last_written(&root.join("no such folder")), None);
     }
 
     /// A FIFO is never opened: opening one with no writer would block for ever.

@@ -62,6 +62,11 @@ pub struct BackupSummary {
     pub encrypted: bool,
     pub snapshot_state: Option<String>,
     pub is_full_backup: Option<bool>,
+    /// When the folder was last written to: the newest modification time of its top-level
+    /// entries and of Snapshot/'s (docs/json.md). Recent, on a backup that has not finished,
+    /// means a backup may be being written now.
+    #[serde(serialize_with = "utc_seconds")]
+    pub last_written: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

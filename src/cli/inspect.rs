@@ -33,7 +33,13 @@ pub fn run(
     let (device, device_error) = connected_phone(out, udid, ctx.transport);
     let gathered = match target {
         Some(target) => gather_target(out, ctx, target)?,
-        None => gather_default(out, ctx, device.as_ref(), device_error.as_deref())?,
+        None => gather_default(
+            out,
+            ctx,
+            device.as_ref(),
+            device_error.as_deref(),
+            message.is_some(),
+        )?,
     };
     let facts = Facts {
         device: device.as_ref(),
@@ -148,12 +154,15 @@ fn check_all(out: &Output, ctx: &CheckContext, paths: &[PathBuf], searched: Stri
     }
 }
 
-/// The default backup folder: with a phone connected, its backups (by UDID); without, all.
+/// The default backup folder: with a phone connected, its backups (by UDID); without, all. With
+/// no phone and no backup there is nothing to look at, which is an error, unless the person
+/// brought the words iOS showed (`has_message`): the fixes for those need neither.
 fn gather_default(
     out: &Output,
     ctx: &CheckContext,
     device: Option<&DeviceState>,
     device_error: Option<&str>,
+    has_message: bool,
 ) -> Result<Gathered, Failure> {
     let dirs = locate::default_backup_dirs(Os::current(), |name| std::env::var(name).ok());
     let mut paths = Vec::new();
@@ -204,7 +213,11 @@ fn gather_default(
         });
         return Ok(gathered);
     }
-    if gathered.reports.is_empty() && gathered.errors.is_empty() && device_error.is_none() {
+    if gathered.reports.is_empty()
+        && gathered.errors.is_empty()
+        && device_error.is_none()
+        && !has_message
+    {
         let looked = if dirs.is_empty() {
             "This system has no default backup folder (Finder and iTunes keep backups on macOS \
              and Windows only)"

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::{check_backup, connected_phone, CheckContext, CommandResult, Status};
 use crate::backup::BackupReport;
 use crate::diagnose::readiness::{self, restore_readiness, Answer, Readiness};
+use crate::diagnose::rules::being_written;
 use crate::render::{text::Style, verify, Output};
 
 /// The `ibackup.verify/1` object, plus restore readiness when a phone is connected.
@@ -42,6 +43,10 @@ pub fn run(out: &Output, ctx: &CheckContext, backup: &Path, udid: Option<&str>) 
             Style::new(out.color),
             out.verbose,
         ));
+        // Still incomplete (exit 1): a backup being written cannot be restored yet.
+        if being_written(&report, chrono::Utc::now()) {
+            out.print_text(&verify::in_progress_note(Style::new(out.color)));
+        }
     }
     Ok(match answer {
         Answer::Complete => Status::Ok,

@@ -50,13 +50,13 @@ pub const FIXES: &[Fix] = &[
     },
     Fix {
         id: "delete-and-redo",
-        title: "Delete the broken backup and make a fresh one",
+        title: "Delete the broken iCloud backup and make a fresh one",
         guide: Some(4),
         steps: &[
-            "An incomplete or interrupted backup cannot be restored, so it is safe to replace.",
-            "For iCloud: Settings > [your name] > iCloud > Manage Account Storage > Backups, tap this iPhone, then Turn Off and Delete from iCloud; wait for it to finish (10-30 seconds).",
+            "This is about the backup in iCloud, not a backup on this computer: an iCloud backup that stopped part way cannot be restored, so iOS needs a fresh one.",
+            "Deleting removes every iCloud backup of this iPhone, so first make a computer backup and check it with `ibackup verify` (see \"Back up to your computer\"), unless one that verifies complete is recent.",
+            "Then Settings > [your name] > iCloud > Manage Account Storage > Backups, tap this iPhone, then Turn Off and Delete from iCloud; wait for it to finish (10-30 seconds).",
             "Then Settings > [your name] > iCloud > iCloud Backup: turn Back Up This iPhone on and tap Back Up Now.",
-            "For a computer backup: make a new backup in Finder or iTunes (see \"Back up to your computer\"); move the broken folder away first if the new backup fails.",
         ],
     },
     Fix {
@@ -148,6 +148,58 @@ pub const FIXES: &[Fix] = &[
             "ibackup sees the phone and the backups on this computer, not your iCloud account.",
             "The last iCloud backup: Settings > [your name] > iCloud > iCloud Backup (shown under Back Up Now).",
             "How full iCloud is: Settings > [your name] > iCloud > Manage Account Storage.",
+        ],
+    },
+    Fix {
+        id: "redo-local-backup",
+        title: "Set the broken computer backup aside and make a new one",
+        guide: None,
+        steps: &[
+            "A backup that did not finish, or lacks files, cannot be restored as it is; do not delete it yet: it may still hold the only copy of some of your data.",
+            "Make sure Finder, Apple Devices or iTunes is not backing up this iPhone, then move the broken folder (its path is shown above) out of the backup folder, to the Desktop or another disk. Leave every backup ibackup calls complete where it is.",
+            "Make a new computer backup (see \"Back up to your computer\"): with the broken folder out of the way it starts afresh instead of adding to it.",
+            "Run `ibackup verify` on the new backup folder. Only when it says complete is the folder you moved aside safe to delete.",
+        ],
+    },
+    Fix {
+        id: "keep-complete-backup",
+        title: "Keep the older complete backup",
+        guide: None,
+        steps: &[
+            "The complete backup named above is the one to restore from while the newest one is redone: do not delete, move or rename it.",
+            "Before restoring it, run `ibackup verify` on it to be sure it is still complete.",
+            "Replace it only once a newer backup of this iPhone verifies complete.",
+        ],
+    },
+    Fix {
+        id: "keep-only-copy",
+        title: "Keep the only copy until a new backup verifies",
+        guide: None,
+        steps: &[
+            "No complete backup of this iPhone is on this computer, so the broken folder named above is the only copy it has: do not delete it.",
+            "Move it aside (to the Desktop or another disk) rather than deleting it, so a new backup can start afresh; it stays there as a copy.",
+            "Delete it only when `ibackup verify` says a newer backup of this iPhone is complete.",
+        ],
+    },
+    Fix {
+        id: "wait-for-backup",
+        title: "Let the backup in progress finish",
+        guide: None,
+        steps: &[
+            "A backup is being written into this folder now: leave the iPhone connected and unlocked, and do not move, rename or delete the folder.",
+            "When Finder, Apple Devices or iTunes says the backup is done, run `ibackup verify` on the folder (or `ibackup inspect` again).",
+            "If no backup is running and the folder was only just copied or touched, run ibackup again in 10 minutes: it then judges the folder as it stands.",
+        ],
+    },
+    Fix {
+        id: "update-ios-if-affected",
+        title: "Update iOS if your iPhone runs an affected version",
+        guide: Some(6),
+        steps: &[
+            "See which iOS the iPhone runs: Settings > General > About > iOS Version.",
+            "Backups stuck on \"Preparing\" were an iOS 26.0.x bug, fixed in iOS 26.1; overnight backups that pause for good were an iOS 18.0 bug, fixed in iOS 18.0.1. If the iPhone already runs a fixed (or an unaffected) version, skip this fix: an update will not help.",
+            "Otherwise plug the iPhone into power, open Settings > General > Software Update, tap Download and Install and enter your passcode (it takes 15-45 minutes).",
+            "When it restarts, open Settings > [your name] > iCloud > iCloud Backup and tap Back Up Now.",
         ],
     },
 ];

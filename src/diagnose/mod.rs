@@ -17,6 +17,7 @@ use crate::backup::BackupReport;
 use crate::device::DeviceState;
 use fixes::Fix;
 use message::Message;
+use version::BackupBug;
 
 /// Everything the rules may look at.
 #[derive(Debug, Clone)]
@@ -145,33 +146,65 @@ fn finding(
 }
 
 /// Findings for the facts: the message first (it is what the user came with), then by
-/// severity, in the order of the rules table.
+/// severity, in the order of the rules table. The rules of [`rules::HELD_WHILE_WRITTEN`] do not
+/// see the phones whose newest backup is being written ([`rules::being_written`]):
+/// `backup.in_progress` speaks for those.
 pub fn diagnose(facts: &Facts) -> Vec<Finding> {
     let mut found = Vec::new();
     if let Some(text) = facts.message {
         found.push(match message::recognize(text) {
-            Some(m) => message_finding(m, text),
-            None => finding(
-                "message.unrecognized",
-                Severity::Info,
-                format!(
-                    "\"{text}\" is not a message ibackup knows; it knows \"Not Enough iCloud \
-                     Storage\", \"Backup needs restart\", \"Last backup could not be completed\", \
-                     stuck at 0%, and \"Preparing\""
-                ),
-                &[
-                    "icloud-storage",
-                    "wifi-power",
-                    "update-ios",
-                    "finder-backup",
-                ],
-            ),
+            Some(m) => message_finding(m, text, facts.device),
+            None => {
+                let (ids, why) = update_advice(
+                    &[
+                        "icloud-storage",
+                        "wifi-power",
+                        "update-ios",
+                        "finder-backup",
+                    ],
+                    &[BackupBug::StuckPreparing, BackupBug::OvernightPause],
+                    facts.device,
+                );
+                finding(
+                    "message.unrecognized",
+                    Severity::Info,
+                    format!(
+                        "\"{text}\" is not a message ibackup knows; it knows \"Not Enough iCloud \
+                         Storage\", \"Backup needs restart\", \"Last backup could not be \
+                         completed\", stuck at 0%, and \"Preparing\"{}",
+                        if why.is_empty() {
+                            String::new()
+                        } else {
+                            format!(". {why}")
+                        }
+                    ),
+                    &ids,
+                )
+            }
         });
     }
+    let settled_backups: Vec<BackupReport> = facts
+        .phones()
+        .iter()
+        .filter(|p| {
+            !p.newest()
+                .is_some_and(|r| rules::being_written(r, facts.now))
+        })
+        .flat_map(|p| p.backups.iter().map(|r| (*r).clone()))
+        .collect();
+    let settled = Facts {
+        backups: &settled_backups,
+        ..facts.clone()
+    };
     let mut from_rules: Vec<Finding> = rules::RULES
         .iter()
         .flat_map(|rule| {
-            (rule.check)(facts)
+            let seen = if rules::HELD_WHILE_WRITTEN.contains(&rule.code) {
+                &settled
+            } else {
+                facts
+            };
+            (rule.check)(seen)
                 .into_iter()
                 .map(|evidence| finding(rule.code, rule.severity, evidence, rule.fixes))
         })
@@ -200,13 +233,83 @@ pub fn device_findings(device: &DeviceState, now: DateTime<Utc>) -> Vec<Finding>
     found
 }
 
-fn message_finding(m: Message, text: &str) -> Finding {
+fn message_finding(m: Message, text: &str, device: Option<&DeviceState>) -> Finding {
+    let bugs: &[BackupBug] = match m {
+        Message::Preparing => &[BackupBug::StuckPreparing],
+        Message::PausesOvernight => &[BackupBug::OvernightPause],
+        _ => &[],
+    };
+    let (ids, why) = update_advice(m.fix_order(), bugs, device);
     finding(
         m.code(),
         Severity::Warning,
-        format!("iOS showed \"{}\": {}", text.trim(), m.meaning()),
-        m.fix_order(),
+        format!("iOS showed \"{}\": {} {why}", text.trim(), m.meaning())
+            .trim_end()
+            .to_string(),
+        &ids,
     )
+}
+
+/// The fixes `ids` with `update-ios` fitted to the phone, and a sentence saying why, for a
+/// message that an update answers only on the versions with one of `bugs`. A connected phone on
+/// an affected version keeps `update-ios`; one on any other version loses it (an update would
+/// not fix this); with no phone, or no version read, it becomes `update-ios-if-affected`, whose
+/// steps say which versions need it.
+fn update_advice(
+    ids: &[&'static str],
+    bugs: &[BackupBug],
+    device: Option<&DeviceState>,
+) -> (Vec<&'static str>, String) {
+    if bugs.is_empty() || !ids.contains(&"update-ios") {
+        return (ids.to_vec(), String::new());
+    }
+    let running = device.and_then(|d| d.ios_version.as_deref());
+    let fixed_in = |b: &BackupBug| format!("{} (fixed in {})", b.affected(), b.fixed_in());
+    let named = bugs.iter().map(fixed_in).collect::<Vec<_>>().join(" or ");
+    match running.and_then(|text| Some((text, version::IosVersion::parse(text)?))) {
+        Some((text, v)) => {
+            if let Some(bug) = bugs.iter().find(|b| b.affects(&v)) {
+                let why = format!(
+                    "The phone runs iOS {text}, which has this bug: updating to {} or later \
+                     fixes it.",
+                    bug.fixed_in()
+                );
+                (ids.to_vec(), why)
+            } else {
+                let kept = ids
+                    .iter()
+                    .copied()
+                    .filter(|id| *id != "update-ios")
+                    .collect();
+                let why = format!(
+                    "The phone runs iOS {text}, not {named}, so updating iOS is not the fix \
+                     here."
+                );
+                (kept, why)
+            }
+        }
+        None => {
+            let swapped = ids
+                .iter()
+                .map(|id| match *id {
+                    "update-ios" => "update-ios-if-affected",
+                    other => other,
+                })
+                .collect();
+            let affected = bugs
+                .iter()
+                .map(|b| {
+                    format!(
+                        "{}, updating to {} or later fixes it",
+                        b.affected(),
+                        b.fixed_in()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; if it runs ");
+            (swapped, format!("If your iPhone runs {affected}."))
+        }
+    }
 }
 
 /// The fixes to show, each once, in the order the findings ask for them.
@@ -368,15 +471,23 @@ mod tests {
         ];
         let found = diagnose(&facts(&backups));
         // A's newest (28th) is small, recent and encrypted: only the password finding.
-        // B has no complete backup at all.
+        // B has no complete backup at all: its only (incomplete) backup is to be kept.
         assert_eq!(
             codes(&found),
-            ["backup.stale", "backup.encrypted_no_password"]
+            [
+                "backup.stale",
+                "backup.only_copy",
+                "backup.encrypted_no_password"
+            ]
         );
         assert!(found[0].evidence.contains("Phone B"));
+        assert!(found[1].evidence.contains("Phone B"));
         let mut given = facts(&backups);
         given.password_given = true;
-        assert_eq!(codes(&diagnose(&given)), ["backup.stale"]);
+        assert_eq!(
+            codes(&diagnose(&given)),
+            ["backup.stale", "backup.only_copy"]
+        );
     }
 
     #[test]
@@ -392,6 +503,95 @@ mod tests {
         assert_eq!(found[0].fix.id, "icloud-storage");
     }
 
+    fn unfinished(minutes_ago: i64) -> BackupReport {
+        let mut r = report("A", 29, Verdict::Incomplete, 1_000, false);
+        r.problems.push(crate::backup::report::Problem::new(
+            crate::backup::verify::codes::UNFINISHED,
+            Severity::Error,
+            "",
+        ));
+        let now = facts(&[]).now;
+        r.backup.last_written = Some(now - chrono::Duration::minutes(minutes_ago));
+        r
+    }
+
+    #[test]
+    fn a_backup_written_within_the_window_is_in_progress_not_broken() {
+        for (minutes_ago, in_progress) in [(0, true), (9, true), (11, false), (60, false)] {
+            let backups = [unfinished(minutes_ago)];
+            let found = codes(&diagnose(&facts(&backups))).join(" ");
+            assert_eq!(
+                found.contains("backup.in_progress"),
+                in_progress,
+                "{minutes_ago}: {found}"
+            );
+            assert_eq!(
+                found.contains("backup.unfinished"),
+                !in_progress,
+                "{minutes_ago}: {found}"
+            );
+        }
+        // A time far in the future (a wrong clock) does not hold the judgement for ever.
+        let backups = [unfinished(-24 * 60)];
+        let found = diagnose(&facts(&backups));
+        assert!(
+            codes(&found).contains(&"backup.unfinished"),
+            "{:?}",
+            codes(&found)
+        );
+        // A finished backup written just now is simply complete.
+        let mut done = report("A", 29, Verdict::Complete, 1_000, false);
+        done.backup.last_written = Some(facts(&[]).now);
+        assert!(!rules::being_written(&done, facts(&[]).now));
+    }
+
+    #[test]
+    fn the_camera_roll_is_counted_apart() {
+        let mut r = report("A", 28, Verdict::Complete, 7_200_000_000, false);
+        r.domains = vec![crate::backup::report::DomainSize {
+            domain: "CameraRollDomain".into(),
+            files: 3,
+            bytes: 6_100_000_000,
+        }];
+        let backups = [r];
+        let found = diagnose(&facts(&backups));
+        let evidence = &found[0].evidence;
+        assert!(
+            evidence.contains(
+                "7.2 GB in this computer backup of Phone A, 1.1 GB without the camera roll"
+            ),
+            "{evidence}"
+        );
+        assert!(evidence.contains("would fit"), "{evidence}");
+    }
+
+    #[test]
+    fn update_ios_fits_the_phone() {
+        let ids = Message::Preparing.fix_order();
+        let bug = [BackupBug::StuckPreparing];
+        let (none, why) = update_advice(ids, &bug, None);
+        assert_eq!(none[0], "update-ios-if-affected");
+        assert!(why.starts_with("If your iPhone runs iOS 26.0.x"), "{why}");
+        let phone = |v: &str| -> DeviceState {
+            serde_json::from_value(serde_json::json!({
+                "schema": "ibackup.device/1", "udid": "A", "ios_version": v,
+                "connection": "usbmuxd", "connection_type": "USB", "paired": true
+            }))
+            .unwrap()
+        };
+        let (fixed, why) = update_advice(ids, &bug, Some(&phone("26.1")));
+        assert!(
+            !fixed.iter().any(|id| id.starts_with("update-ios")),
+            "{fixed:?}"
+        );
+        assert!(why.contains("not the fix"), "{why}");
+        let (buggy, _) = update_advice(ids, &bug, Some(&phone("26.0.1")));
+        assert_eq!(buggy[0], "update-ios");
+        // Messages an update does not answer are left alone.
+        let ids = Message::NeedsRestart.fix_order();
+        assert_eq!(update_advice(ids, &[], None).0, ids);
+    }
+
     #[test]
     fn the_plan_lists_each_fix_once_in_the_order_asked() {
         let backups = [report("B", 2, Verdict::Incomplete, 1_000, false)];
@@ -400,7 +600,15 @@ mod tests {
         let found = diagnose(&with_message);
         assert_eq!(found[0].code, "message.storage_full");
         let ids: Vec<&str> = plan(&found).iter().map(|f| f.id).collect();
-        assert_eq!(ids, ["icloud-storage", "finder-backup", "check-icloud"]);
+        assert_eq!(
+            ids,
+            [
+                "icloud-storage",
+                "finder-backup",
+                "keep-only-copy",
+                "check-icloud"
+            ]
+        );
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! how severe it is, which fixes answer it (first is the fix, the rest are next steps), and the
 //! check that reads the facts and writes the evidence. Checks are pure functions.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
+use super::version::{BackupBug, IosVersion};
 use super::{Facts, PhoneBackups};
-use crate::backup::report::Severity;
+use crate::backup::report::{Severity, Verdict};
 use crate::backup::verify::codes;
 use crate::device::info::{Battery, Storage};
 use crate::units::{human_bytes, human_count, plural};
@@ -19,6 +20,24 @@ pub const LOW_STORAGE_BYTES: u64 = 2_000_000_000;
 pub const LOW_STORAGE_PERCENT: u64 = 5;
 /// Battery under this, not charging, is low.
 pub const LOW_BATTERY_PERCENT: u64 = 20;
+/// A backup that has not finished and whose folder was written to less than this long ago is
+/// taken to be in progress (docs/diagnosis.md): Finder and iTunes add blobs every few seconds
+/// while a backup runs, and a stall of 10 minutes is long enough to call it stopped.
+pub const IN_PROGRESS_MINUTES: i64 = 10;
+
+/// The rules that judge a backup as broken: they wait while the newest backup of a phone is
+/// being written (a backup in progress has not finished and lacks files by nature), and
+/// `backup.in_progress` speaks for it instead. `backup.files_changed` is the size-mismatch
+/// rule's sibling; naming a code no rule has is harmless.
+pub const HELD_WHILE_WRITTEN: &[&str] = &[
+    "backup.unfinished",
+    "backup.files_missing",
+    "backup.files_truncated",
+    "backup.files_changed",
+    "backup.status_missing",
+    "backup.keep_older_complete",
+    "backup.only_copy",
+];
 
 pub struct Rule {
     pub code: &'static str,
@@ -36,28 +55,28 @@ pub const RULES: &[Rule] = &[
         code: "backup.unfinished",
         severity: Severity::Error,
         when: "The newest backup of a phone did not finish: Status.plist says something other than `finished`, or a `Snapshot/` folder is left.",
-        fixes: &["delete-and-redo", "finder-backup"],
+        fixes: &["redo-local-backup", "finder-backup"],
         check: unfinished,
     },
     Rule {
         code: "backup.files_missing",
         severity: Severity::Error,
         when: "Files the newest backup's manifest lists are not in the folder.",
-        fixes: &["delete-and-redo", "finder-backup"],
+        fixes: &["redo-local-backup", "finder-backup"],
         check: files_missing,
     },
     Rule {
         code: "backup.files_truncated",
         severity: Severity::Error,
         when: "Files of the newest backup have another size on disk than the manifest states.",
-        fixes: &["delete-and-redo", "finder-backup"],
+        fixes: &["redo-local-backup", "finder-backup"],
         check: files_truncated,
     },
     Rule {
         code: "backup.status_missing",
         severity: Severity::Error,
         when: "The newest backup has no Status.plist, so nothing shows it finished.",
-        fixes: &["delete-and-redo", "finder-backup"],
+        fixes: &["redo-local-backup", "finder-backup"],
         check: status_missing,
     },
     Rule {
@@ -77,7 +96,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         code: "backup.exceeds_free_icloud",
         severity: Severity::Info,
-        when: "The newest backup of a phone is bigger than the free 5 GB iCloud tier.",
+        when: "The newest backup of a phone is bigger than the free 5 GB iCloud tier. The evidence gives its size with and without the camera roll (`CameraRollDomain`), since an iCloud backup leaves out what already syncs (Photos when iCloud Photos is on, iCloud Drive, Contacts, Calendars, Notes, Mail, Safari).",
         fixes: &["icloud-storage"],
         check: exceeds_free_icloud,
     },
@@ -151,7 +170,138 @@ pub const RULES: &[Rule] = &[
         fixes: &["check-icloud"],
         check: icloud_not_visible,
     },
+    Rule {
+        code: "backup.in_progress",
+        severity: Severity::Warning,
+        when: "The newest backup of a phone has not finished (Status.plist not `finished`, or missing, or a `Snapshot/` folder left) and its folder was written to in the last 10 minutes: a backup is being written now, so it is not judged as broken.",
+        fixes: &["wait-for-backup"],
+        check: in_progress,
+    },
+    Rule {
+        code: "backup.keep_older_complete",
+        severity: Severity::Warning,
+        when: "The newest backup of a phone is incomplete but an older backup of the same phone is complete: that one must be kept.",
+        fixes: &["keep-complete-backup"],
+        check: keep_older_complete,
+    },
+    Rule {
+        code: "backup.only_copy",
+        severity: Severity::Warning,
+        when: "The newest backup of a phone is incomplete and no backup of it is complete: the broken folder is the only copy and must be kept (moved aside, not deleted) until a new backup verifies.",
+        fixes: &["keep-only-copy"],
+        check: only_copy,
+    },
 ];
+
+/// Whether `report` looks like a backup being written now: it has not finished (Status.plist
+/// not `finished` or missing, or a Snapshot/ left) and its folder was written to within
+/// [`IN_PROGRESS_MINUTES`] of `now`. A time more than that far in the future (a wrong clock)
+/// does not count.
+pub fn being_written(report: &crate::backup::BackupReport, now: DateTime<Utc>) -> bool {
+    let unfinished = [
+        codes::UNFINISHED,
+        codes::SNAPSHOT_LEFT,
+        codes::STATUS_MISSING,
+    ]
+    .iter()
+    .any(|code| has_problem(report, code));
+    let window = Duration::minutes(IN_PROGRESS_MINUTES);
+    unfinished
+        && report.backup.last_written.is_some_and(|written| {
+            let age = now.signed_duration_since(written);
+            age <= window && age >= -window
+        })
+}
+
+/// How long ago, in words: "just now", "4 minutes ago".
+fn ago(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
+    let minutes = now.signed_duration_since(then).num_minutes();
+    if minutes < 1 {
+        "less than a minute ago".to_string()
+    } else {
+        format!("{} ago", plural(minutes as u64, "minute", "minutes"))
+    }
+}
+
+fn in_progress(facts: &Facts) -> Vec<String> {
+    facts
+        .phones()
+        .iter()
+        .filter_map(|p| {
+            let newest = p.newest()?;
+            let written = newest.backup.last_written?;
+            being_written(newest, facts.now).then(|| {
+                format!(
+                    "a backup of {} is being written now: {} has not finished and was last \
+                     written to {}; wait for it to finish, then verify it",
+                    name(p),
+                    newest.backup.path,
+                    ago(facts.now, written)
+                )
+            })
+        })
+        .collect()
+}
+
+/// The newest backup of the phone, when it is incomplete (not unchecked: an encrypted backup
+/// without its password is not known to be broken).
+fn broken_newest<'a>(p: &PhoneBackups<'a>) -> Option<&'a crate::backup::BackupReport> {
+    p.newest().filter(|r| r.verdict == Verdict::Incomplete)
+}
+
+fn keep_older_complete(facts: &Facts) -> Vec<String> {
+    facts
+        .phones()
+        .iter()
+        .filter_map(|p| {
+            let broken = broken_newest(p)?;
+            let good = p.newest_complete()?;
+            let when = good
+                .backup
+                .date
+                .map(|d| format!(" from {}", d.format("%-d %b %Y")))
+                .unwrap_or_default();
+            Some(format!(
+                "the newest backup of {} ({}) is incomplete, but the older backup{when} at {} is \
+                 complete: keep that one where it is, it is the one to restore from; set aside \
+                 only the broken one",
+                name(p),
+                broken.backup.path,
+                good.backup.path
+            ))
+        })
+        .collect()
+}
+
+fn only_copy(facts: &Facts) -> Vec<String> {
+    facts
+        .phones()
+        .iter()
+        .filter_map(|p| {
+            let broken = broken_newest(p)?;
+            if p.newest_complete().is_some() {
+                return None;
+            }
+            Some(if p.backups.len() == 1 {
+                format!(
+                    "the only backup of {} here, {}, is incomplete, but it is still the only \
+                     copy: keep it (moved aside, not deleted) until a new backup verifies complete",
+                    name(p),
+                    broken.backup.path
+                )
+            } else {
+                format!(
+                    "none of the {} backups of {} here is complete: the newest, {}, may hold the \
+                     only copy of recent data, so keep it (moved aside, not deleted) and the \
+                     others until a new backup verifies complete",
+                    human_count(p.backups.len() as u64),
+                    name(p),
+                    broken.backup.path
+                )
+            })
+        })
+        .collect()
+}
 
 fn name(backups: &PhoneBackups) -> String {
     backups.name().to_string()
@@ -300,6 +450,10 @@ fn locked(report: &crate::backup::BackupReport) -> bool {
     report.backup.encrypted && !report.manifest_read
 }
 
+/// What an iCloud backup leaves out because it already syncs to iCloud (guide, fix 1).
+pub const ICLOUD_BACKUP_LEAVES_OUT: &str = "Photos (when iCloud Photos is on), iCloud Drive, \
+     Contacts, Calendars, Notes, Mail and Safari";
+
 fn exceeds_free_icloud(facts: &Facts) -> Vec<String> {
     facts
         .phones()
@@ -307,13 +461,30 @@ fn exceeds_free_icloud(facts: &Facts) -> Vec<String> {
         .filter_map(|p| {
             let newest = p.newest()?;
             let bytes = newest.size.declared_bytes;
-            (bytes > FREE_ICLOUD_BYTES).then(|| {
-                format!(
-                    "the newest backup of {} holds {}, more than the free 5 GB of iCloud",
-                    name(p),
-                    human_bytes(bytes)
-                )
-            })
+            if bytes <= FREE_ICLOUD_BYTES {
+                return None;
+            }
+            let camera_roll: u64 = newest
+                .domains
+                .iter()
+                .filter(|d| d.domain == "CameraRollDomain")
+                .map(|d| d.bytes)
+                .sum();
+            let without = bytes.saturating_sub(camera_roll);
+            let verdict = if without > FREE_ICLOUD_BYTES {
+                "even without the camera roll it is more than the free 5 GB of iCloud"
+            } else {
+                "more than the free 5 GB of iCloud, though without the camera roll it would fit"
+            };
+            Some(format!(
+                "{} in this computer backup of {}, {} without the camera roll: {verdict}. An \
+                 iCloud backup leaves out what already syncs to iCloud ({}), so with iCloud \
+                 Photos on it needs about the smaller figure",
+                human_bytes(bytes),
+                name(p),
+                human_bytes(without),
+                ICLOUD_BACKUP_LEAVES_OUT
+            ))
         })
         .collect()
 }
@@ -346,13 +517,15 @@ fn ios_backup_bug(facts: &Facts) -> Vec<String> {
     let Some(text) = facts.device.and_then(|d| d.ios_version.as_deref()) else {
         return Vec::new();
     };
-    let Some(v) = super::version::IosVersion::parse(text) else {
+    let Some(v) = IosVersion::parse(text) else {
         return Vec::new();
     };
-    let bug = match (v.major(), v.part(1), v.part(2)) {
-        (18, 0, 0) => "iOS 18.0 can pause iCloud backups overnight for good; 18.0.1 fixed it",
-        (26, 0, _) => "iOS 26.0 can leave iCloud backups stuck on \"Preparing\"; 26.1 fixed it",
-        _ => return Vec::new(),
+    let bug = if BackupBug::OvernightPause.affects(&v) {
+        "iOS 18.0 can pause iCloud backups overnight for good; 18.0.1 fixed it"
+    } else if BackupBug::StuckPreparing.affects(&v) {
+        "iOS 26.0 can leave iCloud backups stuck on \"Preparing\"; 26.1 fixed it"
+    } else {
+        return Vec::new();
     };
     vec![format!("the phone runs iOS {text}: {bug}")]
 }

@@ -34,6 +34,41 @@ impl IosVersion {
     }
 }
 
+/// The iCloud backup bugs iOS updates fixed (guide, fix 6), each with the versions it affects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupBug {
+    /// iOS 18.0: overnight backups pause and never resume; fixed in 18.0.1.
+    OvernightPause,
+    /// iOS 26.0.x: backups stuck on "Preparing"; fixed in 26.1.
+    StuckPreparing,
+}
+
+impl BackupBug {
+    /// Whether a phone on `v` has this bug (and so an update fixes it).
+    pub fn affects(self, v: &IosVersion) -> bool {
+        match self {
+            BackupBug::OvernightPause => (v.major(), v.part(1), v.part(2)) == (18, 0, 0),
+            BackupBug::StuckPreparing => (v.major(), v.part(1)) == (26, 0),
+        }
+    }
+
+    /// The affected versions, as people read them in Settings > General > About.
+    pub fn affected(self) -> &'static str {
+        match self {
+            BackupBug::OvernightPause => "iOS 18.0",
+            BackupBug::StuckPreparing => "iOS 26.0.x",
+        }
+    }
+
+    /// The first version with the fix.
+    pub fn fixed_in(self) -> &'static str {
+        match self {
+            BackupBug::OvernightPause => "18.0.1",
+            BackupBug::StuckPreparing => "26.1",
+        }
+    }
+}
+
 impl Ord for IosVersion {
     fn cmp(&self, other: &Self) -> Ordering {
         let len = self.0.len().max(other.0.len());
@@ -76,5 +111,17 @@ mod tests {
         assert!(v("9.3.5") < v("10.0"));
         assert_eq!(v("17.5 beta").part(1), 5);
         assert!(IosVersion::parse("unknown").is_none());
+    }
+
+    #[test]
+    fn which_versions_have_the_backup_bugs() {
+        let pause = BackupBug::OvernightPause;
+        let preparing = BackupBug::StuckPreparing;
+        assert!(pause.affects(&v("18.0")) && pause.affects(&v("18")));
+        assert!(!pause.affects(&v("18.0.1")) && !pause.affects(&v("18.1")));
+        assert!(!pause.affects(&v("17.5.1")));
+        assert!(preparing.affects(&v("26.0")) && preparing.affects(&v("26.0.1")));
+        assert!(!preparing.affects(&v("26.1")) && !preparing.affects(&v("26.2.1")));
+        assert!(!preparing.affects(&v("18.0")));
     }
 }

@@ -30,6 +30,17 @@ pub fn verify_page(
     text
 }
 
+/// The note under the page of a backup that is being written now (diagnose's
+/// [`being_written`](crate::diagnose::rules::being_written)): its verdict stays incomplete.
+pub fn in_progress_note(style: Style) -> String {
+    format!(
+        "\n{} it has not finished and its folder was written to in the last {} minutes. Wait \
+         for the backup to finish, then verify it again.\n",
+        style.warn("A backup is being written into this folder now:"),
+        crate::diagnose::rules::IN_PROGRESS_MINUTES
+    )
+}
+
 /// What `verify --quiet` prints: the same answer the exit code gives (docs/exit-codes.md).
 pub fn answer_word(answer: Answer) -> &'static str {
     match answer {

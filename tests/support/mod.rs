@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+mod mtime;
 mod phone;
 mod run;
 mod writer;
@@ -13,6 +14,7 @@ use std::process::Output;
 
 use sha1::{Digest, Sha1};
 
+pub use mtime::*;
 pub use phone::*;
 pub use run::*;
 pub use writer::*;
