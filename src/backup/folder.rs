@@ -188,6 +188,8 @@ impl Folder {
                 .and_then(|s| s.snapshot_state.as_ref())
                 .map(|s| s.as_str().to_string()),
             is_full_backup: status.and_then(|s| s.is_full_backup),
+            // Read from a blob once the file list is known (`icloud`).
+            icloud: Default::default(),
         }
     }
 }

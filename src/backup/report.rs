@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
 pub use super::contents::Holding;
+pub use crate::mobile_backup::IcloudBackup;
 
 /// JSON schema identifier of a [`BackupReport`].
 pub const VERIFY_SCHEMA: &str = "ibackup.verify/1";
@@ -62,6 +63,9 @@ pub struct BackupSummary {
     pub encrypted: bool,
     pub snapshot_state: Option<String>,
     pub is_full_backup: Option<bool>,
+    /// iCloud Backup as the phone saw it on the backup's date (com.apple.mobile.ldbackup.plist
+    /// inside the backup); every field null when that file could not be read.
+    pub icloud: IcloudBackup,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
