@@ -91,10 +91,9 @@ pub fn apple_date(value: &Value) -> Option<DateTime<Utc>> {
             Utc.timestamp_opt(secs.checked_add(APPLE_EPOCH_UNIX)?, 0)
                 .single()
         }
-        Value::Real(r) if r.is_finite() && r.abs() < 1e12 => {
-            Utc.timestamp_opt((*r as i64).checked_add(APPLE_EPOCH_UNIX)?, 0)
-                .single()
-        }
+        Value::Real(r) if r.is_finite() && r.abs() < 1e12 => Utc
+            .timestamp_opt((*r as i64).checked_add(APPLE_EPOCH_UNIX)?, 0)
+            .single(),
         _ => None,
     }
 }
@@ -143,7 +142,10 @@ mod tests {
             apple_date(&Value::Date(plist::Date::from(time))),
             Some(expected)
         );
-        assert_eq!(apple_date(&Value::Real(0.0)), Utc.timestamp_opt(APPLE_EPOCH_UNIX, 0).single());
+        assert_eq!(
+            apple_date(&Value::Real(0.0)),
+            Utc.timestamp_opt(APPLE_EPOCH_UNIX, 0).single()
+        );
     }
 
     #[test]
@@ -181,7 +183,8 @@ mod tests {
         assert_eq!(values.cloud_backup_enabled, Some(true));
         assert_eq!(
             values.last_cloud_backup,
-            Utc.timestamp_opt(700_000_000 + APPLE_EPOCH_UNIX, 0).single()
+            Utc.timestamp_opt(700_000_000 + APPLE_EPOCH_UNIX, 0)
+                .single()
         );
         assert_eq!(values.last_cloud_backup_tz.as_deref(), Some("Europe/Paris"));
         assert!(values.last_computer_backup < values.last_cloud_backup);
@@ -189,7 +192,7 @@ mod tests {
         assert_eq!(values.will_encrypt, Some(true));
         let json = serde_json::to_value(values.icloud()).unwrap();
         assert_eq!(json["backup_enabled"], true);
-        assert_eq!(json["last_backup"], "2023-03-07T20:26:40Z");
+        assert_eq!(json["last_backup"], "2023-03-08T20:26:40Z");
         let back: IcloudBackup = serde_json::from_value(json).unwrap();
         assert_eq!(back, values.icloud());
     }

@@ -89,7 +89,9 @@ mod tests {
         dict.insert("CloudBackupEnabled".into(), false.into());
         dict.insert("LastCloudBackupDate".into(), 700_000_000i64.into());
         let mut bytes = Vec::new();
-        Value::Dictionary(dict).to_writer_binary(&mut bytes).unwrap();
+        Value::Dictionary(dict)
+            .to_writer_binary(&mut bytes)
+            .unwrap();
         let values = parse(&bytes).expect("a dictionary");
         assert_eq!(values.cloud_backup_enabled, Some(false));
         assert!(values.last_cloud_backup.is_some());

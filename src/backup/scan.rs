@@ -166,8 +166,7 @@ impl Scan {
         }
         // Only `--deep` on an encrypted backup needs the keys (and the backup settings file, to
         // be read); the full decode costs more.
-        let want_key =
-            mode.encrypted && (mode.deep || is_ldbackup(row.domain, row.relative_path));
+        let want_key = mode.encrypted && (mode.deep || is_ldbackup(row.domain, row.relative_path));
         let decoded = match row.file {
             Some(bytes) if want_key => {
                 mbfile::decode(bytes).map(|m| (m.size, m.encryption_key.map(Box::from)))

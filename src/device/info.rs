@@ -354,9 +354,12 @@ mod tests {
         assert_eq!(json["battery"]["external_power"], true);
         assert_eq!(json["backup"]["will_encrypt"], false);
         assert_eq!(json["backup"]["requires_encryption"], true);
-        assert_eq!(json["backup"]["last_computer_backup"], "2020-01-05T10:40:00Z");
+        assert_eq!(
+            json["backup"]["last_computer_backup"],
+            "2020-01-06T10:40:00Z"
+        );
         assert_eq!(json["icloud"]["backup_enabled"], true);
-        assert_eq!(json["icloud"]["last_backup"], "2023-03-07T20:26:40Z");
+        assert_eq!(json["icloud"]["last_backup"], "2023-03-08T20:26:40Z");
         assert_eq!(json["icloud"]["last_backup_time_zone"], "Europe/Paris");
         assert_eq!(json["find_my"], true);
         let back: DeviceState = serde_json::from_value(json).unwrap();
