@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use plist::Value as Plist;
 use rusqlite::{params, Connection};
 use serde_json::Value;
-use support::{assert_hours_ago, sha1_hex, write_backup, Ibackup, Run, SimPhone, Spec, SIM_UDID};
+use support::{assert_hours_ago, sha1_hex, write_backup, Ibackup, Run, SimPhone, Spec};
 use tempfile::TempDir;
 
 const LDBACKUP: &str = "Library/Preferences/com.apple.mobile.ldbackup.plist";
@@ -432,6 +432,29 @@ fn a_missing_or_garbage_settings_file_is_unknown_not_a_problem() {
         let text = ok_text(&no_phone(&["inspect", dir.to_str().unwrap()], tmp.path()));
         assert_contains(&text, &["  iCloud      not recorded in this backup"]);
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_settings_blob_that_is_a_symlink_is_not_followed() {
+    let tmp = TempDir::new().unwrap();
+    let contents = ldbackup(&[("CloudBackupEnabled", false.into())]);
+    let dir = plain_backup(tmp.path(), Some(&contents));
+    let id = sha1_hex(&format!("HomeDomain-{LDBACKUP}"));
+    let blob = dir.join(&id[..2]).join(&id);
+    let outside = tmp.path().join("outside.plist");
+    std::fs::rename(&blob, &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, &blob).unwrap();
+    let report = no_phone(&["verify", dir.to_str().unwrap(), "--json"], tmp.path()).json();
+    assert_eq!(report["backup"]["icloud"]["backup_enabled"], Value::Null);
+    // And the same file in place is read: the null above is the symlink's doing.
+    std::fs::remove_file(&blob).unwrap();
+    std::fs::rename(&outside, &blob).unwrap();
+    let report = ok_json(&no_phone(
+        &["verify", dir.to_str().unwrap(), "--json"],
+        tmp.path(),
+    ));
+    assert_eq!(report["backup"]["icloud"]["backup_enabled"], false);
 }
 
 /// An encrypted backup (the test writer's own crypto) holding an ldbackup.plist.

@@ -45,6 +45,10 @@ pub(super) fn read(source: &Source<'_>, found: Option<&FoundFile>) -> IcloudBack
 
 fn settings(source: &Source<'_>, found: &FoundFile) -> Option<MobileBackupValues> {
     let path = blob_path(source.root, &found.id, source.flat);
+    // A symlink in the blob's place is not followed: only a regular file in the backup counts.
+    if !std::fs::symlink_metadata(&path).ok()?.file_type().is_file() {
+        return None;
+    }
     let bytes = read_regular_file(&path, MAX_LDBACKUP_BYTES).ok()?;
     if source.encrypted {
         let wrapped = found.key.as_deref()?;
