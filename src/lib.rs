@@ -13,6 +13,9 @@ pub mod cli;
 pub mod device;
 /// Facts in, findings out: rules and fixes as data. Pure.
 pub mod diagnose;
+/// The com.apple.mobile.backup values (iCloud Backup, last backups, encryption), from a phone or
+/// a backup. Pure.
+pub mod mobile_backup;
 /// How a command ends: an exit status, or a failure paragraph.
 pub mod outcome;
 /// Checks a plist's nesting and size before a value tree is built from it.

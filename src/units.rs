@@ -40,6 +40,18 @@ pub fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{} {}", human_count(n), if n == 1 { one } else { many })
 }
 
+/// A span of time as people say it: "12 minutes", "3 hours", "30 days" (negative spans, from a
+/// clock that is off, count as none).
+pub fn human_age(seconds: i64) -> String {
+    let s = seconds.max(0) as u64;
+    match s {
+        0..60 => "less than a minute".to_string(),
+        60..3_600 => plural(s / 60, "minute", "minutes"),
+        3_600..172_800 => plural(s / 3_600, "hour", "hours"),
+        _ => plural(s / 86_400, "day", "days"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +68,15 @@ mod tests {
         assert_eq!(human_count(12), "12");
         assert_eq!(plural(1, "file", "files"), "1 file");
         assert_eq!(plural(1_089, "file", "files"), "1,089 files");
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(human_age(-5), "less than a minute");
+        assert_eq!(human_age(59), "less than a minute");
+        assert_eq!(human_age(60), "1 minute");
+        assert_eq!(human_age(3 * 3_600 + 59), "3 hours");
+        assert_eq!(human_age(47 * 3_600), "47 hours");
+        assert_eq!(human_age(30 * 86_400 + 5), "30 days");
     }
 }

@@ -32,6 +32,17 @@ pub struct Profile {
     pub storage: StorageProfile,
     pub battery: BatteryProfile,
     pub will_encrypt: bool,
+    /// RequiresEncryption (a management profile forces encrypted local backups).
+    pub requires_encryption: bool,
+    /// CloudBackupEnabled; null leaves the key out (an iOS that does not report it).
+    pub icloud_backup: Option<bool>,
+    /// LastCloudBackupDate, this many hours before the moment it is asked for (so tests never
+    /// go stale); null leaves the key out.
+    pub last_icloud_backup_hours_ago: Option<u64>,
+    /// LastiTunesBackupDate, likewise; null leaves the key out.
+    pub last_computer_backup_hours_ago: Option<u64>,
+    /// How those dates are sent: seconds since 2001-01-01 as an integer, or a plist date.
+    pub backup_dates_as: DateForm,
     pub find_my: bool,
     pub pairing: PairingProfile,
     pub fault: Option<Fault>,
@@ -68,6 +79,17 @@ pub enum PairingOutcome {
     #[default]
     Accept,
     Deny,
+}
+
+/// The two forms iOS uses for com.apple.mobile.backup's dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DateForm {
+    /// An integer: seconds since 2001-01-01 UTC.
+    #[default]
+    Seconds,
+    /// A plist `<date>`.
+    Date,
 }
 
 /// Ways the simulator misbehaves, one per profile.
@@ -111,6 +133,11 @@ impl Default for Profile {
             storage: StorageProfile::default(),
             battery: BatteryProfile::default(),
             will_encrypt: false,
+            requires_encryption: false,
+            icloud_backup: Some(true),
+            last_icloud_backup_hours_ago: Some(3),
+            last_computer_backup_hours_ago: Some(50),
+            backup_dates_as: DateForm::Seconds,
             find_my: false,
             pairing: PairingProfile::default(),
             fault: None,
@@ -197,6 +224,15 @@ mod tests {
         assert!(p.battery.external_power);
         assert_eq!(p.pairing.pending_for, 2);
         assert_eq!(p.fault, Some(Fault::DropMidSession));
+        let older = Profile::from_json(
+            r#"{"icloud_backup":null,"last_icloud_backup_hours_ago":null,"backup_dates_as":"date"}"#,
+            "t",
+        )
+        .unwrap();
+        assert_eq!(older.icloud_backup, None);
+        assert_eq!(older.last_icloud_backup_hours_ago, None);
+        assert_eq!(older.last_computer_backup_hours_ago, Some(50));
+        assert_eq!(older.backup_dates_as, DateForm::Date);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use plist::{Dictionary, Value};
 use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPublicKey};
@@ -24,7 +24,7 @@ use rustls::{
     DigitallySignedStruct, DistinguishedName, ServerConnection, SignatureScheme, StreamOwned,
 };
 
-use super::profile::{Fault, PairingOutcome, Profile};
+use super::profile::{DateForm, Fault, PairingOutcome, Profile};
 use super::SimError;
 use ibackup::device::lockdown::pair_record::PairRecord;
 use ibackup::device::lockdown::pairing::new_uuid;
@@ -274,7 +274,20 @@ impl Phone {
             }
             "com.apple.mobile.backup" => {
                 d.insert("WillEncrypt".into(), p.will_encrypt.into());
-                d.insert("RequiresEncryption".into(), false.into());
+                d.insert("RequiresEncryption".into(), p.requires_encryption.into());
+                if let Some(on) = p.icloud_backup {
+                    d.insert("CloudBackupEnabled".into(), on.into());
+                }
+                if let Some(hours) = p.last_icloud_backup_hours_ago {
+                    d.insert("LastCloudBackupDate".into(), backup_date(p, hours));
+                    d.insert("LastCloudBackupTZ".into(), "Europe/Paris".into());
+                }
+                if let Some(hours) = p.last_computer_backup_hours_ago {
+                    d.insert("LastiTunesBackupDate".into(), backup_date(p, hours));
+                    d.insert("LastiTunesBackupTZ".into(), "Europe/Paris".into());
+                    d.insert("LastBackupComputerName".into(), "Simulated Mac".into());
+                    d.insert("LastBackupComputerType".into(), "Mac".into());
+                }
             }
             // Find My's state is only answered when asked for by key.
             "com.apple.fmip" => {}
@@ -301,6 +314,23 @@ impl Phone {
             (Some("com.apple.fmip"), Some("IsAssociated")) => Some(self.profile.find_my.into()),
             (Some(domain), None) => self.domain(domain).map(Value::Dictionary),
             (Some(domain), Some(key)) => self.domain(domain)?.get(key).cloned(),
+        }
+    }
+}
+
+/// Seconds from 1970-01-01 to 2001-01-01, where Apple's dates count from.
+const APPLE_EPOCH_UNIX: u64 = 978_307_200;
+
+/// `hours` before now, in the form the profile asks for.
+fn backup_date(profile: &Profile, hours: u64) -> Value {
+    let at = SystemTime::now()
+        .checked_sub(Duration::from_secs(hours.saturating_mul(3_600)))
+        .unwrap_or(UNIX_EPOCH);
+    match profile.backup_dates_as {
+        DateForm::Date => Value::Date(at.into()),
+        DateForm::Seconds => {
+            let unix = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            Value::Integer((unix as i64 - APPLE_EPOCH_UNIX as i64).into())
         }
     }
 }

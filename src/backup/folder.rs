@@ -226,6 +226,8 @@ impl Folder {
                 .map(|s| s.as_str().to_string()),
             is_full_backup: status.and_then(|s| s.is_full_backup),
             last_written: last_written(path),
+            // Read from a blob once the file list is known (`icloud`).
+            icloud: Default::default(),
         }
     }
 }

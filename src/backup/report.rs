@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
 pub use super::contents::Holding;
+pub use crate::mobile_backup::IcloudBackup;
 
 /// JSON schema identifier of a [`BackupReport`].
 pub const VERIFY_SCHEMA: &str = "ibackup.verify/1";
@@ -67,6 +68,9 @@ pub struct BackupSummary {
     /// means a backup may be being written now.
     #[serde(serialize_with = "utc_seconds")]
     pub last_written: Option<DateTime<Utc>>,
+    /// iCloud Backup as the phone saw it on the backup's date (com.apple.mobile.ldbackup.plist
+    /// inside the backup); every field null when that file could not be read.
+    pub icloud: IcloudBackup,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

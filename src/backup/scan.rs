@@ -84,6 +84,14 @@ pub(super) struct FoundDatabase {
     pub(super) rowid: i64,
 }
 
+/// The one file the scan keeps whatever the mode: com.apple.mobile.ldbackup.plist, the phone's
+/// backup settings as of the backup (read by `icloud`), with its key when the backup is encrypted.
+pub(super) struct FoundFile {
+    pub(super) id: FileId,
+    pub(super) size: Option<u64>,
+    pub(super) key: Option<Box<[u8]>>,
+}
+
 /// What the scan keeps, decided once per run.
 #[derive(Clone, Copy)]
 pub(super) struct Mode {
@@ -107,6 +115,13 @@ pub(super) struct Scan {
     pub(super) damaged: Vec<DamagedRecord>,
     pub(super) contents: Tally,
     pub(super) databases: Vec<FoundDatabase>,
+    /// com.apple.mobile.ldbackup.plist, when the manifest lists it as a file.
+    pub(super) ldbackup: Option<FoundFile>,
+}
+
+fn is_ldbackup(domain: &[u8], relative_path: &[u8]) -> bool {
+    domain == super::icloud::LDBACKUP_DOMAIN.as_bytes()
+        && relative_path == super::icloud::LDBACKUP_PATH.as_bytes()
 }
 
 pub(super) fn lossy(bytes: &[u8]) -> String {
@@ -149,8 +164,9 @@ impl Scan {
         if !self.count_non_file(&row) {
             return;
         }
-        // Only `--deep` on an encrypted backup needs the keys; the full decode costs more.
-        let want_key = mode.deep && mode.encrypted;
+        // Only `--deep` on an encrypted backup needs the keys (and the backup settings file, to
+        // be read); the full decode costs more.
+        let want_key = mode.encrypted && (mode.deep || is_ldbackup(row.domain, row.relative_path));
         let decoded = match row.file {
             Some(bytes) if want_key => {
                 mbfile::decode(bytes).map(|m| (m.size, m.encryption_key.map(Box::from)))
@@ -202,6 +218,13 @@ impl Scan {
             self.unnamed.push(file_ref(&row));
             return;
         };
+        if is_ldbackup(row.domain, row.relative_path) {
+            self.ldbackup = Some(FoundFile {
+                id,
+                size,
+                key: key.clone(),
+            });
+        }
         if mode.deep {
             let known = KEY_DATABASES.iter().find(|(_, domain, path)| {
                 domain.as_bytes() == row.domain && path.as_bytes() == row.relative_path
@@ -395,7 +418,7 @@ fn scan_mbdb(bytes: &[u8], mode: Mode) -> Result<(Scan, LegacyNames), ManifestEr
             file: None,
         };
         if scan.count_non_file(&row) {
-            let key = (mode.deep && mode.encrypted)
+            let key = (mode.encrypted && (mode.deep || is_ldbackup(record.domain, record.path)))
                 .then(|| record.encryption_key.map(Box::from))
                 .flatten();
             scan.add_file(row, Some(id), Some(record.size), key, mode);

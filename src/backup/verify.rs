@@ -8,8 +8,8 @@
 //!
 //! This module only runs the steps in order; each lives in its own room: `folder` (the folder
 //! and its plists), `unlock` (an encrypted Manifest.db), `scan` (the file list), `blobs` and
-//! `matching` (the files on disk against the list), `deep` (`--deep`), `problems` (their
-//! wording) and `verdict`.
+//! `matching` (the files on disk against the list), `deep` (`--deep`), `icloud` (the iCloud
+//! Backup settings the backup holds), `problems` (their wording) and `verdict`.
 
 use std::path::Path;
 
@@ -17,6 +17,7 @@ use super::blobs;
 use super::deep::Deep;
 use super::error::BackupError;
 use super::folder::read_folder;
+use super::icloud;
 use super::keybag::Password;
 use super::manifest::{self, Manifest};
 use super::matching::match_blobs;
@@ -128,6 +129,15 @@ pub fn verify_with(
         None => (None, None),
     };
 
+    let icloud = icloud::read(
+        &icloud::Source {
+            root: path,
+            flat: legacy,
+            encrypted,
+            keys: keys.as_ref(),
+        },
+        scan.as_ref().and_then(|s| s.ldbackup.as_ref()),
+    );
     let mut report = BackupReport {
         schema: VERIFY_SCHEMA,
         backup: folder.summary(path, encrypted),
@@ -145,6 +155,7 @@ pub fn verify_with(
         databases: Vec::new(),
         problems,
     };
+    report.backup.icloud = icloud;
     report.files.blobs_on_disk = store.blobs.len() as u64;
     folder_problems(&folder, &mut report.problems);
     match (scan, manifest) {

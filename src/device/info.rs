@@ -12,6 +12,7 @@ use super::lockdown::pair_record::{self, RecordSource};
 use super::lockdown::{self, LockdownClient, LockdownError};
 use super::transport::{AttachedDevice, Transport};
 use super::DeviceError;
+use crate::mobile_backup::{utc_seconds, IcloudBackup, MobileBackupValues};
 
 /// The schema name in the JSON.
 pub const SCHEMA: &str = "ibackup.device/1";
@@ -40,6 +41,8 @@ pub struct DeviceState {
     pub storage: Option<Storage>,
     pub battery: Option<Battery>,
     pub backup: Option<BackupSettings>,
+    /// com.apple.mobile.backup's iCloud values: iCloud Backup on or off, the last iCloud backup.
+    pub icloud: Option<IcloudBackup>,
     /// com.apple.fmip IsAssociated: Find My is on (a restore needs it off).
     pub find_my: Option<bool>,
 }
@@ -69,6 +72,11 @@ pub struct Battery {
 pub struct BackupSettings {
     /// WillEncrypt: local backups are encrypted.
     pub will_encrypt: Option<bool>,
+    /// RequiresEncryption: a management profile requires encrypted local backups.
+    pub requires_encryption: Option<bool>,
+    /// LastiTunesBackupDate: the last backup to a computer (Finder, iTunes, Apple Devices).
+    #[serde(with = "utc_seconds")]
+    pub last_computer_backup: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What a paired session adds to the root values.
@@ -76,7 +84,8 @@ pub struct BackupSettings {
 pub struct SessionValues {
     pub disk_usage: Option<Dictionary>,
     pub battery: Option<Dictionary>,
-    pub will_encrypt: Option<bool>,
+    /// com.apple.mobile.backup.
+    pub backup: MobileBackupValues,
     pub find_my: Option<bool>,
 }
 
@@ -191,11 +200,28 @@ impl DeviceState {
             storage,
             battery,
             backup: session.map(|s| BackupSettings {
-                will_encrypt: s.will_encrypt,
+                will_encrypt: s.backup.will_encrypt,
+                requires_encryption: s.backup.requires_encryption,
+                last_computer_backup: s.backup.last_computer_backup,
             }),
+            icloud: session.map(|s| s.backup.icloud()),
             find_my: session.and_then(|s| s.find_my),
         }
     }
+}
+
+/// com.apple.mobile.backup in one request; a phone that will not give the whole domain is asked
+/// for WillEncrypt alone, and the rest stays unknown.
+fn read_backup_domain(lockdown: &mut LockdownClient) -> Result<MobileBackupValues, DeviceError> {
+    if let Some(Value::Dictionary(domain)) = lockdown.get_value(Some(BACKUP), None)? {
+        return Ok(MobileBackupValues::from_dictionary(&domain));
+    }
+    Ok(MobileBackupValues {
+        will_encrypt: lockdown
+            .get_value(Some(BACKUP), Some("WillEncrypt"))?
+            .and_then(|v| v.as_boolean()),
+        ..MobileBackupValues::default()
+    })
 }
 
 /// Reads the phone's state: the pair record (daemon, then folder), root values, and with a
@@ -234,9 +260,7 @@ pub fn read_state(
         let values = SessionValues {
             disk_usage: dict(lockdown.get_value(Some(DISK_USAGE), None)?),
             battery: dict(lockdown.get_value(Some(BATTERY), None)?),
-            will_encrypt: lockdown
-                .get_value(Some(BACKUP), Some("WillEncrypt"))?
-                .and_then(|v| v.as_boolean()),
+            backup: read_backup_domain(&mut lockdown)?,
             find_my: lockdown
                 .get_value(Some(FIND_MY), Some("IsAssociated"))?
                 .and_then(|v| v.as_boolean()),
@@ -285,7 +309,7 @@ mod tests {
         assert_eq!(state.udid, "u1");
         assert_eq!(state.ios_version.as_deref(), Some("17.5.1"));
         let json = serde_json::to_value(&state).unwrap();
-        for key in ["storage", "battery", "backup", "find_my"] {
+        for key in ["storage", "battery", "backup", "icloud", "find_my"] {
             assert!(json[key].is_null(), "{key}");
         }
         assert_eq!(json["schema"], "ibackup.device/1");
@@ -304,7 +328,14 @@ mod tests {
                 ("BatteryIsCharging", true.into()),
                 ("ExternalConnected", true.into()),
             ])),
-            will_encrypt: Some(false),
+            backup: MobileBackupValues::from_dictionary(&dict(&[
+                ("WillEncrypt", false.into()),
+                ("RequiresEncryption", true.into()),
+                ("CloudBackupEnabled", true.into()),
+                ("LastCloudBackupDate", 700_000_000i64.into()),
+                ("LastCloudBackupTZ", "Europe/Paris".into()),
+                ("LastiTunesBackupDate", 600_000_000i64.into()),
+            ])),
             find_my: Some(true),
         };
         let state = DeviceState::from_values(
@@ -322,6 +353,16 @@ mod tests {
         assert_eq!(json["battery"]["charging"], true);
         assert_eq!(json["battery"]["external_power"], true);
         assert_eq!(json["backup"]["will_encrypt"], false);
+        assert_eq!(json["backup"]["requires_encryption"], true);
+        assert_eq!(
+            json["backup"]["last_computer_backup"],
+            "2020-01-06T10:40:00Z"
+        );
+        assert_eq!(json["icloud"]["backup_enabled"], true);
+        assert_eq!(json["icloud"]["last_backup"], "2023-03-08T20:26:40Z");
+        assert_eq!(json["icloud"]["last_backup_time_zone"], "Europe/Paris");
         assert_eq!(json["find_my"], true);
+        let back: DeviceState = serde_json::from_value(json).unwrap();
+        assert_eq!(back, state);
     }
 }

@@ -145,9 +145,21 @@ pub const FIXES: &[Fix] = &[
         title: "Check iCloud on the iPhone",
         guide: None,
         steps: &[
-            "ibackup sees the phone and the backups on this computer, not your iCloud account.",
-            "The last iCloud backup: Settings > [your name] > iCloud > iCloud Backup (shown under Back Up Now).",
-            "How full iCloud is: Settings > [your name] > iCloud > Manage Account Storage.",
+            "ibackup reads from the phone whether iCloud Backup is on and when its last iCloud backup finished; it cannot see your iCloud account itself.",
+            "How full iCloud is: Settings > [your name] > iCloud > Manage Account Storage (on iOS 16: Manage Storage). More than 90% full, and a backup will not complete.",
+            "Whether backups may use mobile data: Back Up Over Cellular (iOS 17 and later) in Settings > [your name] > iCloud > iCloud Backup; Wi-Fi: Settings > Wi-Fi.",
+            "On an iPhone that does not report it, the last iCloud backup is shown in Settings > [your name] > iCloud > iCloud Backup, under Back Up Now.",
+        ],
+    },
+    Fix {
+        id: "icloud-backup-on",
+        title: "Turn on iCloud Backup",
+        guide: None,
+        steps: &[
+            "Open Settings > [your name] > iCloud > iCloud Backup.",
+            "Turn on Back Up This iPhone, then tap Back Up Now while on Wi-Fi.",
+            "From then on the iPhone backs itself up each night while it is on power, on Wi-Fi and locked.",
+            "If iCloud has no room for the backup, see \"Make room in iCloud\"; a computer backup works without iCloud.",
         ],
     },
     Fix {

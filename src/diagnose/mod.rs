@@ -471,17 +471,19 @@ mod tests {
         ];
         let found = diagnose(&facts(&backups));
         // A's newest (28th) is small, recent and encrypted: only the password finding.
-        // B has no complete backup at all: its only (incomplete) backup is to be kept.
+        // B has no complete backup at all: its only (incomplete) backup is to be kept. All three
+        // are warnings, in the order of the rules table.
         assert_eq!(
             codes(&found),
             [
                 "backup.stale",
-                "backup.only_copy",
-                "backup.encrypted_no_password"
+                "backup.encrypted_no_password",
+                "backup.only_copy"
             ]
         );
         assert!(found[0].evidence.contains("Phone B"));
-        assert!(found[1].evidence.contains("Phone B"));
+        assert!(found[1].evidence.contains("Phone A"));
+        assert!(found[2].evidence.contains("Phone B"));
         let mut given = facts(&backups);
         given.password_given = true;
         assert_eq!(

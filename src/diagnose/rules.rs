@@ -9,7 +9,8 @@ use super::{Facts, PhoneBackups};
 use crate::backup::report::{Severity, Verdict};
 use crate::backup::verify::codes;
 use crate::device::info::{Battery, Storage};
-use crate::units::{human_bytes, human_count, plural};
+use crate::mobile_backup::IcloudBackup;
+use crate::units::{human_age, human_bytes, human_count, plural};
 
 /// A backup older than this is stale.
 pub const STALE_DAYS: i64 = 7;
@@ -38,6 +39,9 @@ pub const HELD_WHILE_WRITTEN: &[&str] = &[
     "backup.keep_older_complete",
     "backup.only_copy",
 ];
+
+/// An iCloud backup that finished within this many hours is recent.
+pub const ICLOUD_RECENT_HOURS: i64 = 24;
 
 pub struct Rule {
     pub code: &'static str,
@@ -166,7 +170,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         code: "icloud.not_visible",
         severity: Severity::Info,
-        when: "A phone is connected or an iOS message was given: the iCloud side (quota, last iCloud backup) is out of a local tool's sight.",
+        when: "A phone is connected or an iOS message was given: how full iCloud is (and whether Wi-Fi is up or Back Up Over Cellular is on) cannot be read over USB; nor, when the phone does not report it (older iOS, or not trusted), whether iCloud Backup is on and when it last ran.",
         fixes: &["check-icloud"],
         check: icloud_not_visible,
     },
@@ -190,6 +194,47 @@ pub const RULES: &[Rule] = &[
         when: "The newest backup of a phone is incomplete and no backup of it is complete: the broken folder is the only copy and must be kept (moved aside, not deleted) until a new backup verifies.",
         fixes: &["keep-only-copy"],
         check: only_copy,
+    },
+    Rule {
+        code: "icloud.backup_off",
+        severity: Severity::Warning,
+        when: "iCloud Backup is off (com.apple.mobile.backup CloudBackupEnabled is false): on the connected phone, or with no phone connected, as of the newest backup's date (from its com.apple.mobile.ldbackup.plist).",
+        fixes: &["icloud-backup-on", "finder-backup"],
+        check: icloud_backup_off,
+    },
+    Rule {
+        code: "icloud.backup_stale",
+        severity: Severity::Warning,
+        when: "iCloud Backup is on but the last iCloud backup (LastCloudBackupDate) finished more than 7 days ago, or never; with no phone connected, judged as of the newest backup's date. The phone's iOS has no known iCloud backup bug.",
+        fixes: &[
+            "icloud-storage",
+            "wifi-power",
+            "backup-restart",
+            "apple-id",
+            "finder-backup",
+        ],
+        check: icloud_backup_stale,
+    },
+    Rule {
+        code: "icloud.backup_stale",
+        severity: Severity::Warning,
+        when: "As above, on a connected phone whose iOS has a known iCloud backup bug (18.0, 26.0.x): updating iOS joins the fixes, in the guide's place.",
+        fixes: &[
+            "icloud-storage",
+            "wifi-power",
+            "backup-restart",
+            "apple-id",
+            "update-ios",
+            "finder-backup",
+        ],
+        check: icloud_backup_stale_ios_bug,
+    },
+    Rule {
+        code: "icloud.backup_recent",
+        severity: Severity::Info,
+        when: "The last iCloud backup finished less than a day ago (from the phone, or as recorded in the newest backup).",
+        fixes: &["check-icloud"],
+        check: icloud_backup_recent,
     },
 ];
 
@@ -514,20 +559,24 @@ fn encrypted_no_password(facts: &Facts) -> Vec<String> {
 }
 
 fn ios_backup_bug(facts: &Facts) -> Vec<String> {
-    let Some(text) = facts.device.and_then(|d| d.ios_version.as_deref()) else {
-        return Vec::new();
-    };
-    let Some(v) = IosVersion::parse(text) else {
-        return Vec::new();
-    };
+    phone_ios_bug(facts)
+        .map(|(text, bug)| format!("the phone runs iOS {text}: {bug}"))
+        .into_iter()
+        .collect()
+}
+
+/// The connected phone's iOS version and its known iCloud backup bug, if it has one.
+fn phone_ios_bug<'a>(facts: &Facts<'a>) -> Option<(&'a str, &'static str)> {
+    let text = facts.device.and_then(|d| d.ios_version.as_deref())?;
+    let v = IosVersion::parse(text)?;
     let bug = if BackupBug::OvernightPause.affects(&v) {
         "iOS 18.0 can pause iCloud backups overnight for good; 18.0.1 fixed it"
     } else if BackupBug::StuckPreparing.affects(&v) {
         "iOS 26.0 can leave iCloud backups stuck on \"Preparing\"; 26.1 fixed it"
     } else {
-        return Vec::new();
+        return None;
     };
-    vec![format!("the phone runs iOS {text}: {bug}")]
+    Some((text, bug))
 }
 
 /// Whether the phone's free space is low: the threshold every command shows and judges by.
@@ -627,8 +676,175 @@ fn no_local_backup(facts: &Facts) -> Vec<String> {
 }
 
 fn icloud_not_visible(facts: &Facts) -> Vec<String> {
-    if facts.device.is_none() && facts.message.is_none() {
+    const QUOTA: &str = "how full iCloud is, whether Wi-Fi is up and whether Back Up Over \
+                         Cellular is on cannot be read over USB";
+    let evidence = match facts.device {
+        None if facts.message.is_none() => return Vec::new(),
+        None => format!("{QUOTA}; with no phone connected, neither can iCloud Backup's state now"),
+        Some(d) => match &d.icloud {
+            Some(icloud) if !icloud.is_unknown() => QUOTA.to_string(),
+            Some(_) => format!(
+                "this phone does not report whether iCloud Backup is on or when it last ran \
+                 (older iOS), and {QUOTA}"
+            ),
+            None => format!(
+                "whether iCloud Backup is on stays hidden until the phone trusts this \
+                 computer, and {QUOTA}"
+            ),
+        },
+    };
+    vec![evidence]
+}
+
+/// Where what is known of iCloud Backup comes from: the connected phone now, or with no phone,
+/// the newest backup of each phone that recorded it, as of that backup's date.
+enum IcloudSource<'a> {
+    Phone {
+        name: String,
+        icloud: &'a IcloudBackup,
+    },
+    Backup {
+        name: String,
+        date: DateTime<Utc>,
+        icloud: &'a IcloudBackup,
+    },
+}
+
+impl IcloudSource<'_> {
+    fn icloud(&self) -> &IcloudBackup {
+        match self {
+            IcloudSource::Phone { icloud, .. } | IcloudSource::Backup { icloud, .. } => icloud,
+        }
+    }
+
+    /// "as of the backup of Alex's iPhone made 2026-11-20 21:03 UTC, ".
+    fn as_of(&self) -> String {
+        match self {
+            IcloudSource::Phone { .. } => String::new(),
+            IcloudSource::Backup { name, date, .. } => {
+                format!("as of the backup of {name} made {}, ", utc_minutes(date))
+            }
+        }
+    }
+}
+
+fn utc_minutes(date: &DateTime<Utc>) -> String {
+    date.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn icloud_sources<'a>(facts: &Facts<'a>) -> Vec<IcloudSource<'a>> {
+    if let Some(device) = facts.device {
+        return device
+            .icloud
+            .as_ref()
+            .map(|icloud| IcloudSource::Phone {
+                name: device.name.clone().unwrap_or_else(|| "this iPhone".into()),
+                icloud,
+            })
+            .into_iter()
+            .collect();
+    }
+    facts
+        .phones()
+        .iter()
+        .filter_map(|p| {
+            let report = p.backups.iter().find(|r| !r.backup.icloud.is_unknown())?;
+            Some(IcloudSource::Backup {
+                name: name(p),
+                date: report.backup.date?,
+                icloud: &report.backup.icloud,
+            })
+        })
+        .collect()
+}
+
+fn icloud_backup_off(facts: &Facts) -> Vec<String> {
+    icloud_sources(facts)
+        .iter()
+        .filter(|s| s.icloud().backup_enabled == Some(false))
+        .map(|s| match s {
+            IcloudSource::Phone { name, .. } => {
+                format!("iCloud Backup is off on {name}: nothing of it goes to iCloud")
+            }
+            IcloudSource::Backup { .. } => format!(
+                "{}iCloud Backup was off (it may have been turned on since)",
+                s.as_of()
+            ),
+        })
+        .collect()
+}
+
+/// The evidence that iCloud Backup is on but has not finished a backup for more than
+/// [`STALE_DAYS`]: judged now for the phone, and as of the backup's date for a backup.
+fn icloud_stale_evidence(facts: &Facts) -> Vec<String> {
+    icloud_sources(facts)
+        .iter()
+        .filter(|s| s.icloud().backup_enabled == Some(true))
+        .filter_map(|s| {
+            let (name, then) = match s {
+                IcloudSource::Phone { name, .. } => (name, facts.now),
+                IcloudSource::Backup { name, date, .. } => (name, *date),
+            };
+            let Some(last) = s.icloud().last_backup else {
+                return Some(format!(
+                    "{}iCloud Backup is on but no iCloud backup of {name} has finished",
+                    s.as_of()
+                ));
+            };
+            let age = then.signed_duration_since(last);
+            (age > Duration::days(STALE_DAYS)).then(|| match s {
+                IcloudSource::Phone { .. } => format!(
+                    "the last iCloud backup of {name} finished {} ago ({})",
+                    human_age(age.num_seconds()),
+                    utc_minutes(&last)
+                ),
+                IcloudSource::Backup { .. } => format!(
+                    "{}the last iCloud backup had finished {} before ({}); later ones cannot \
+                     be seen without the phone",
+                    s.as_of(),
+                    human_age(age.num_seconds()),
+                    utc_minutes(&last)
+                ),
+            })
+        })
+        .collect()
+}
+
+fn icloud_backup_stale(facts: &Facts) -> Vec<String> {
+    if phone_ios_bug(facts).is_some() {
         return Vec::new();
     }
-    vec!["how full iCloud is and when the last iCloud backup ran cannot be read over USB".into()]
+    icloud_stale_evidence(facts)
+}
+
+fn icloud_backup_stale_ios_bug(facts: &Facts) -> Vec<String> {
+    if phone_ios_bug(facts).is_none() {
+        return Vec::new();
+    }
+    icloud_stale_evidence(facts)
+}
+
+fn icloud_backup_recent(facts: &Facts) -> Vec<String> {
+    icloud_sources(facts)
+        .iter()
+        .filter(|s| s.icloud().backup_enabled != Some(false))
+        .filter_map(|s| {
+            let last = s.icloud().last_backup?;
+            let age = facts.now.signed_duration_since(last);
+            (age <= Duration::hours(ICLOUD_RECENT_HOURS)).then(|| {
+                let ago = human_age(age.num_seconds());
+                match s {
+                    IcloudSource::Phone { name, .. } => format!(
+                        "the last iCloud backup of {name} finished {ago} ago ({})",
+                        utc_minutes(&last)
+                    ),
+                    IcloudSource::Backup { name, .. } => format!(
+                        "an iCloud backup of {name} finished {ago} ago ({}), {}the last one",
+                        utc_minutes(&last),
+                        s.as_of()
+                    ),
+                }
+            })
+        })
+        .collect()
 }

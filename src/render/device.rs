@@ -2,13 +2,18 @@
 //! found), `ibackup devices` (one line a phone) and `ibackup pair`. The labels "(low)" and the
 //! battery warning use the diagnosis's own thresholds, so `device` and `inspect` never disagree.
 
+use chrono::{DateTime, Utc};
+
 use super::diagnosis::findings_text;
 use super::human_bytes;
+use super::report::local_date;
 use super::text::Style;
 use crate::device::info::Listing;
 use crate::device::DeviceState;
-use crate::diagnose::rules::{battery_is_low, storage_is_low};
+use crate::diagnose::rules::{battery_is_low, storage_is_low, STALE_DAYS};
 use crate::diagnose::Finding;
+use crate::mobile_backup::IcloudBackup;
+use crate::units::human_age;
 
 fn or_unknown(value: &Option<String>) -> &str {
     value.as_deref().unwrap_or("unknown")
@@ -26,6 +31,20 @@ pub fn device_page(state: &DeviceState, findings: &[Finding], style: Style, quie
 
 /// The phone's state as a block of labelled lines (also the first section of `inspect`).
 pub fn device_text(state: &DeviceState, style: Style, quiet: bool) -> String {
+    device_text_at(state, style, quiet, Utc::now())
+}
+
+/// "20 Nov 2025, 21:03 (3 hours ago)": a date in local time and how long before `now`.
+fn date_and_age(date: &DateTime<Utc>, now: DateTime<Utc>) -> String {
+    format!(
+        "{} ({} ago)",
+        local_date(date),
+        human_age(now.signed_duration_since(*date).num_seconds())
+    )
+}
+
+/// [`device_text`] with the ages counted from `now`.
+fn device_text_at(state: &DeviceState, style: Style, quiet: bool, now: DateTime<Utc>) -> String {
     let mut text = format!(
         "{} ({}), iOS {} ({})\n",
         style.bold(state.name.as_deref().unwrap_or("iPhone")),
@@ -83,12 +102,23 @@ pub fn device_text(state: &DeviceState, style: Style, quiet: bool) -> String {
         );
     }
     if let Some(b) = &state.backup {
-        let value = match b.will_encrypt {
+        let mut value = match b.will_encrypt {
             Some(true) => "local backups are encrypted",
             Some(false) => "local backups are not encrypted",
             None => "encryption setting unknown",
-        };
-        line("Backups", value.to_string());
+        }
+        .to_string();
+        if b.requires_encryption == Some(true) {
+            value.push_str(" (a management profile requires it)");
+        }
+        line("Backups", value);
+        line(
+            "Computer",
+            match &b.last_computer_backup {
+                Some(date) => format!("last backup to a computer {}", date_and_age(date, now)),
+                None => "no backup to a computer recorded".to_string(),
+            },
+        );
     }
     let find_my = match state.find_my {
         Some(true) => style.warn("on (turn it off before restoring a backup)"),
@@ -96,11 +126,45 @@ pub fn device_text(state: &DeviceState, style: Style, quiet: bool) -> String {
         None => "unknown".to_string(),
     };
     line("Find My", find_my);
+    if let Some(icloud) = &state.icloud {
+        line("iCloud", icloud_value(icloud, style, now));
+    }
     line(
-        "iCloud",
-        style.dim("quota and last iCloud backup are not readable over the cable: see Settings > [your name] > iCloud > iCloud Backup"),
+        "Not visible",
+        style.dim(
+            "how full iCloud is (Settings > [your name] > iCloud > Manage Account Storage), \
+             Wi-Fi and Back Up Over Cellular (Settings > [your name] > iCloud > iCloud Backup)",
+        ),
     );
     text
+}
+
+/// The iCloud line: on or off, and when the last iCloud backup finished; or that the phone
+/// does not say, and where Settings shows it.
+fn icloud_value(icloud: &IcloudBackup, style: Style, now: DateTime<Utc>) -> String {
+    let last = match &icloud.last_backup {
+        Some(date) => {
+            let value = format!("last iCloud backup {}", date_and_age(date, now));
+            if now.signed_duration_since(*date) > chrono::Duration::days(STALE_DAYS) {
+                style.warn(&value)
+            } else {
+                value
+            }
+        }
+        None => "no iCloud backup recorded".to_string(),
+    };
+    match icloud.backup_enabled {
+        Some(true) => format!("Backup on, {last}"),
+        Some(false) if icloud.last_backup.is_some() => {
+            format!("{}, {last}", style.warn("Backup off"))
+        }
+        Some(false) => style.warn("Backup off"),
+        None if icloud.last_backup.is_some() => format!("Backup on or off: unknown, {last}"),
+        None => style.dim(
+            "this iPhone does not say whether iCloud Backup is on or when it last ran: see \
+             Settings > [your name] > iCloud > iCloud Backup",
+        ),
+    }
 }
 
 /// `ibackup devices`: one line a phone, or what to do when there is none.
@@ -160,6 +224,7 @@ mod tests {
                 external_power: Some(charging),
             }),
             backup: None,
+            icloud: None,
             find_my: Some(false),
         }
     }

@@ -242,6 +242,7 @@ pub fn inspect_text(report: &BackupReport, style: Style, verbose: bool) -> Strin
             human_bytes(report.size.on_disk_bytes)
         );
     }
+    let _ = writeln!(out, "  iCloud      {}", icloud_as_of(report));
     if !report.domains.is_empty() {
         let _ = writeln!(out, "\nBiggest domains:");
         for d in report.domains.iter().filter(|d| d.files > 0).take(10) {
@@ -277,6 +278,34 @@ pub fn inspect_text(report: &BackupReport, style: Style, verbose: bool) -> Strin
     out
 }
 
+/// What the backup recorded of iCloud Backup, said as of the backup's date: whether it was on
+/// and when the last iCloud backup before it had finished.
+fn icloud_as_of(report: &BackupReport) -> String {
+    let icloud = &report.backup.icloud;
+    if icloud.is_unknown() {
+        return if report.backup.encrypted && !report.manifest_read {
+            "unknown: the backup is encrypted and no password was given".to_string()
+        } else {
+            "not recorded in this backup".to_string()
+        };
+    }
+    let state = match icloud.backup_enabled {
+        Some(true) => "Backup on",
+        Some(false) => "Backup off",
+        None => "Backup on or off: unknown",
+    };
+    let last = match (&icloud.last_backup, &report.backup.date) {
+        (Some(last), Some(made)) => format!(
+            "last iCloud backup {} ({} before this backup)",
+            local_date(last),
+            crate::units::human_age(made.signed_duration_since(*last).num_seconds())
+        ),
+        (Some(last), None) => format!("last iCloud backup {}", local_date(last)),
+        (None, _) => "no iCloud backup recorded".to_string(),
+    };
+    format!("{state}, {last}, as of this backup's date")
+}
+
 /// One line per backup, newest first (the caller sorts).
 pub fn backup_list_text(reports: &[BackupReport], style: Style) -> String {
     let mut out = String::new();
@@ -306,6 +335,9 @@ pub fn backup_list_text(reports: &[BackupReport], style: Style) -> String {
             }
         );
         let _ = writeln!(out, "  {}", style.dim(&r.backup.path));
+        if !r.backup.icloud.is_unknown() {
+            let _ = writeln!(out, "  iCloud: {}", icloud_as_of(r));
+        }
         if r.verdict != Verdict::Complete {
             for p in r.problems.iter().filter(|p| p.severity == Severity::Error) {
                 let _ = writeln!(out, "    {} {}", style.bad("✗"), p.message);

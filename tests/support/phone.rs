@@ -192,6 +192,27 @@ pub fn assert_device_contract(v: &serde_json::Value, connection: &str, pair_reco
     assert_eq!(v["battery"]["charging"], true);
     assert_eq!(v["battery"]["external_power"], true);
     assert_eq!(v["backup"]["will_encrypt"], false);
+    assert_eq!(v["backup"]["requires_encryption"], false);
+    assert_hours_ago(&v["backup"]["last_computer_backup"], 50);
+    assert_eq!(v["icloud"]["backup_enabled"], true);
+    assert_hours_ago(&v["icloud"]["last_backup"], 3);
+    assert_eq!(v["icloud"]["last_backup_time_zone"], "Europe/Paris");
     assert_eq!(v["find_my"], false);
     assert_eq!(v["findings"], serde_json::json!([]));
+}
+
+/// `date` is an RFC 3339 UTC date (as ibackup prints them) about `hours` before now (the
+/// simulator serves its backup dates relative to the moment they are asked for).
+pub fn assert_hours_ago(date: &serde_json::Value, hours: i64) {
+    let text = date
+        .as_str()
+        .unwrap_or_else(|| panic!("not a date: {date}"));
+    assert!(text.ends_with('Z') && text.len() == 20, "{text}");
+    let at = chrono::DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    let age = chrono::Utc::now().signed_duration_since(at);
+    let expected = chrono::Duration::hours(hours);
+    assert!(
+        (age - expected).num_seconds().abs() < 600,
+        "{text} is {age} ago, not {hours} hours"
+    );
 }
