@@ -8,6 +8,7 @@ pub mod crypto;
 mod deep;
 mod error;
 pub mod folder;
+pub mod judge;
 pub mod keybag;
 pub mod locate;
 pub mod manifest;
