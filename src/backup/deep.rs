@@ -194,9 +194,7 @@ pub(super) fn decrypted_evidence(keys: &ClassKeys, listed: &Listed, path: &Path)
     };
     let key = match keys.unwrap_key(wrapped) {
         Ok(key) => key,
-        Err(e) => {
-            return Evidence::Unknown(format!("its EncryptionKey cannot be unwrapped ({e})"))
-        }
+        Err(e) => return Evidence::Unknown(format!("its EncryptionKey cannot be unwrapped ({e})")),
     };
     let check = std::fs::File::open(path)
         .map_err(|e| e.to_string())
@@ -231,7 +229,7 @@ pub(super) fn check_content(path: &Path) -> Option<Result<(), String>> {
         Some(match quick_check_file(path) {
             Ok(result) if result == "ok" => Ok(()),
             Ok(result) => Err(format!("SQLite's quick_check reports: {result}")),
-            Err(e) => Err(format!("SQLite cannot open it: {e}")),
+            Err(e) => Err(format!("SQLite reports: {e}")),
         })
     } else if head.starts_with(b"bplist00") || is_xml_plist(&head) {
         check_plist(path)
@@ -258,8 +256,26 @@ fn check_plist(path: &Path) -> Option<Result<(), String>> {
     Some(
         plist::Value::from_reader(std::io::Cursor::new(&bytes))
             .map(|_| ())
-            .map_err(|e| format!("it does not parse as a plist: {e}")),
+            .map_err(|e| format!("it does not parse as a plist: {}", words(&e.to_string()))),
     )
+}
+
+/// The plist crate names its errors in CamelCase (`InvalidXmlSyntax`): spelt out as words.
+fn words(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut previous_lower = false;
+    for c in text.chars() {
+        if c.is_ascii_uppercase() {
+            if previous_lower {
+                out.push(' ');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+        previous_lower = c.is_ascii_lowercase();
+    }
+    out
 }
 
 /// quick_check on a database file, opened read-only and immutable.

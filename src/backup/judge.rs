@@ -53,7 +53,11 @@ pub(super) struct Sorted {
 impl Judge<'_> {
     /// Judges each mismatch (in parallel; two small reads each, or a decryption with `--deep`)
     /// and records the verdict in `report.files.size_mismatch`, which is in the same order.
-    pub(super) fn judge_all(&self, mismatched: &[(Listed, u64)], report: &mut BackupReport) -> Sorted {
+    pub(super) fn judge_all(
+        &self,
+        mismatched: &[(Listed, u64)],
+        report: &mut BackupReport,
+    ) -> Sorted {
         let results: Vec<(Judged, String, bool)> = mismatched
             .par_iter()
             .map(|(listed, len)| self.judge_one(listed, *len))
@@ -343,7 +347,10 @@ mod tests {
         trailer.extend(15u64.to_be_bytes());
         plist.extend(&trailer);
         let len = plist.len() as u64;
-        assert!(matches!(judge_plain(&ends(&plist), len), Evidence::Whole(_)));
+        assert!(matches!(
+            judge_plain(&ends(&plist), len),
+            Evidence::Whole(_)
+        ));
         let cut = &plist[..plist.len() - 5];
         assert!(matches!(
             judge_plain(&ends(cut), cut.len() as u64),

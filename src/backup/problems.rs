@@ -178,14 +178,14 @@ pub(super) fn file_problems(report: &mut BackupReport) {
         .size_mismatch
         .iter()
         .partition(|m| m.judged.is_error());
-    if let Some(first) = wrong.first() {
-        let unknown = wrong.iter().filter(|m| m.judged == Judged::Unknown).count() as u64;
+    if !wrong.is_empty() {
+        let unknown = wrong.iter().filter(|m| m.judged == Judged::Unknown).count();
         let why = if unknown == 0 {
             String::new()
         } else {
             format!(
-                " For {} the content could not tell a cut-short file from a changed one, so                  {} counted as cut short.",
-                plural(unknown, "of them", "of them"),
+                " For {unknown} of them the content could not tell a cut-short file from a \
+                 changed one, so {} counted as cut short.",
                 if unknown == 1 { "it is" } else { "they are" }
             )
         };
@@ -193,27 +193,21 @@ pub(super) fn file_problems(report: &mut BackupReport) {
             codes::FILES_TRUNCATED,
             Error,
             format!(
-                "{} the wrong size on disk and {} cut short or damaged, for example {} {}: {}.{}",
+                "{} the wrong size on disk and {} cut short or damaged.{why}",
                 plural(wrong.len() as u64, "file has", "files have"),
                 if wrong.len() == 1 { "is" } else { "are" },
-                first.domain,
-                first.path,
-                first.evidence,
-                why
             ),
         );
     }
-    if let Some(first) = changed.first() {
+    if !changed.is_empty() {
         add(
             codes::FILES_CHANGED,
             Warning,
             format!(
-                "{} another size than the manifest states but whole content, for example {}                  {}: {}. {} changed while the backup ran; the backup holds the newer copy.",
+                "{} another size than the manifest states but whole content: {} changed while \
+                 the backup ran, and the backup holds the newer copy.",
                 plural(changed.len() as u64, "file has", "files have"),
-                first.domain,
-                first.path,
-                first.evidence,
-                if changed.len() == 1 { "It" } else { "They" }
+                if changed.len() == 1 { "it" } else { "they" }
             ),
         );
     }
@@ -315,17 +309,14 @@ pub(super) fn undecryptable_problem(report: &mut BackupReport) {
 
 /// The problem `--deep` reports when databases or plists of the right size are damaged.
 pub(super) fn content_problem(report: &mut BackupReport) {
-    let damaged = &report.files.content_damaged;
-    if let Some(first) = damaged.first() {
+    let damaged = report.files.content_damaged.len() as u64;
+    if damaged > 0 {
         let message = format!(
-            "{} of the {} databases and plists checked {} damaged, for example {} {}: {}. The \
-             app may lose that data after a restore.",
-            human_count(damaged.len() as u64),
+            "{} of the {} databases and plists checked {} damaged. The app may lose that data \
+             after a restore.",
+            human_count(damaged),
             human_count(report.files.content_checked),
-            if damaged.len() == 1 { "is" } else { "are" },
-            first.domain,
-            first.path,
-            first.reason
+            if damaged == 1 { "is" } else { "are" },
         );
         report.problems.push(Problem::new(
             codes::CONTENT_DAMAGED,

@@ -17,11 +17,11 @@ use super::blobs;
 use super::deep::Deep;
 use super::error::BackupError;
 use super::folder::read_folder;
+use super::judge::Judge;
 use super::keybag::Password;
 use super::manifest::{self, Manifest};
 use super::matching::match_blobs;
 use super::mbdb;
-use super::judge::Judge;
 use super::problems::{
     deep_needs_password, file_problems, folder_problems, manifest_needs_password,
     unreadable_problem,
