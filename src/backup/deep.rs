@@ -2,20 +2,27 @@
 //! blob of an encrypted backup is decrypted (in parallel, a block at a time) and its plaintext
 //! length compared with the size the manifest states, and the key SQLite databases the scan
 //! picked out get a `PRAGMA quick_check`, decrypted in memory first when the backup is encrypted.
+//! On an unencrypted backup every other blob of the right size that is a SQLite database or a
+//! plist (told by its first bytes) is checked too, in parallel: quick_check, or parsed with a
+//! size and shape limit. Each damaged file is reported once, in one list.
 //!
 //! Unlocking the keybag is `unlock`'s job and AES is `crypto`'s; this module only applies them.
 //! Nothing decrypted is written anywhere.
 
+use std::collections::HashSet;
+use std::io::Read;
 use std::path::Path;
 
 use rayon::prelude::*;
 use rusqlite::{Connection, OpenFlags};
 
 use super::blobs::blob_path;
-use super::crypto;
+use super::crypto::{self, BlobCheck};
+use super::folder::read_regular_file;
+use super::judge::{is_xml_plist, Evidence};
 use super::keybag::ClassKeys;
 use super::manifest::{self, ManifestError};
-use super::problems::{database_problems, undecryptable_problem};
+use super::problems::{content_problem, database_problems, undecryptable_problem};
 use super::report::{BackupReport, DamagedRecord, DatabaseCheck};
 use super::scan::{FoundDatabase, Listed, Names, Progress};
 
@@ -30,19 +37,33 @@ pub(super) struct Deep<'a> {
 }
 
 impl Deep<'_> {
+    /// `skip`: rowids of files already reported with the wrong size (not checked again);
+    /// `changed`: rowids of files of another size whose content is whole.
     pub(super) fn run(
         &self,
         intact: &[Listed],
         databases: Vec<FoundDatabase>,
+        skip: &HashSet<i64>,
+        changed: &HashSet<i64>,
         manifest: &dyn Names,
         report: &mut BackupReport,
     ) -> Result<(), ManifestError> {
         if let Some(keys) = self.keys {
             self.decrypt_all(keys, intact, manifest, report)?;
         }
+        if !self.encrypted {
+            let keyed: HashSet<i64> = databases.iter().map(|d| d.rowid).collect();
+            self.check_contents(intact, &keyed, manifest, report)?;
+        }
         for found in databases {
-            let check = self.check_database(&found);
+            if skip.contains(&found.rowid) {
+                continue;
+            }
+            let check = self.check_database(&found, changed.contains(&found.rowid));
             let Some(result) = check else { continue };
+            if !self.encrypted {
+                report.files.content_checked += 1;
+            }
             let (file_id, domain, path) = manifest.names(found.rowid)?;
             report.databases.push(DatabaseCheck {
                 name: found.name,
@@ -108,32 +129,170 @@ impl Deep<'_> {
         }
     }
 
+    /// Checks every intact SQLite database and plist of an unencrypted backup other than the key
+    /// databases (`keyed`, listed in `databases` instead), in parallel.
+    fn check_contents(
+        &self,
+        intact: &[Listed],
+        keyed: &HashSet<i64>,
+        manifest: &dyn Names,
+        report: &mut BackupReport,
+    ) -> Result<(), ManifestError> {
+        let total = intact.iter().filter_map(|l| l.size).sum();
+        self.progress
+            .bytes_phase("Checking databases and plists", total);
+        let results: Vec<(i64, Result<(), String>)> = intact
+            .par_iter()
+            .filter(|listed| !keyed.contains(&listed.rowid))
+            .filter_map(|listed| {
+                let path = blob_path(self.root, &listed.id, self.flat);
+                let result = check_content(&path);
+                self.progress.advance(listed.size.unwrap_or(0));
+                result.map(|r| (listed.rowid, r))
+            })
+            .collect();
+        report.files.content_checked += results.len() as u64;
+        for (rowid, result) in results {
+            if let Err(reason) = result {
+                let (file_id, domain, path) = manifest.names(rowid)?;
+                report.files.content_damaged.push(DamagedRecord {
+                    file_id,
+                    domain,
+                    path,
+                    reason,
+                });
+            }
+        }
+        content_problem(report);
+        Ok(())
+    }
+
     /// `PRAGMA quick_check` on one key database, opened read-only from its blob (decrypted in
     /// memory for an encrypted backup). None when its blob is absent (already a missing file).
-    fn check_database(&self, found: &FoundDatabase) -> Option<String> {
+    /// `changed`: its size differs from the record's but its content is whole.
+    fn check_database(&self, found: &FoundDatabase, changed: bool) -> Option<String> {
         let path = blob_path(self.root, &found.id, self.flat);
         if !path.is_file() {
             return None;
         }
         let result = if self.encrypted {
             let keys = self.keys?;
-            decrypted_quick_check(&path, keys, found)
+            decrypted_quick_check(&path, keys, found, changed)
         } else {
-            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-                | OpenFlags::SQLITE_OPEN_URI
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            Connection::open_with_flags(manifest::readonly_uri(&path), flags)
-                .map_err(|e| e.to_string())
-                .and_then(|conn| quick_check(&conn))
+            quick_check_file(&path)
         };
         Some(result.unwrap_or_else(|e| e))
     }
+}
+
+/// What decrypting an encrypted blob of another length than expected shows: valid PKCS#7
+/// padding means whole content (of the length it decrypts to), invalid padding a blob cut short
+/// or damaged.
+pub(super) fn decrypted_evidence(keys: &ClassKeys, listed: &Listed, path: &Path) -> Evidence {
+    let Some(wrapped) = listed.key.as_deref() else {
+        return Evidence::Unknown("its record has no EncryptionKey to decrypt it with".into());
+    };
+    let key = match keys.unwrap_key(wrapped) {
+        Ok(key) => key,
+        Err(e) => return Evidence::Unknown(format!("its EncryptionKey cannot be unwrapped ({e})")),
+    };
+    let check = std::fs::File::open(path)
+        .map_err(|e| e.to_string())
+        .and_then(|file| crypto::check_blob(file, &key).map_err(|e| e.to_string()));
+    match check {
+        Ok(BlobCheck {
+            plaintext_len: Some(len),
+            ..
+        }) => Evidence::Whole(format!(
+            "it decrypts with valid padding to {len} bytes of whole content"
+        )),
+        Ok(_) => Evidence::CutShort(
+            "its last block does not decrypt to valid padding: cut short or damaged".into(),
+        ),
+        Err(e) => Evidence::CutShort(format!("it cannot be decrypted: {e}")),
+    }
+}
+
+/// Plists larger than this are not parsed by `--deep` (they are counted as not checked).
+const MAX_CHECKED_PLIST: u64 = 16 << 20;
+
+/// What `--deep` makes of one unencrypted blob, told by its first bytes: None when it is neither
+/// a SQLite database nor a plist (or a plist too big or too nested to parse within limits),
+/// else whether it passed quick_check or parsed.
+pub(super) fn check_content(path: &Path) -> Option<Result<(), String>> {
+    let mut head = Vec::with_capacity(100);
+    let read = std::fs::File::open(path).and_then(|f| f.take(100).read_to_end(&mut head));
+    if let Err(e) = read {
+        return Some(Err(format!("it could not be read: {e}")));
+    }
+    if head.starts_with(manifest::SQLITE_MAGIC) {
+        Some(match quick_check_file(path) {
+            Ok(result) if result == "ok" => Ok(()),
+            Ok(result) => Err(format!("SQLite's quick_check reports: {result}")),
+            Err(e) => Err(format!("SQLite reports: {e}")),
+        })
+    } else if head.starts_with(b"bplist00") || is_xml_plist(&head) {
+        check_plist(path)
+    } else {
+        None
+    }
+}
+
+/// Parses a plist blob in full, after its size and shape are checked (memory stays bounded).
+fn check_plist(path: &Path) -> Option<Result<(), String>> {
+    let bytes = match read_regular_file(path, MAX_CHECKED_PLIST) {
+        Ok(bytes) => bytes,
+        Err(_) if std::fs::metadata(path).is_ok_and(|m| m.len() > MAX_CHECKED_PLIST) => {
+            return None
+        }
+        Err(e) => return Some(Err(format!("it could not be read: {e}"))),
+    };
+    match crate::plist_shape::check(&bytes) {
+        Ok(()) => {}
+        // Too deep or too big to parse safely is not damage.
+        Err(e) if !e.starts_with("a malformed") => return None,
+        Err(e) => return Some(Err(format!("it is {e}"))),
+    }
+    Some(
+        plist::Value::from_reader(std::io::Cursor::new(&bytes))
+            .map(|_| ())
+            .map_err(|e| format!("it does not parse as a plist: {}", words(&e.to_string()))),
+    )
+}
+
+/// The plist crate names its errors in CamelCase (`InvalidXmlSyntax`): spelt out as words.
+fn words(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut previous_lower = false;
+    for c in text.chars() {
+        if c.is_ascii_uppercase() {
+            if previous_lower {
+                out.push(' ');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+        previous_lower = c.is_ascii_lowercase();
+    }
+    out
+}
+
+/// quick_check on a database file, opened read-only and immutable.
+fn quick_check_file(path: &Path) -> Result<String, String> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(manifest::readonly_uri(path), flags)
+        .map_err(|e| e.to_string())
+        .and_then(|conn| quick_check(&conn))
 }
 
 fn decrypted_quick_check(
     path: &Path,
     keys: &ClassKeys,
     found: &FoundDatabase,
+    changed: bool,
 ) -> Result<String, String> {
     let wrapped = found
         .key
@@ -144,9 +303,10 @@ fn decrypted_quick_check(
         .map_err(|e| format!("its EncryptionKey cannot be unwrapped ({e})"))?;
     let ciphertext = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
     let plaintext = crypto::decrypt_to_vec(&key, &ciphertext).map_err(|e| e.to_string())?;
-    if found
-        .size
-        .is_some_and(|size| size != plaintext.len() as u64)
+    if !changed
+        && found
+            .size
+            .is_some_and(|size| size != plaintext.len() as u64)
     {
         return Err("it does not decrypt to the size the manifest states".into());
     }

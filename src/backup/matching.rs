@@ -3,23 +3,31 @@
 //! what is left in the store is an orphan. The counts, the per-domain sizes and the contents
 //! summary go into the report, and `problems` words what they amount to.
 //!
-//! Nothing here opens a blob: sizes come from the listing `blobs` made. Decrypting blobs is
-//! `deep`'s job, on the intact files this module hands back.
+//! Nothing here opens a blob: sizes come from the listing `blobs` made. Judging a wrong size by
+//! the blob's content is `judge`'s job and decrypting blobs is `deep`'s, on the files this
+//! module hands back.
 
 use super::blobs::{BlobKind, BlobStore};
 use super::manifest::ManifestError;
-use super::problems::{file_problems, unreadable_problem};
-use super::report::{BackupReport, DomainSize, FileRef, SizeMismatch};
+use super::report::{BackupReport, DomainSize, FileRef, Judged, SizeMismatch};
 use super::scan::{lossy, Listed, Names, Scan};
 
-/// Matches the listed files with the blobs found, fills the counts and the problems.
-/// Returns the listed files whose blob is there with the right length, for `--deep`.
+/// The listed files whose blob is a regular file, by how its length compares with the record.
+pub(super) struct Matched {
+    /// The right length.
+    pub(super) intact: Vec<Listed>,
+    /// Another length, in the order of `report.files.size_mismatch`, for `judge` to look at.
+    pub(super) mismatched: Vec<(Listed, u64)>,
+}
+
+/// Matches the listed files with the blobs found and fills the counts. Returns the present
+/// files for the content checks (`judge`, `deep`); the problems are worded once those ran.
 pub(super) fn match_blobs(
     scan: Scan,
-    mut store: BlobStore,
+    store: &mut BlobStore,
     manifest: &dyn Names,
     report: &mut BackupReport,
-) -> Result<Vec<Listed>, ManifestError> {
+) -> Result<Matched, ManifestError> {
     let files = &mut report.files;
     files.listed = scan.listed.len() as u64 + scan.unnamed.len() as u64;
     files.directories = scan.directories;
@@ -40,6 +48,7 @@ pub(super) fn match_blobs(
         })
     };
     let mut intact = Vec::new();
+    let mut mismatched = Vec::new();
     for listed in scan.listed {
         let Some(blob) = store.blobs.remove(&listed.id) else {
             files.missing.push(named(listed.rowid)?);
@@ -63,7 +72,11 @@ pub(super) fn match_blobs(
                     path,
                     expected_bytes: expected,
                     actual_bytes: blob.size,
+                    // Until `judge` has looked at the content.
+                    judged: Judged::Unknown,
+                    evidence: String::new(),
                 });
+                mismatched.push((listed, blob.size));
             }
             Some(_) => {
                 files.intact += 1;
@@ -87,7 +100,5 @@ pub(super) fn match_blobs(
     domains.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.domain.cmp(&b.domain)));
     report.domains = domains;
     report.contents = scan.contents.holdings(report.backup.encrypted);
-    file_problems(report);
-    unreadable_problem(&store, &mut report.problems);
-    Ok(intact)
+    Ok(Matched { intact, mismatched })
 }

@@ -9,6 +9,7 @@ mod deep;
 mod error;
 pub mod folder;
 pub mod icloud;
+pub mod judge;
 pub mod keybag;
 pub mod locate;
 pub mod manifest;

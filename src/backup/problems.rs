@@ -8,7 +8,7 @@
 use super::blobs::BlobStore;
 use super::folder::{Folder, Loaded};
 use super::plists::SnapshotState;
-use super::report::{BackupReport, DatabaseCheck, Problem, Severity};
+use super::report::{BackupReport, DatabaseCheck, Judged, Problem, Severity, SizeMismatch};
 use crate::units::{human_count, plural};
 
 /// Problem codes (stable; listed in docs/json.md).
@@ -32,6 +32,8 @@ pub mod codes {
     pub const SIZE_UNKNOWN: &str = "backup.size_unknown";
     pub const UNDECRYPTABLE: &str = "backup.blobs_undecryptable";
     pub const DATABASE_DAMAGED: &str = "backup.database_damaged";
+    pub const FILES_CHANGED: &str = "backup.files_changed";
+    pub const CONTENT_DAMAGED: &str = "backup.content_damaged";
 
     /// Problems that mean part of the backup could not be checked (exit 2), not that it is
     /// known to be incomplete.
@@ -172,13 +174,40 @@ pub(super) fn file_problems(report: &mut BackupReport) {
             ),
         );
     }
-    if !files.size_mismatch.is_empty() {
+    let (wrong, changed): (Vec<&SizeMismatch>, Vec<&SizeMismatch>) = files
+        .size_mismatch
+        .iter()
+        .partition(|m| m.judged.is_error());
+    if !wrong.is_empty() {
+        let unknown = wrong.iter().filter(|m| m.judged == Judged::Unknown).count();
+        let why = if unknown == 0 {
+            String::new()
+        } else {
+            format!(
+                " For {unknown} of them the content could not tell a cut-short file from a \
+                 changed one, so {} counted as cut short.",
+                if unknown == 1 { "it is" } else { "they are" }
+            )
+        };
         add(
             codes::FILES_TRUNCATED,
             Error,
             format!(
-                "{} the wrong size on disk (cut short, or replaced by other content).",
-                plural(files.size_mismatch.len() as u64, "file has", "files have")
+                "{} the wrong size on disk and {} cut short or damaged.{why}",
+                plural(wrong.len() as u64, "file has", "files have"),
+                if wrong.len() == 1 { "is" } else { "are" },
+            ),
+        );
+    }
+    if !changed.is_empty() {
+        add(
+            codes::FILES_CHANGED,
+            Warning,
+            format!(
+                "{} another size than the manifest states but whole content: {} changed while \
+                 the backup ran, and the backup holds the newer copy.",
+                plural(changed.len() as u64, "file has", "files have"),
+                if changed.len() == 1 { "it" } else { "they" }
             ),
         );
     }
@@ -274,6 +303,25 @@ pub(super) fn undecryptable_problem(report: &mut BackupReport) {
                 first.path,
                 first.reason
             ),
+        ));
+    }
+}
+
+/// The problem `--deep` reports when databases or plists of the right size are damaged.
+pub(super) fn content_problem(report: &mut BackupReport) {
+    let damaged = report.files.content_damaged.len() as u64;
+    if damaged > 0 {
+        let message = format!(
+            "{} of the {} databases and plists checked {} damaged. The app may lose that data \
+             after a restore.",
+            human_count(damaged),
+            human_count(report.files.content_checked),
+            if damaged == 1 { "is" } else { "are" },
+        );
+        report.problems.push(Problem::new(
+            codes::CONTENT_DAMAGED,
+            Severity::Error,
+            message,
         ));
     }
 }

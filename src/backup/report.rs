@@ -104,6 +104,12 @@ pub struct FileCounts {
     /// `--deep` on an encrypted backup: blobs whose padding is invalid (wrong key or damaged
     /// data) or whose plaintext is not their Size.
     pub undecryptable: Vec<DamagedRecord>,
+    /// `--deep` on an unencrypted backup: SQLite databases and plists whose content was checked
+    /// (quick_check, or parsed), key databases included.
+    pub content_checked: u64,
+    /// `--deep` on an unencrypted backup: databases and plists of the right size that failed
+    /// that check (key databases are in `databases` instead), with `reason`.
+    pub content_damaged: Vec<DamagedRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -120,6 +126,31 @@ pub struct SizeMismatch {
     pub path: String,
     pub expected_bytes: u64,
     pub actual_bytes: u64,
+    /// What the blob's content says about the difference.
+    pub judged: Judged,
+    /// Why, in words: what the format showed, or why it could not tell.
+    pub evidence: String,
+}
+
+/// A size mismatch judged by the blob's content (docs/json.md, `files.size_mismatch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Judged {
+    /// Bytes are missing: `backup.files_truncated`.
+    CutShort,
+    /// Whole by its length, but `--deep` found it damaged: `backup.files_truncated`.
+    Damaged,
+    /// Whole content of another size (changed while the backup ran): `backup.files_changed`.
+    Changed,
+    /// The format cannot tell: counted as cut short, `backup.files_truncated`.
+    Unknown,
+}
+
+impl Judged {
+    /// Whether this mismatch makes the backup incomplete.
+    pub fn is_error(self) -> bool {
+        self != Judged::Changed
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

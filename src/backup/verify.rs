@@ -8,8 +8,9 @@
 //!
 //! This module only runs the steps in order; each lives in its own room: `folder` (the folder
 //! and its plists), `unlock` (an encrypted Manifest.db), `scan` (the file list), `blobs` and
-//! `matching` (the files on disk against the list), `deep` (`--deep`), `icloud` (the iCloud
-//! Backup settings the backup holds), `problems` (their wording) and `verdict`.
+//! `matching` (the files on disk against the list), `judge` (a wrong size told cut short or
+//! changed by the content), `deep` (`--deep`), `icloud` (the iCloud Backup settings the backup
+//! holds), `problems` (their wording) and `verdict`.
 
 use std::path::Path;
 
@@ -18,12 +19,14 @@ use super::deep::Deep;
 use super::error::BackupError;
 use super::folder::read_folder;
 use super::icloud;
+use super::judge::Judge;
 use super::keybag::Password;
 use super::manifest::{self, Manifest};
 use super::matching::match_blobs;
 use super::mbdb;
 use super::problems::{
-    deep_needs_password, folder_problems, manifest_needs_password, unreadable_problem,
+    deep_needs_password, file_problems, folder_problems, manifest_needs_password,
+    unreadable_problem,
 };
 use super::report::{BackupReport, FileCounts, SizeCounts, Verdict, VERIFY_SCHEMA};
 use super::scan::{read_mbdb, Listing, Mode, Names};
@@ -41,7 +44,8 @@ pub use super::scan::{expected_blob_len, file_id_of, Progress, KEY_DATABASES};
 pub struct Options<'a> {
     /// The backup password, for an encrypted backup (ignored for a plain one).
     pub password: Option<&'a Password>,
-    /// Decrypt every blob of an encrypted backup, and quick_check the key SQLite databases.
+    /// Decrypt every blob of an encrypted backup, quick_check the key SQLite databases, and on
+    /// an unencrypted backup quick_check every SQLite database and parse every plist.
     pub deep: bool,
 }
 
@@ -120,7 +124,7 @@ pub fn verify_with(
         },
         move || manifest.map(|listing| listing.scan(mode, progress)),
     );
-    let store = store.map_err(|source| BackupError::Io {
+    let mut store = store.map_err(|source| BackupError::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -162,7 +166,18 @@ pub fn verify_with(
         (Some(mut scan), Some(names)) => {
             let databases = std::mem::take(&mut scan.databases);
             let names: &dyn Names = &names;
-            let intact = match_blobs(scan, store, names, &mut report).map_err(manifest_error)?;
+            let matched =
+                match_blobs(scan, &mut store, names, &mut report).map_err(manifest_error)?;
+            let judge = Judge {
+                root: path,
+                flat: legacy,
+                encrypted,
+                deep: options.deep,
+                keys: keys.as_ref(),
+            };
+            let sorted = judge.judge_all(&matched.mismatched, &mut report);
+            file_problems(&mut report);
+            unreadable_problem(&store, &mut report.problems);
             if options.deep {
                 let deep = Deep {
                     root: path,
@@ -171,8 +186,15 @@ pub fn verify_with(
                     encrypted,
                     progress,
                 };
-                deep.run(&intact, databases, names, &mut report)
-                    .map_err(manifest_error)?;
+                deep.run(
+                    &matched.intact,
+                    databases,
+                    &sorted.reported,
+                    &sorted.changed,
+                    names,
+                    &mut report,
+                )
+                .map_err(manifest_error)?;
             }
         }
         // Without the file list nothing can be counted against it: the counts stay 0 (as

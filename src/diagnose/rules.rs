@@ -72,7 +72,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         code: "backup.files_truncated",
         severity: Severity::Error,
-        when: "Files of the newest backup have another size on disk than the manifest states.",
+        when: "Files of the newest backup have another size on disk than the manifest states and their content shows they were cut short (a SQLite database short of the pages its header counts, a plist without its ending, an encrypted file of broken blocks), or cannot show that they were not.",
         fixes: &["redo-local-backup", "finder-backup"],
         check: files_truncated,
     },
@@ -235,6 +235,13 @@ pub const RULES: &[Rule] = &[
         when: "The last iCloud backup finished less than a day ago (from the phone, or as recorded in the newest backup).",
         fixes: &["check-icloud"],
         check: icloud_backup_recent,
+    },
+    Rule {
+        code: "backup.files_changed",
+        severity: Severity::Warning,
+        when: "Files of the newest backup have another size on disk than the manifest states, but their content is whole (a database written to while it was copied): the backup is still complete.",
+        fixes: &["finder-backup"],
+        check: files_changed,
     },
 ];
 
@@ -407,13 +414,42 @@ fn files_truncated(facts: &Facts) -> Vec<String> {
         .iter()
         .filter_map(|p| {
             let newest = p.newest()?;
-            let wrong = newest.files.size_mismatch.len() as u64;
+            let wrong = newest
+                .files
+                .size_mismatch
+                .iter()
+                .filter(|m| m.judged.is_error())
+                .count() as u64;
             (wrong > 0).then(|| {
                 format!(
-                    "{} of the newest backup of {} {} the wrong size",
+                    "{} of the newest backup of {} {} the wrong size and cut short (or of a kind whose content cannot tell)",
                     plural(wrong, "file", "files"),
                     name(p),
                     if wrong == 1 { "has" } else { "have" }
+                )
+            })
+        })
+        .collect()
+}
+
+fn files_changed(facts: &Facts) -> Vec<String> {
+    facts
+        .phones()
+        .iter()
+        .filter_map(|p| {
+            let newest = p.newest()?;
+            let changed = newest
+                .files
+                .size_mismatch
+                .iter()
+                .filter(|m| !m.judged.is_error())
+                .count() as u64;
+            (changed > 0).then(|| {
+                format!(
+                    "{} of the newest backup of {} changed while it was copied: another size than \
+                     the manifest states, whole content",
+                    plural(changed, "file", "files"),
+                    name(p)
                 )
             })
         })

@@ -69,7 +69,17 @@ fn when(report: &BackupReport) -> String {
 
 fn verdict_line(report: &BackupReport, style: Style) -> String {
     let files = &report.files;
+    let changed = files
+        .size_mismatch
+        .iter()
+        .filter(|m| !m.judged.is_error())
+        .count() as u64;
     match report.verdict {
+        Verdict::Complete if changed > 0 => style.good(&format!(
+            "Complete: all {} are present and whole ({} changed while the backup ran).",
+            plural(files.listed, "file", "files"),
+            human_count(changed)
+        )),
         Verdict::Complete if report.deep && files.decrypted > 0 => style.good(&format!(
             "Complete: all {} are present with the right size and decrypt intact.",
             plural(files.listed, "file", "files")
@@ -87,6 +97,27 @@ fn name(file: &FileRef) -> String {
     format!("{} {}  [{}]", file.domain, file.path, file.file_id)
 }
 
+/// The size mismatches that are errors (`errors`) or whole content of another size, with both
+/// sizes and what the content showed.
+fn mismatches(report: &BackupReport, errors: bool) -> Vec<String> {
+    report
+        .files
+        .size_mismatch
+        .iter()
+        .filter(|m| m.judged.is_error() == errors)
+        .map(|m| {
+            format!(
+                "{} {}: {} expected, {} on disk; {}",
+                m.domain,
+                m.path,
+                plural(m.expected_bytes, "byte", "bytes"),
+                human_count(m.actual_bytes),
+                m.evidence
+            )
+        })
+        .collect()
+}
+
 /// The verdict, the problems with their examples, and the file counts.
 fn problems(report: &BackupReport, style: Style, verbose: bool, out: &mut String) {
     let _ = writeln!(out, "{}", verdict_line(report, style));
@@ -100,19 +131,13 @@ fn problems(report: &BackupReport, style: Style, verbose: bool, out: &mut String
         let _ = writeln!(out, "  {mark} {}", problem.message);
         let examples: Vec<String> = match problem.code {
             "backup.files_missing" => report.files.missing.iter().map(name).collect(),
-            "backup.files_truncated" => report
+            "backup.files_truncated" => mismatches(report, true),
+            "backup.files_changed" => mismatches(report, false),
+            "backup.content_damaged" => report
                 .files
-                .size_mismatch
+                .content_damaged
                 .iter()
-                .map(|m| {
-                    format!(
-                        "{} {}: {} expected, {} on disk",
-                        m.domain,
-                        m.path,
-                        plural(m.expected_bytes, "byte", "bytes"),
-                        human_count(m.actual_bytes)
-                    )
-                })
+                .map(|f| format!("{} {}: {}", f.domain, f.path, f.reason))
                 .collect(),
             "backup.file_id_mismatch" => report.files.file_id_mismatch.iter().map(name).collect(),
             "backup.blobs_undecryptable" => report
@@ -175,6 +200,13 @@ fn counts(report: &BackupReport) -> String {
             "\nDecrypted: {} intact, {} damaged",
             human_count(f.decrypted),
             human_count(f.undecryptable.len() as u64)
+        ));
+    }
+    if report.deep && !report.backup.encrypted {
+        line.push_str(&format!(
+            "\nDatabases and plists checked: {}, {} damaged",
+            human_count(f.content_checked),
+            human_count(f.content_damaged.len() as u64)
         ));
     }
     for db in &report.databases {

@@ -156,6 +156,49 @@ def blob_content(seed, fid, size):
     return (block * reps)[:size]
 
 
+# Files whose name says what they are get real content of that kind, so a checker can open them:
+# SQLite databases (page size 1024, one table) and binary plists. Everything else is filler.
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlitedb", ".storedata")
+PLIST_SUFFIXES = (".plist",)
+
+
+def content_kind(path):
+    lower = path.lower()
+    if lower.endswith(SQLITE_SUFFIXES):
+        return "sqlite"
+    if lower.endswith(PLIST_SUFFIXES):
+        return "plist"
+    return None
+
+
+def sqlite_content(seed, fid, target):
+    """A real SQLite database file of roughly `target` bytes (at least two 1 KiB pages)."""
+    filler = blob_content(seed, fid, max(target, 1))
+    con = sqlite3.connect(":memory:")
+    try:
+        con.execute("PRAGMA page_size = 1024")
+        con.execute("CREATE TABLE entries (id INTEGER PRIMARY KEY, body BLOB)")
+        step, at, n = 200, 0, 0
+        # Rows until the payload is about the target, less the schema page and page overhead.
+        while at + step <= max(0, target - 1536) or n == 0:
+            con.execute("INSERT INTO entries (id, body) VALUES (?, ?)",
+                        (n + 1, filler[at % len(filler):at % len(filler) + step]))
+            at += step
+            n += 1
+        con.commit()
+        return bytes(con.serialize())
+    finally:
+        con.close()
+
+
+def plist_content(seed, fid, path, target):
+    """A real binary plist of roughly `target` bytes."""
+    filler = blob_content(seed, fid, max(target, 1))
+    chunks = [filler[i:i + 64] for i in range(0, max(0, target - 120), 64)]
+    value = {"Path": path, "Items": chunks, "Count": len(chunks)}
+    return plistlib.dumps(value, fmt=plistlib.FMT_BINARY, sort_keys=True)
+
+
 def pick_size(rng, max_size):
     """Mostly small files, a few bigger ones; always >= 1 and <= max_size."""
     roll = rng.random()
@@ -352,6 +395,14 @@ def plan_backup(seed=1, files=30, defects=(), udid=None, ios="17.5.1", build=Non
     for row in file_rows:
         row["content_size"] = row["size"] if row["size"] is not None else row["actual_size"]
         row["content"] = blob_content(seed, row["file_id"], row["content_size"])
+        kind = content_kind(row["path"])
+        if kind is not None and row["size"]:
+            # The picked size becomes a target; the record states what was really written.
+            if kind == "sqlite":
+                row["content"] = sqlite_content(seed, row["file_id"], row["size"])
+            else:
+                row["content"] = plist_content(seed, row["file_id"], row["path"], row["size"])
+            row["size"] = row["content_size"] = len(row["content"])
         if rng.random() < 0.4:
             row["digest"] = hashlib.sha1(row["content"]).digest()
         if rng.random() < 0.6 or row.get("special") == "ekey-data-uid":
