@@ -8,14 +8,14 @@
 
 use super::blobs::{BlobKind, BlobStore};
 use super::manifest::ManifestError;
-use super::problems::{file_problems, unreadable_problem};
+use super::problems::{file_problems, suspicious_paths, unreadable_problem};
 use super::report::{BackupReport, DomainSize, FileRef, SizeMismatch};
 use super::scan::{lossy, Listed, Names, Scan};
 
 /// Matches the listed files with the blobs found, fills the counts and the problems.
 /// Returns the listed files whose blob is there with the right length, for `--deep`.
 pub(super) fn match_blobs(
-    scan: Scan,
+    mut scan: Scan,
     mut store: BlobStore,
     manifest: &dyn Names,
     report: &mut BackupReport,
@@ -29,6 +29,7 @@ pub(super) fn match_blobs(
     files.file_id_mismatch = scan.file_id_mismatch;
     files.damaged_records = scan.damaged;
     files.missing = scan.unnamed;
+    files.suspicious_paths = scan.suspicious;
     report.size.declared_bytes = scan.declared_bytes;
 
     let named = |rowid| -> Result<FileRef, ManifestError> {
@@ -50,6 +51,9 @@ pub(super) fn match_blobs(
             continue;
         }
         files.present += 1;
+        if let Some(category) = listed.category {
+            scan.contents.found(category);
+        }
         match listed.expected {
             Some(expected) if expected != blob.size => {
                 let FileRef {
@@ -72,6 +76,11 @@ pub(super) fn match_blobs(
             None => {}
         }
     }
+    // A blob under the fileID of a folder, symlink or other row is named by the manifest,
+    // whatever the row's flags: it is no orphan.
+    for id in &scan.other_ids {
+        store.blobs.remove(id);
+    }
     files.orphans = store.blobs.len() as u64;
 
     let mut domains: Vec<DomainSize> = scan
@@ -86,8 +95,9 @@ pub(super) fn match_blobs(
         .collect();
     domains.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.domain.cmp(&b.domain)));
     report.domains = domains;
-    report.contents = scan.contents.holdings(report.backup.encrypted);
+    report.contents = scan.contents.holdings();
     file_problems(report);
+    suspicious_paths(report);
     unreadable_problem(&store, &mut report.problems);
     Ok(intact)
 }

@@ -22,10 +22,11 @@ use super::manifest::{self, Manifest};
 use super::matching::match_blobs;
 use super::mbdb;
 use super::problems::{
-    deep_needs_password, folder_problems, manifest_needs_password, unreadable_problem,
+    deep_needs_password, encrypted_without_keybag, folder_problems, manifest_needs_password,
+    manifest_unpadded, unreadable_problem,
 };
 use super::report::{BackupReport, FileCounts, SizeCounts, Verdict, VERIFY_SCHEMA};
-use super::scan::{read_mbdb, Listing, Mode, Names};
+use super::scan::{expected_blob_len as padded_len, read_mbdb, Listing, Mode, Names, Scan};
 use super::unlock;
 use super::verdict::verdict;
 
@@ -89,9 +90,12 @@ pub fn verify_with(
     } else if encrypted && !manifest::has_sqlite_header(&db_path).unwrap_or(true) {
         match (options.password, folder.manifest.read()) {
             (Some(password), Some(plist)) => {
-                let (manifest, unlocked) = unlock::open_encrypted(path, &db_path, plist, password)?;
-                keys = Some(unlocked);
-                Some(Listing::Db(manifest))
+                let opened = unlock::open_encrypted(path, &db_path, plist, password)?;
+                if opened.unpadded {
+                    problems.push(manifest_unpadded());
+                }
+                keys = Some(opened.keys);
+                Some(Listing::Db(opened.manifest))
             }
             _ => {
                 problems.push(manifest_needs_password());
@@ -106,6 +110,7 @@ pub fn verify_with(
     let mode = Mode {
         encrypted,
         deep: options.deep,
+        sniff_keys: folder.manifest.read().is_none(),
     };
 
     // The connection moves to the scanning thread and comes back: it is Send, not Sync.
@@ -123,10 +128,12 @@ pub fn verify_with(
         path: path.to_path_buf(),
         source,
     })?;
-    let (scan, manifest) = match scanned {
+    let (mut scan, manifest) = match scanned {
         Some((scan, m)) => (Some(scan.map_err(manifest_error)?), Some(m)),
         None => (None, None),
     };
+    let keyless = scan.as_mut().and_then(|scan| encrypted_by_records(scan, mode));
+    let encrypted = encrypted || keyless.is_some();
 
     let mut report = BackupReport {
         schema: VERIFY_SCHEMA,
@@ -147,6 +154,9 @@ pub fn verify_with(
     };
     report.files.blobs_on_disk = store.blobs.len() as u64;
     folder_problems(&folder, &mut report.problems);
+    if let Some(problem) = keyless {
+        report.problems.push(problem);
+    }
     match (scan, manifest) {
         (Some(mut scan), Some(names)) => {
             let databases = std::mem::take(&mut scan.databases);
@@ -172,4 +182,20 @@ pub fn verify_with(
     report.verdict = verdict(&report.problems);
     report.complete = report.verdict == Verdict::Complete;
     Ok(report)
+}
+
+/// With no Manifest.plist to say so, a backup is taken as encrypted when more than half of its
+/// file records carry an EncryptionKey (an encrypted backup gives every file one, a plain backup
+/// none). Its blobs are then padded, so the expected lengths are made so; the problem returned
+/// says that nothing can unlock it.
+fn encrypted_by_records(scan: &mut Scan, mode: Mode) -> Option<super::report::Problem> {
+    let files = (scan.listed.len() + scan.unnamed.len()) as u64;
+    if !mode.sniff_keys || mode.encrypted || scan.keyed_files == 0 || scan.keyed_files * 2 <= files
+    {
+        return None;
+    }
+    for listed in &mut scan.listed {
+        listed.expected = listed.size.map(|size| padded_len(size, true));
+    }
+    Some(encrypted_without_keybag(scan.keyed_files, files))
 }
