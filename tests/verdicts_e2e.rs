@@ -397,3 +397,14 @@ fn a_plain_backup_without_a_manifest_plist_stays_not_encrypted() {
     assert!(!problem_codes(&report).contains(&"backup.encrypted_no_keybag".to_string()));
     assert_eq!(report["files"]["intact"], want.intact);
 }
+
+#[test]
+fn a_backup_decrypted_by_another_tool_is_not_taken_for_encrypted() {
+    // Keys in every record, as a decrypting tool leaves them, but blobs of their plain size.
+    let (_dir, backup, want) = written(&[Defect::NoManifestPlist, Defect::KeyedPlainBlobs]);
+    let (code, report) = verify_json(&backup, None);
+    assert_eq!(code, Some(1));
+    assert_eq!(report["backup"]["encrypted"], false);
+    assert!(!problem_codes(&report).contains(&"backup.encrypted_no_keybag".to_string()));
+    assert_eq!(report["files"]["intact"], want.intact);
+}

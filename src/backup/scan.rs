@@ -112,8 +112,10 @@ pub(super) struct Scan {
     pub(super) damaged: Vec<DamagedRecord>,
     pub(super) contents: Tally,
     pub(super) databases: Vec<FoundDatabase>,
-    /// File records carrying an EncryptionKey (counted only with `Mode::sniff_keys`).
+    /// File records carrying an EncryptionKey, and file records decoded to see whether they
+    /// do (both counted only with `Mode::sniff_keys`).
     pub(super) keyed_files: u64,
+    pub(super) sniffed_files: u64,
     /// The fileIDs of folder, symlink and other rows: a blob under one of them is named by a
     /// row, so it is no orphan.
     pub(super) other_ids: Vec<FileId>,
@@ -210,6 +212,7 @@ impl Scan {
         let want_key = mode.deep && mode.encrypted;
         let decoded = match row.file {
             Some(bytes) if want_key || mode.sniff_keys => mbfile::decode(bytes).map(|m| {
+                self.sniffed_files += 1;
                 self.keyed_files += u64::from(m.encryption_key.is_some());
                 (m.size, m.encryption_key.filter(|_| want_key).map(Box::from))
             }),
@@ -463,6 +466,7 @@ fn scan_mbdb(bytes: &[u8], mode: Mode) -> Result<(Scan, LegacyNames), ManifestEr
         };
         if scan.count_non_file(&row, Some(id)) {
             if mode.sniff_keys {
+                scan.sniffed_files += 1;
                 scan.keyed_files += u64::from(record.encryption_key.is_some());
             }
             let key = (mode.deep && mode.encrypted)

@@ -132,7 +132,9 @@ pub fn verify_with(
         Some((scan, m)) => (Some(scan.map_err(manifest_error)?), Some(m)),
         None => (None, None),
     };
-    let keyless = scan.as_mut().and_then(|scan| encrypted_by_records(scan, mode));
+    let keyless = scan
+        .as_mut()
+        .and_then(|scan| encrypted_by_records(scan, &store, mode));
     let encrypted = encrypted || keyless.is_some();
 
     let mut report = BackupReport {
@@ -184,18 +186,38 @@ pub fn verify_with(
     Ok(report)
 }
 
-/// With no Manifest.plist to say so, a backup is taken as encrypted when more than half of its
-/// file records carry an EncryptionKey (an encrypted backup gives every file one, a plain backup
-/// none). Its blobs are then padded, so the expected lengths are made so; the problem returned
-/// says that nothing can unlock it.
-fn encrypted_by_records(scan: &mut Scan, mode: Mode) -> Option<super::report::Problem> {
-    let files = (scan.listed.len() + scan.unnamed.len()) as u64;
-    if !mode.sniff_keys || mode.encrypted || scan.keyed_files == 0 || scan.keyed_files * 2 <= files
+/// With no Manifest.plist to say so, a backup is taken as encrypted when every file record
+/// that decodes carries an EncryptionKey (an encrypted backup gives every file one, a plain
+/// backup none) and its blobs do not say otherwise: no more of them have exactly their plain
+/// size than have the padded size of an encrypted file. (A backup decrypted by another tool
+/// keeps the keys in its records, but its blobs have their plain sizes.) Its blobs are then
+/// judged at their padded length; the problem returned says that nothing can unlock it.
+fn encrypted_by_records(
+    scan: &mut Scan,
+    store: &blobs::BlobStore,
+    mode: Mode,
+) -> Option<super::report::Problem> {
+    if !mode.sniff_keys
+        || mode.encrypted
+        || scan.keyed_files == 0
+        || scan.keyed_files != scan.sniffed_files
     {
+        return None;
+    }
+    let (mut plain, mut padded) = (0u64, 0u64);
+    for listed in &scan.listed {
+        let (Some(size), Some(blob)) = (listed.size, store.blobs.get(&listed.id)) else {
+            continue;
+        };
+        plain += u64::from(blob.size == size);
+        padded += u64::from(blob.size == padded_len(size, true));
+    }
+    if plain > padded {
         return None;
     }
     for listed in &mut scan.listed {
         listed.expected = listed.size.map(|size| padded_len(size, true));
     }
+    let files = (scan.listed.len() + scan.unnamed.len()) as u64;
     Some(encrypted_without_keybag(scan.keyed_files, files))
 }

@@ -47,6 +47,9 @@ pub enum Defect {
     /// Every file record carries an EncryptionKey and every blob has the padded length of an
     /// encrypted file (use with NoManifestPlist: an encrypted backup without its keybag).
     AllKeyed,
+    /// Every file record carries an EncryptionKey but every blob has its plain size: a backup
+    /// decrypted by another tool, which keeps the keys in its records.
+    KeyedPlainBlobs,
 }
 
 /// What to write.
@@ -385,7 +388,7 @@ pub fn write_backup(dir: &Path, spec: &Spec) -> Expected {
             expected.file_id_mismatch += 1;
         }
         let unknown = spec.has(Defect::SizeUnknown) && i == victim(5);
-        let keyed = spec.has(Defect::AllKeyed);
+        let keyed = spec.has(Defect::AllKeyed) || spec.has(Defect::KeyedPlainBlobs);
         let record = mbfile(
             &path,
             0o100644,
@@ -402,7 +405,11 @@ pub fn write_backup(dir: &Path, spec: &Spec) -> Expected {
             .execute(params![id, domain, path, flags, record])
             .unwrap();
         // An encrypted file's blob is its size padded to the next whole 16-byte block.
-        let blob_len = if keyed { size - size % 16 + 16 } else { size };
+        let blob_len = if spec.has(Defect::AllKeyed) {
+            size - size % 16 + 16
+        } else {
+            size
+        };
         expected.listed += 1;
         if !unknown {
             expected.declared_bytes += size;
