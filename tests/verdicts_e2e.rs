@@ -36,7 +36,11 @@ fn run(args: &[&str], password: Option<&str>, scratch: &Path) -> support::Run {
 
 /// `verify BACKUP --json`: the exit code and the report.
 fn verify_json(backup: &Path, password: Option<&str>) -> (Option<i32>, Value) {
-    let out = run(&["verify", s(backup), "--json"], password, backup.parent().unwrap());
+    let out = run(
+        &["verify", s(backup), "--json"],
+        password,
+        backup.parent().unwrap(),
+    );
     (out.code(), out.json())
 }
 
@@ -104,7 +108,12 @@ fn an_unpadded_encrypted_manifest_is_read_with_a_warning() {
     assert_eq!(out.code(), Some(0), "{}", out.stderr());
     assert_eq!(out.json()["files"]["decrypted"], files);
 
-    let text = run(&["verify", s(&backup)], Some(PASSWORD), backup.parent().unwrap()).stdout();
+    let text = run(
+        &["verify", s(&backup)],
+        Some(PASSWORD),
+        backup.parent().unwrap(),
+    )
+    .stdout();
     assert!(text.contains("no padding"), "{text}");
 }
 
@@ -125,7 +134,10 @@ fn a_wrong_password_is_told_apart_from_an_unpadded_manifest() {
     let (code, report) = verify_json(&backup, Some("not the password"));
     assert_eq!(code, Some(2));
     assert_eq!(report["schema"], "ibackup.error/1");
-    assert_eq!(report["error"]["code"], "backup.wrong_password", "{report:#}");
+    assert_eq!(
+        report["error"]["code"], "backup.wrong_password",
+        "{report:#}"
+    );
 }
 
 #[test]
@@ -300,10 +312,14 @@ fn holding<'a>(report: &'a Value, category: &str) -> &'a Value {
 fn remove_blobs(backup: &Path, domain: &str, prefix: &str, limit: usize) -> u64 {
     let conn = rusqlite::Connection::open(backup.join("Manifest.db")).unwrap();
     let mut query = conn
-        .prepare("SELECT fileID FROM Files WHERE domain = ?1 AND flags = 1 AND relativePath LIKE ?2")
+        .prepare(
+            "SELECT fileID FROM Files WHERE domain = ?1 AND flags = 1 AND relativePath LIKE ?2",
+        )
         .unwrap();
     let ids: Vec<String> = query
-        .query_map(rusqlite::params![domain, format!("{prefix}%")], |r| r.get(0))
+        .query_map(rusqlite::params![domain, format!("{prefix}%")], |r| {
+            r.get(0)
+        })
         .unwrap()
         .map(Result::unwrap)
         .take(limit)
@@ -343,7 +359,10 @@ fn contents_follow_the_files_in_the_folder() {
     }
     // A category the backup does not list.
     let notes = holding(&report, "notes");
-    assert_eq!((notes["present"].clone(), notes["files"].clone()), (false.into(), 0.into()));
+    assert_eq!(
+        (notes["present"].clone(), notes["files"].clone()),
+        (false.into(), 0.into())
+    );
 
     let text = run(&["inspect", s(&backup)], None, backup.parent().unwrap()).stdout();
     let line = |label: &str| {
@@ -362,7 +381,10 @@ fn contents_follow_the_files_in_the_folder() {
     );
     let health = line("Health");
     assert!(!health.contains("not kept"), "{health}");
-    assert!(health.contains("files)") || health.contains("file)"), "{health}");
+    assert!(
+        health.contains("files)") || health.contains("file)"),
+        "{health}"
+    );
 }
 
 #[test]

@@ -216,8 +216,14 @@ mod tests {
         let holdings = tally.holdings();
         let get = |c| holdings.iter().find(|h| h.category == c).unwrap();
         let health = get(Category::Health);
-        assert!(health.present, "an unencrypted backup that lists Health holds it");
-        assert_eq!((health.files, health.files_present, health.bytes), (1, 1, 100));
+        assert!(
+            health.present,
+            "an unencrypted backup that lists Health holds it"
+        );
+        assert_eq!(
+            (health.files, health.files_present, health.bytes),
+            (1, 1, 100)
+        );
         let messages = get(Category::Messages);
         assert!(messages.present);
         assert_eq!((messages.files, messages.files_present), (2, 1));
@@ -230,6 +236,9 @@ mod tests {
         let mut tally = Tally::default();
         tally.add(b"CameraRollDomain", b"Media/DCIM/100APPLE/IMG_1.HEIC", 10);
         let photos = tally.holdings()[Category::Photos as usize].clone();
-        assert_eq!((photos.present, photos.files, photos.files_present), (false, 1, 0));
+        assert_eq!(
+            (photos.present, photos.files, photos.files_present),
+            (false, 1, 0)
+        );
     }
 }

@@ -409,6 +409,48 @@ mod tests {
     }
 
     #[test]
+    fn decrypt_whole_keeps_the_padding_and_says_how_long_it_is() {
+        let ciphertext = encrypt(&key(), &[9u8; 40]);
+        let whole = decrypt_whole(&key(), &ciphertext).unwrap();
+        assert_eq!(whole.bytes.len(), 48);
+        assert_eq!(whole.padding, Some(8));
+        // Whole blocks encrypted with no padding: the last block is plaintext, not padding.
+        let unpadded = [0u8; 32];
+        let ciphertext = {
+            use aes::cipher::block_padding::NoPadding;
+            let mut buf = unpadded.to_vec();
+            Aes256CbcEnc::new(key().as_bytes().into(), &[0u8; BLOCK_LEN].into())
+                .encrypt_padded_mut::<NoPadding>(&mut buf, 32)
+                .unwrap();
+            buf
+        };
+        let whole = decrypt_whole(&key(), &ciphertext).unwrap();
+        assert_eq!(&whole.bytes[..], &unpadded[..]);
+        assert_eq!(whole.padding, None);
+    }
+
+    #[test]
+    fn sqlite_declared_length_comes_from_its_header() {
+        let mut header = vec![0u8; 100];
+        header[..16].copy_from_slice(SQLITE_HEADER);
+        header[16..18].copy_from_slice(&4096u16.to_be_bytes());
+        header[24..28].copy_from_slice(&7u32.to_be_bytes());
+        header[28..32].copy_from_slice(&3u32.to_be_bytes());
+        header[92..96].copy_from_slice(&7u32.to_be_bytes());
+        assert_eq!(sqlite_declared_len(&header), Some(3 * 4096));
+        header[16..18].copy_from_slice(&1u16.to_be_bytes());
+        assert_eq!(sqlite_declared_len(&header), Some(3 * 65_536));
+        // A stale page count (version-valid-for not the change counter) is not trusted.
+        header[92..96].copy_from_slice(&6u32.to_be_bytes());
+        assert_eq!(sqlite_declared_len(&header), None);
+        header[92..96].copy_from_slice(&7u32.to_be_bytes());
+        header[16..18].copy_from_slice(&1000u16.to_be_bytes());
+        assert_eq!(sqlite_declared_len(&header), None);
+        assert_eq!(sqlite_declared_len(&header[..50]), None);
+        assert_eq!(sqlite_declared_len(&[0u8; 100]), None);
+    }
+
+    #[test]
     fn padding_rules() {
         let mut block = [0u8; 16];
         assert_eq!(padding_len(&block), None);

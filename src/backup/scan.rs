@@ -164,7 +164,9 @@ fn kind_of(row: &manifest::Row<'_>) -> Kind {
 fn is_suspicious(domain: &[u8], relative_path: &[u8]) -> bool {
     domain.contains(&b'/')
         || relative_path.starts_with(b"/")
-        || relative_path.split(|&b| b == b'/').any(|part| part == b"..")
+        || relative_path
+            .split(|&b| b == b'/')
+            .any(|part| part == b"..")
 }
 
 pub(super) fn lossy(bytes: &[u8]) -> String {
@@ -490,6 +492,51 @@ mod tests {
         assert_eq!(expected_blob_len(16, true), 32);
         assert_eq!(expected_blob_len(316, true), 320);
         assert_eq!(expected_blob_len(316, false), 316);
+    }
+
+    #[test]
+    fn suspicious_paths_are_dot_dot_parts_absolute_paths_and_slashed_domains() {
+        for (domain, path) in [
+            ("HomeDomain", "../x"),
+            ("HomeDomain", "Library/../../x"),
+            ("HomeDomain", "a/.."),
+            ("HomeDomain", ".."),
+            ("HomeDomain", "/etc/passwd"),
+            ("HomeDomain/../x", "Library"),
+        ] {
+            assert!(
+                is_suspicious(domain.as_bytes(), path.as_bytes()),
+                "{domain} {path}"
+            );
+        }
+        for (domain, path) in [
+            ("HomeDomain", "Library/..hidden"),
+            ("HomeDomain", "a..b/c"),
+            ("HomeDomain", ""),
+            ("AppDomain-com.example", "Documents/x.txt"),
+        ] {
+            assert!(
+                !is_suspicious(domain.as_bytes(), path.as_bytes()),
+                "{domain} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn odd_flags_fall_back_on_the_mode() {
+        let row = |flags, file| manifest::Row {
+            rowid: 1,
+            file_id: b"",
+            domain: b"HomeDomain",
+            relative_path: b"x",
+            flags,
+            file,
+        };
+        assert_eq!(kind_of(&row(1, None)), Kind::File);
+        assert_eq!(kind_of(&row(2, None)), Kind::Directory);
+        assert_eq!(kind_of(&row(4, None)), Kind::Symlink);
+        assert_eq!(kind_of(&row(0, None)), Kind::Other);
+        assert_eq!(kind_of(&row(8, Some(b"not a plist"))), Kind::Other);
     }
 
     #[test]
