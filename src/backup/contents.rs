@@ -1,10 +1,13 @@
 //! What a backup holds, in the terms people ask about: Messages, Photos, WhatsApp, Contacts,
 //! Notes, Call history, Health and Keychain. Each category is a set of (domain, path prefix)
-//! pairs; the manifest scan adds every listed file to the category it falls in.
+//! pairs; the manifest scan adds every listed file to the category it falls in, and the
+//! matching counts those whose blob is in the folder. A category is `present` when at least one
+//! of its listed files is there; `files_present` of `files` tells partial presence.
 //!
 //! Locations: mvt-project/mvt src/mvt/ios/modules (sms.db, AddressBook.sqlitedb,
-//! CallHistory.storedata, ChatStorage.sqlite, NoteStore.sqlite); Health and Keychain are only
-//! in an encrypted backup [Apple support: "About encrypted backups on your iPhone"].
+//! CallHistory.storedata, ChatStorage.sqlite, NoteStore.sqlite). iOS puts Health and Keychain
+//! only in encrypted backups [Apple support: "About encrypted backups on your iPhone"], but the
+//! report follows what the manifest lists, so a plain backup that lists them holds them.
 
 use serde::Serialize;
 
@@ -97,11 +100,16 @@ pub fn category_of(domain: &[u8], relative_path: &[u8]) -> Option<Category> {
 pub struct Holding {
     pub category: Category,
     pub label: &'static str,
-    /// Files of this category are listed (for Health and Keychain: and the backup is
-    /// encrypted, without which iOS leaves them out).
+    /// At least one listed file of this category is in the folder. Health and Keychain count
+    /// like the rest: the manifest, not the encryption, says whether the backup holds them.
     pub present: bool,
+    /// Files of this category the manifest lists.
     pub files: u64,
+    /// Bytes those listed files state.
     pub bytes: u64,
+    /// Listed files of this category whose blob is in the folder (whatever its size); equal to
+    /// `files` when all are there, smaller when some are missing.
+    pub files_present: u64,
 }
 
 /// Per-category counters filled during the manifest scan. The places of the current domain
@@ -109,12 +117,14 @@ pub struct Holding {
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
     counts: [(u64, u64); Category::ALL.len()],
+    present: [u64; Category::ALL.len()],
     domain: Vec<u8>,
     places: Vec<(Category, &'static str)>,
 }
 
 impl Tally {
-    pub fn add(&mut self, domain: &[u8], relative_path: &[u8], bytes: u64) {
+    /// Counts one listed file and returns its category, if it has one.
+    pub fn add(&mut self, domain: &[u8], relative_path: &[u8], bytes: u64) -> Option<Category> {
         if self.domain != domain {
             self.domain = domain.to_vec();
             self.places = PLACES
@@ -127,24 +137,31 @@ impl Tally {
             .places
             .iter()
             .find(|(_, prefix)| relative_path.starts_with(prefix.as_bytes()));
-        if let Some(&(category, _)) = found {
-            let slot = &mut self.counts[category as usize];
-            slot.0 += 1;
-            slot.1 += bytes;
-        }
+        let &(category, _) = found?;
+        let slot = &mut self.counts[category as usize];
+        slot.0 += 1;
+        slot.1 += bytes;
+        Some(category)
     }
 
-    pub fn holdings(&self, encrypted: bool) -> Vec<Holding> {
+    /// Counts one listed file of `category` as found in the folder.
+    pub fn found(&mut self, category: Category) {
+        self.present[category as usize] += 1;
+    }
+
+    pub fn holdings(&self) -> Vec<Holding> {
         Category::ALL
             .iter()
             .map(|&category| {
                 let (files, bytes) = self.counts[category as usize];
+                let files_present = self.present[category as usize];
                 Holding {
                     category,
                     label: category.label(),
-                    present: files > 0 && (encrypted || !category.needs_encryption()),
+                    present: files_present > 0,
                     files,
                     bytes,
+                    files_present,
                 }
             })
             .collect()
@@ -182,31 +199,46 @@ mod tests {
     }
 
     #[test]
-    fn health_and_keychain_count_only_in_encrypted_backups() {
+    fn health_counts_as_the_manifest_lists_it_and_presence_follows_the_files() {
         let mut tally = Tally::default();
-        tally.add(b"HealthDomain", b"Health/healthdb.sqlite", 100);
-        tally.add(b"HomeDomain", b"Library/SMS/sms.db", 50);
-        let plain = tally.holdings(false);
-        let health = plain
-            .iter()
-            .find(|h| h.category == Category::Health)
-            .unwrap();
-        assert!(!health.present);
-        assert_eq!(health.bytes, 100);
-        assert!(
-            plain
-                .iter()
-                .find(|h| h.category == Category::Messages)
-                .unwrap()
-                .present
+        assert_eq!(
+            tally.add(b"HealthDomain", b"Health/healthdb.sqlite", 100),
+            Some(Category::Health)
         );
-        let encrypted = tally.holdings(true);
+        assert_eq!(
+            tally.add(b"HomeDomain", b"Library/SMS/sms.db", 50),
+            Some(Category::Messages)
+        );
+        tally.add(b"HomeDomain", b"Library/SMS/Attachments/a.jpg", 10);
+        assert_eq!(tally.add(b"HomeDomain", b"Library/Other", 1), None);
+        tally.found(Category::Health);
+        tally.found(Category::Messages);
+        let holdings = tally.holdings();
+        let get = |c| holdings.iter().find(|h| h.category == c).unwrap();
+        let health = get(Category::Health);
         assert!(
-            encrypted
-                .iter()
-                .find(|h| h.category == Category::Health)
-                .unwrap()
-                .present
+            health.present,
+            "an unencrypted backup that lists Health holds it"
+        );
+        assert_eq!(
+            (health.files, health.files_present, health.bytes),
+            (1, 1, 100)
+        );
+        let messages = get(Category::Messages);
+        assert!(messages.present);
+        assert_eq!((messages.files, messages.files_present), (2, 1));
+        let photos = get(Category::Photos);
+        assert!(!photos.present);
+    }
+
+    #[test]
+    fn a_category_whose_files_are_all_missing_is_not_present() {
+        let mut tally = Tally::default();
+        tally.add(b"CameraRollDomain", b"Media/DCIM/100APPLE/IMG_1.HEIC", 10);
+        let photos = tally.holdings()[Category::Photos as usize].clone();
+        assert_eq!(
+            (photos.present, photos.files, photos.files_present),
+            (false, 1, 0)
         );
     }
 }

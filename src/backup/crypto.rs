@@ -118,17 +118,53 @@ pub fn is_sqlite(bytes: &[u8]) -> bool {
 ///
 /// The plaintext is returned in a buffer that is wiped when dropped.
 pub fn decrypt_to_vec(key: &FileKey, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let mut whole = decrypt_whole(key, ciphertext)?;
+    let padding = whole.padding.ok_or(CryptoError::BadPadding)?;
+    let plaintext_len = whole.bytes.len() - padding;
+    whole.bytes.truncate(plaintext_len);
+    Ok(whole.bytes)
+}
+
+/// Every decrypted block of a file held in memory, padding included, and the length of that
+/// padding when the last block ends in valid PKCS#7 padding.
+pub struct Decrypted {
+    /// The decrypted blocks, padding not removed; wiped when dropped.
+    pub bytes: Zeroizing<Vec<u8>>,
+    /// PKCS#7 padding bytes at the end, or `None` when the last block is not valid padding
+    /// (wrong key, damaged data, or a writer that did not pad).
+    pub padding: Option<usize>,
+}
+
+/// Decrypts a whole file held in memory without judging its padding: the caller decides what
+/// an unpadded plaintext means (some tools write Manifest.db without PKCS#7 padding).
+pub fn decrypt_whole(key: &FileKey, ciphertext: &[u8]) -> Result<Decrypted, CryptoError> {
     check_aligned(ciphertext.len() as u64)?;
-    let mut buf = Zeroizing::new(ciphertext.to_vec());
-    let plaintext_len = {
-        let mut decryptor = new_decryptor(key);
-        decrypt_blocks(&mut decryptor, &mut buf);
-        let last = buf.len() - BLOCK_LEN;
-        let padding = padding_len(&buf[last..]).ok_or(CryptoError::BadPadding)?;
-        buf.len() - padding
+    let mut bytes = Zeroizing::new(ciphertext.to_vec());
+    let mut decryptor = new_decryptor(key);
+    decrypt_blocks(&mut decryptor, &mut bytes);
+    let last = bytes.len() - BLOCK_LEN;
+    let padding = padding_len(&bytes[last..]);
+    Ok(Decrypted { bytes, padding })
+}
+
+/// The length a SQLite database says it has: page size times the in-header page count, when
+/// that count is valid (its "version-valid-for" number matches the change counter;
+/// sqlite.org/fileformat.html, 1.3.2 and 1.3.9). `None` for anything else.
+pub fn sqlite_declared_len(bytes: &[u8]) -> Option<u64> {
+    if !is_sqlite(bytes) || bytes.len() < 100 {
+        return None;
+    }
+    let be32 = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+        Some(u32::from_be_bytes(b))
     };
-    buf.truncate(plaintext_len);
-    Ok(buf)
+    let page_size = match u16::from_be_bytes([bytes[16], bytes[17]]) {
+        1 => 65_536,
+        n if n >= 512 && n.is_power_of_two() => u64::from(n),
+        _ => return None,
+    };
+    let pages = be32(28)?;
+    (pages > 0 && be32(24)? == be32(92)?).then(|| page_size * u64::from(pages))
 }
 
 /// Decrypts a blob from `reader` in fixed-size chunks (memory use does not grow with the blob)
@@ -370,6 +406,48 @@ mod tests {
             check_blob(&[][..], &key()),
             Err(CryptoError::Empty)
         ));
+    }
+
+    #[test]
+    fn decrypt_whole_keeps_the_padding_and_says_how_long_it_is() {
+        let ciphertext = encrypt(&key(), &[9u8; 40]);
+        let whole = decrypt_whole(&key(), &ciphertext).unwrap();
+        assert_eq!(whole.bytes.len(), 48);
+        assert_eq!(whole.padding, Some(8));
+        // Whole blocks encrypted with no padding: the last block is plaintext, not padding.
+        let unpadded = [0u8; 32];
+        let ciphertext = {
+            use aes::cipher::block_padding::NoPadding;
+            let mut buf = unpadded.to_vec();
+            Aes256CbcEnc::new(key().as_bytes().into(), &[0u8; BLOCK_LEN].into())
+                .encrypt_padded_mut::<NoPadding>(&mut buf, 32)
+                .unwrap();
+            buf
+        };
+        let whole = decrypt_whole(&key(), &ciphertext).unwrap();
+        assert_eq!(&whole.bytes[..], &unpadded[..]);
+        assert_eq!(whole.padding, None);
+    }
+
+    #[test]
+    fn sqlite_declared_length_comes_from_its_header() {
+        let mut header = vec![0u8; 100];
+        header[..16].copy_from_slice(SQLITE_HEADER);
+        header[16..18].copy_from_slice(&4096u16.to_be_bytes());
+        header[24..28].copy_from_slice(&7u32.to_be_bytes());
+        header[28..32].copy_from_slice(&3u32.to_be_bytes());
+        header[92..96].copy_from_slice(&7u32.to_be_bytes());
+        assert_eq!(sqlite_declared_len(&header), Some(3 * 4096));
+        header[16..18].copy_from_slice(&1u16.to_be_bytes());
+        assert_eq!(sqlite_declared_len(&header), Some(3 * 65_536));
+        // A stale page count (version-valid-for not the change counter) is not trusted.
+        header[92..96].copy_from_slice(&6u32.to_be_bytes());
+        assert_eq!(sqlite_declared_len(&header), None);
+        header[92..96].copy_from_slice(&7u32.to_be_bytes());
+        header[16..18].copy_from_slice(&1000u16.to_be_bytes());
+        assert_eq!(sqlite_declared_len(&header), None);
+        assert_eq!(sqlite_declared_len(&header[..50]), None);
+        assert_eq!(sqlite_declared_len(&[0u8; 100]), None);
     }
 
     #[test]

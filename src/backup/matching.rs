@@ -23,7 +23,7 @@ pub(super) struct Matched {
 /// Matches the listed files with the blobs found and fills the counts. Returns the present
 /// files for the content checks (`judge`, `deep`); the problems are worded once those ran.
 pub(super) fn match_blobs(
-    scan: Scan,
+    mut scan: Scan,
     store: &mut BlobStore,
     manifest: &dyn Names,
     report: &mut BackupReport,
@@ -37,6 +37,7 @@ pub(super) fn match_blobs(
     files.file_id_mismatch = scan.file_id_mismatch;
     files.damaged_records = scan.damaged;
     files.missing = scan.unnamed;
+    files.suspicious_paths = scan.suspicious;
     report.size.declared_bytes = scan.declared_bytes;
 
     let named = |rowid| -> Result<FileRef, ManifestError> {
@@ -59,6 +60,9 @@ pub(super) fn match_blobs(
             continue;
         }
         files.present += 1;
+        if let Some(category) = listed.category {
+            scan.contents.found(category);
+        }
         match listed.expected {
             Some(expected) if expected != blob.size => {
                 let FileRef {
@@ -85,6 +89,11 @@ pub(super) fn match_blobs(
             None => {}
         }
     }
+    // A blob under the fileID of a folder, symlink or other row is named by the manifest,
+    // whatever the row's flags: it is no orphan.
+    for id in &scan.other_ids {
+        store.blobs.remove(id);
+    }
     files.orphans = store.blobs.len() as u64;
 
     let mut domains: Vec<DomainSize> = scan
@@ -99,6 +108,6 @@ pub(super) fn match_blobs(
         .collect();
     domains.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.domain.cmp(&b.domain)));
     report.domains = domains;
-    report.contents = scan.contents.holdings(report.backup.encrypted);
+    report.contents = scan.contents.holdings();
     Ok(Matched { intact, mismatched })
 }

@@ -34,6 +34,9 @@ pub mod codes {
     pub const DATABASE_DAMAGED: &str = "backup.database_damaged";
     pub const FILES_CHANGED: &str = "backup.files_changed";
     pub const CONTENT_DAMAGED: &str = "backup.content_damaged";
+    pub const MANIFEST_UNPADDED: &str = "backup.manifest_unpadded";
+    pub const SUSPICIOUS_PATH: &str = "backup.suspicious_path";
+    pub const ENCRYPTED_NO_KEYBAG: &str = "backup.encrypted_no_keybag";
 
     /// Problems that mean part of the backup could not be checked (exit 2), not that it is
     /// known to be incomplete.
@@ -64,6 +67,73 @@ pub(super) fn manifest_needs_password() -> Problem {
     )
 }
 
+/// An encrypted Manifest.db that decrypted to SQLite but had no PKCS#7 padding.
+pub(super) fn manifest_unpadded() -> Problem {
+    Problem::new(
+        codes::MANIFEST_UNPADDED,
+        Severity::Warning,
+        "The encrypted Manifest.db has no padding at its end, which Finder always adds: another \
+         tool wrote or rewrote it. It decrypts to an intact file list all the same, so the check \
+         went on.",
+    )
+}
+
+/// No readable Manifest.plist, yet the file records carry encryption keys.
+pub(super) fn encrypted_without_keybag(keyed: u64, files: u64) -> Problem {
+    Problem::new(
+        codes::ENCRYPTED_NO_KEYBAG,
+        Severity::Warning,
+        format!(
+            "This backup is encrypted ({} of its {} carry an encryption key), but there is no \
+             Manifest.plist, which holds the keybag that unlocks them: neither ibackup nor a \
+             restore can decrypt its files, with or without the password.",
+            human_count(keyed),
+            plural(files, "file record", "file records")
+        ),
+    )
+}
+
+/// How a name from a backup is shown in a message: control characters and other invisible or
+/// reordering characters (which could rewrite a terminal line or hide text) become `\u{..}`
+/// escapes, and a backslash is doubled so an escape cannot be faked.
+pub(super) fn shown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let invisible = c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}' | '\u{FEFF}');
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if invisible {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Rows whose path could climb out of the folder a restore writes into.
+pub(super) fn suspicious_paths(report: &mut BackupReport) {
+    if let Some(first) = report.files.suspicious_paths.first() {
+        let count = report.files.suspicious_paths.len() as u64;
+        report.problems.push(Problem::new(
+            codes::SUSPICIOUS_PATH,
+            Severity::Warning,
+            format!(
+                "{} of the file list {} a path that climbs out of its domain (a \"..\" part, a \
+                 path starting with \"/\", or a domain with \"/\" in it), for example domain \
+                 \"{}\" path \"{}\". Restore exploits use such paths: this backup may have \
+                 been tampered with. ibackup never builds a path from them.",
+                plural(count, "row", "rows"),
+                if count == 1 { "has" } else { "have" },
+                shown(&first.domain),
+                shown(&first.path)
+            ),
+        ));
+    }
+}
+
 pub(super) fn folder_problems(folder: &Folder, problems: &mut Vec<Problem>) {
     use Severity::*;
     match &folder.status {
@@ -80,7 +150,7 @@ pub(super) fn folder_problems(folder: &Folder, problems: &mut Vec<Problem>) {
                 format!(
                     "The backup did not finish: Status.plist says \"{}\" where a finished backup \
                      says \"finished\".",
-                    state.as_str()
+                    shown(state.as_str())
                 ),
             )),
             None => problems.push(Problem::new(

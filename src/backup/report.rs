@@ -75,11 +75,12 @@ pub struct BackupSummary {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FileCounts {
-    /// Regular-file rows (flags 1).
+    /// Regular-file rows: flags 1, or flags other than 1, 2 and 4 with a regular-file Mode.
     pub listed: u64,
     pub directories: u64,
     pub symlinks: u64,
-    /// Rows with flags other than 1, 2 or 4.
+    /// Rows with flags other than 1, 2 or 4 whose record's Mode is not a file, folder or
+    /// symlink either (or cannot be read).
     pub other_rows: u64,
     /// Listed files whose blob exists (whatever its size).
     pub present: u64,
@@ -110,6 +111,9 @@ pub struct FileCounts {
     /// `--deep` on an unencrypted backup: databases and plists of the right size that failed
     /// that check (key databases are in `databases` instead), with `reason`.
     pub content_damaged: Vec<DamagedRecord>,
+    /// Rows whose relativePath has a `..` part or starts with `/`, or whose domain has a `/`:
+    /// paths a restore exploit would use. Never followed.
+    pub suspicious_paths: Vec<FileRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

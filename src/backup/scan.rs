@@ -13,7 +13,7 @@ use std::path::Path;
 use sha1::{Digest, Sha1};
 
 use super::blobs::{self, FileId};
-use super::contents::Tally;
+use super::contents::{Category, Tally};
 use super::error::BackupError;
 use super::manifest::{self, Manifest, ManifestError, FLAG_DIRECTORY, FLAG_FILE, FLAG_SYMLINK};
 use super::mbdb;
@@ -73,6 +73,8 @@ pub(super) struct Listed {
     pub(super) rowid: i64,
     /// The record's EncryptionKey, kept only for `--deep` on an encrypted backup.
     pub(super) key: Option<Box<[u8]>>,
+    /// What it holds in the contents summary (Messages, Photos...), if anything.
+    pub(super) category: Option<Category>,
 }
 
 /// A key database the manifest lists (`--deep`).
@@ -97,6 +99,9 @@ pub(super) struct FoundFile {
 pub(super) struct Mode {
     pub(super) encrypted: bool,
     pub(super) deep: bool,
+    /// There is no Manifest.plist to say whether the backup is encrypted: count the file
+    /// records that carry an EncryptionKey, which only an encrypted backup gives them.
+    pub(super) sniff_keys: bool,
 }
 
 /// What one pass over the file list found, ready to be matched with the blobs on disk.
@@ -117,11 +122,66 @@ pub(super) struct Scan {
     pub(super) databases: Vec<FoundDatabase>,
     /// com.apple.mobile.ldbackup.plist, when the manifest lists it as a file.
     pub(super) ldbackup: Option<FoundFile>,
+    /// File records carrying an EncryptionKey, and file records decoded to see whether they
+    /// do (both counted only with `Mode::sniff_keys`).
+    pub(super) keyed_files: u64,
+    pub(super) sniffed_files: u64,
+    /// The fileIDs of folder, symlink and other rows: a blob under one of them is named by a
+    /// row, so it is no orphan.
+    pub(super) other_ids: Vec<FileId>,
+    /// Rows whose path could climb out of where a restore writes.
+    pub(super) suspicious: Vec<FileRef>,
 }
 
 fn is_ldbackup(domain: &[u8], relative_path: &[u8]) -> bool {
     domain == super::icloud::LDBACKUP_DOMAIN.as_bytes()
         && relative_path == super::icloud::LDBACKUP_PATH.as_bytes()
+}
+
+/// What a row stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    File,
+    Directory,
+    Symlink,
+    Other,
+}
+
+/// The file-type bits of a Unix mode, and the three types a backup holds.
+const S_IFMT: u32 = 0o170_000;
+const S_IFREG: u32 = 0o100_000;
+const S_IFDIR: u32 = 0o040_000;
+const S_IFLNK: u32 = 0o120_000;
+
+/// What a row is: its flags say, and for flags other than 1, 2 or 4 its record's Mode does.
+fn kind_of(row: &manifest::Row<'_>) -> Kind {
+    match row.flags {
+        FLAG_FILE => Kind::File,
+        FLAG_DIRECTORY => Kind::Directory,
+        FLAG_SYMLINK => Kind::Symlink,
+        _ => {
+            let mode = row
+                .file
+                .and_then(|bytes| mbfile::decode(bytes).ok())
+                .and_then(|record| record.mode);
+            match mode.map(|m| m & S_IFMT) {
+                Some(S_IFREG) => Kind::File,
+                Some(S_IFDIR) => Kind::Directory,
+                Some(S_IFLNK) => Kind::Symlink,
+                _ => Kind::Other,
+            }
+        }
+    }
+}
+
+/// A relativePath with a `..` part or a leading `/`, or a domain with a `/`: a path that would
+/// leave its place if anything built a path from it (restore exploits do exactly that).
+fn is_suspicious(domain: &[u8], relative_path: &[u8]) -> bool {
+    domain.contains(&b'/')
+        || relative_path.starts_with(b"/")
+        || relative_path
+            .split(|&b| b == b'/')
+            .any(|part| part == b"..")
 }
 
 pub(super) fn lossy(bytes: &[u8]) -> String {
@@ -161,16 +221,19 @@ impl Scan {
         if parsed != Some(file_id_of(row.domain, row.relative_path)) {
             self.file_id_mismatch.push(file_ref(&row));
         }
-        if !self.count_non_file(&row) {
+        if !self.count_non_file(&row, parsed) {
             return;
         }
         // Only `--deep` on an encrypted backup needs the keys (and the backup settings file, to
-        // be read); the full decode costs more.
+        // be read), and only a backup without Manifest.plist needs to know whether records have
+        // one; the full decode costs more.
         let want_key = mode.encrypted && (mode.deep || is_ldbackup(row.domain, row.relative_path));
         let decoded = match row.file {
-            Some(bytes) if want_key => {
-                mbfile::decode(bytes).map(|m| (m.size, m.encryption_key.map(Box::from)))
-            }
+            Some(bytes) if want_key || mode.sniff_keys => mbfile::decode(bytes).map(|m| {
+                self.sniffed_files += 1;
+                self.keyed_files += u64::from(m.encryption_key.is_some());
+                (m.size, m.encryption_key.filter(|_| want_key).map(Box::from))
+            }),
             Some(bytes) => mbfile::size(bytes).map(|size| (size, None)),
             None => {
                 self.damaged
@@ -185,13 +248,20 @@ impl Scan {
         self.add_file(row, parsed, size, key, mode);
     }
 
-    /// Counts a directory, symlink or other row and returns false; returns true for a file.
-    fn count_non_file(&mut self, row: &manifest::Row<'_>) -> bool {
-        match row.flags {
-            FLAG_FILE => return true,
-            FLAG_DIRECTORY => self.directories += 1,
-            FLAG_SYMLINK => self.symlinks += 1,
-            _ => self.other_rows += 1,
+    /// Notes a suspicious path; counts a directory, symlink or other row (keeping its fileID,
+    /// so its blob, if any, is no orphan) and returns false; returns true for a file.
+    fn count_non_file(&mut self, row: &manifest::Row<'_>, parsed: Option<FileId>) -> bool {
+        if is_suspicious(row.domain, row.relative_path) {
+            self.suspicious.push(file_ref(row));
+        }
+        match kind_of(row) {
+            Kind::File => return true,
+            Kind::Directory => self.directories += 1,
+            Kind::Symlink => self.symlinks += 1,
+            Kind::Other => self.other_rows += 1,
+        }
+        if let Some(id) = parsed {
+            self.other_ids.push(id);
         }
         self.count_domain(row.domain, 0, 0);
         false
@@ -211,7 +281,8 @@ impl Scan {
             None => self.size_unknown += 1,
         }
         self.count_domain(row.domain, 1, size.unwrap_or(0));
-        self.contents
+        let category = self
+            .contents
             .add(row.domain, row.relative_path, size.unwrap_or(0));
         let expected = size.map(|s| expected_blob_len(s, mode.encrypted));
         let Some(id) = parsed else {
@@ -245,6 +316,7 @@ impl Scan {
             expected,
             rowid: row.rowid,
             key,
+            category,
         });
     }
 
@@ -417,7 +489,11 @@ fn scan_mbdb(bytes: &[u8], mode: Mode) -> Result<(Scan, LegacyNames), ManifestEr
             flags,
             file: None,
         };
-        if scan.count_non_file(&row) {
+        if scan.count_non_file(&row, Some(id)) {
+            if mode.sniff_keys {
+                scan.sniffed_files += 1;
+                scan.keyed_files += u64::from(record.encryption_key.is_some());
+            }
             let key = (mode.encrypted && (mode.deep || is_ldbackup(record.domain, record.path)))
                 .then(|| record.encryption_key.map(Box::from))
                 .flatten();
@@ -439,6 +515,51 @@ mod tests {
         assert_eq!(expected_blob_len(16, true), 32);
         assert_eq!(expected_blob_len(316, true), 320);
         assert_eq!(expected_blob_len(316, false), 316);
+    }
+
+    #[test]
+    fn suspicious_paths_are_dot_dot_parts_absolute_paths_and_slashed_domains() {
+        for (domain, path) in [
+            ("HomeDomain", "../x"),
+            ("HomeDomain", "Library/../../x"),
+            ("HomeDomain", "a/.."),
+            ("HomeDomain", ".."),
+            ("HomeDomain", "/etc/passwd"),
+            ("HomeDomain/../x", "Library"),
+        ] {
+            assert!(
+                is_suspicious(domain.as_bytes(), path.as_bytes()),
+                "{domain} {path}"
+            );
+        }
+        for (domain, path) in [
+            ("HomeDomain", "Library/..hidden"),
+            ("HomeDomain", "a..b/c"),
+            ("HomeDomain", ""),
+            ("AppDomain-com.example", "Documents/x.txt"),
+        ] {
+            assert!(
+                !is_suspicious(domain.as_bytes(), path.as_bytes()),
+                "{domain} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn odd_flags_fall_back_on_the_mode() {
+        let row = |flags, file| manifest::Row {
+            rowid: 1,
+            file_id: b"",
+            domain: b"HomeDomain",
+            relative_path: b"x",
+            flags,
+            file,
+        };
+        assert_eq!(kind_of(&row(1, None)), Kind::File);
+        assert_eq!(kind_of(&row(2, None)), Kind::Directory);
+        assert_eq!(kind_of(&row(4, None)), Kind::Symlink);
+        assert_eq!(kind_of(&row(0, None)), Kind::Other);
+        assert_eq!(kind_of(&row(8, Some(b"not a plist"))), Kind::Other);
     }
 
     #[test]

@@ -39,13 +39,26 @@ pub fn unlock_keybag(
     })
 }
 
+/// An encrypted Manifest.db, decrypted and open, with what unlocked it.
+pub struct Opened {
+    pub manifest: Manifest,
+    pub keys: ClassKeys,
+    /// The ciphertext had no PKCS#7 padding (as some tools write it), though its plaintext is
+    /// a whole SQLite database.
+    pub unpadded: bool,
+}
+
 /// Unlocks the keybag with `password` and opens the decrypted Manifest.db at `db_path`.
+///
+/// A wrong password fails here, at the keybag, before Manifest.db is read at all. Manifest.db
+/// itself is accepted padded (as Finder writes it) or unpadded (a whole number of SQLite pages
+/// with no padding block, as some tools write it): what matters is that it decrypts to SQLite.
 pub fn open_encrypted(
     backup: &Path,
     db_path: &Path,
     plist: &ManifestPlist,
     password: &Password,
-) -> Result<(Manifest, ClassKeys), BackupError> {
+) -> Result<Opened, BackupError> {
     let keys = unlock_keybag(backup, plist, password)?;
     let plist_path = backup.join("Manifest.plist");
     let locked = |path: &Path, reason: String| BackupError::Locked {
@@ -72,8 +85,9 @@ pub fn open_encrypted(
         ))));
     }
     let ciphertext = std::fs::read(db_path).map_err(io)?;
-    let plaintext =
-        crypto::decrypt_to_vec(&key, &ciphertext).map_err(|e| locked(db_path, e.to_string()))?;
+    let whole =
+        crypto::decrypt_whole(&key, &ciphertext).map_err(|e| locked(db_path, e.to_string()))?;
+    let (plaintext, unpadded) = unpad(whole).map_err(|e| locked(db_path, e.to_string()))?;
     if !crypto::is_sqlite(&plaintext) {
         return Err(locked(
             db_path,
@@ -86,5 +100,33 @@ pub fn open_encrypted(
         path: db_path.to_path_buf(),
         source,
     })?;
-    Ok((manifest, keys))
+    Ok(Opened {
+        manifest,
+        keys,
+        unpadded,
+    })
+}
+
+/// The plaintext of a decrypted Manifest.db and whether it was written without padding.
+///
+/// The whole decrypted text is taken as unpadded when it is exactly the length its SQLite header
+/// declares (which a padded one never is: padding adds 1 to 16 bytes to a whole number of pages),
+/// or when its last block is not valid padding but it is SQLite all the same. Otherwise the
+/// padding is removed as usual; anything else is bad padding (a damaged file or ManifestKey).
+fn unpad(
+    whole: crypto::Decrypted,
+) -> Result<(zeroize::Zeroizing<Vec<u8>>, bool), crypto::CryptoError> {
+    let crypto::Decrypted { mut bytes, padding } = whole;
+    let full = bytes.len() as u64;
+    let declared = crypto::sqlite_declared_len(&bytes);
+    match padding {
+        _ if declared == Some(full) => Ok((bytes, true)),
+        Some(pad) => {
+            let len = bytes.len() - pad;
+            bytes.truncate(len);
+            Ok((bytes, false))
+        }
+        None if crypto::is_sqlite(&bytes) => Ok((bytes, true)),
+        None => Err(crypto::CryptoError::BadPadding),
+    }
 }

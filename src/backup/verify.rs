@@ -25,11 +25,11 @@ use super::manifest::{self, Manifest};
 use super::matching::match_blobs;
 use super::mbdb;
 use super::problems::{
-    deep_needs_password, file_problems, folder_problems, manifest_needs_password,
-    unreadable_problem,
+    deep_needs_password, encrypted_without_keybag, file_problems, folder_problems,
+    manifest_needs_password, manifest_unpadded, suspicious_paths, unreadable_problem,
 };
 use super::report::{BackupReport, FileCounts, SizeCounts, Verdict, VERIFY_SCHEMA};
-use super::scan::{read_mbdb, Listing, Mode, Names};
+use super::scan::{expected_blob_len as padded_len, read_mbdb, Listing, Mode, Names, Scan};
 use super::unlock;
 use super::verdict::verdict;
 
@@ -94,9 +94,12 @@ pub fn verify_with(
     } else if encrypted && !manifest::has_sqlite_header(&db_path).unwrap_or(true) {
         match (options.password, folder.manifest.read()) {
             (Some(password), Some(plist)) => {
-                let (manifest, unlocked) = unlock::open_encrypted(path, &db_path, plist, password)?;
-                keys = Some(unlocked);
-                Some(Listing::Db(manifest))
+                let opened = unlock::open_encrypted(path, &db_path, plist, password)?;
+                if opened.unpadded {
+                    problems.push(manifest_unpadded());
+                }
+                keys = Some(opened.keys);
+                Some(Listing::Db(opened.manifest))
             }
             _ => {
                 problems.push(manifest_needs_password());
@@ -111,6 +114,7 @@ pub fn verify_with(
     let mode = Mode {
         encrypted,
         deep: options.deep,
+        sniff_keys: folder.manifest.read().is_none(),
     };
 
     // The connection moves to the scanning thread and comes back: it is Send, not Sync.
@@ -128,10 +132,14 @@ pub fn verify_with(
         path: path.to_path_buf(),
         source,
     })?;
-    let (scan, manifest) = match scanned {
+    let (mut scan, manifest) = match scanned {
         Some((scan, m)) => (Some(scan.map_err(manifest_error)?), Some(m)),
         None => (None, None),
     };
+    let keyless = scan
+        .as_mut()
+        .and_then(|scan| encrypted_by_records(scan, &store, mode));
+    let encrypted = encrypted || keyless.is_some();
 
     let icloud = icloud::read(
         &icloud::Source {
@@ -162,6 +170,9 @@ pub fn verify_with(
     report.backup.icloud = icloud;
     report.files.blobs_on_disk = store.blobs.len() as u64;
     folder_problems(&folder, &mut report.problems);
+    if let Some(problem) = keyless {
+        report.problems.push(problem);
+    }
     match (scan, manifest) {
         (Some(mut scan), Some(names)) => {
             let databases = std::mem::take(&mut scan.databases);
@@ -177,6 +188,7 @@ pub fn verify_with(
             };
             let sorted = judge.judge_all(&matched.mismatched, &mut report);
             file_problems(&mut report);
+            suspicious_paths(&mut report);
             unreadable_problem(&store, &mut report.problems);
             if options.deep {
                 let deep = Deep {
@@ -206,4 +218,40 @@ pub fn verify_with(
     report.verdict = verdict(&report.problems);
     report.complete = report.verdict == Verdict::Complete;
     Ok(report)
+}
+
+/// With no Manifest.plist to say so, a backup is taken as encrypted when every file record
+/// that decodes carries an EncryptionKey (an encrypted backup gives every file one, a plain
+/// backup none) and its blobs do not say otherwise: no more of them have exactly their plain
+/// size than have the padded size of an encrypted file. (A backup decrypted by another tool
+/// keeps the keys in its records, but its blobs have their plain sizes.) Its blobs are then
+/// judged at their padded length; the problem returned says that nothing can unlock it.
+fn encrypted_by_records(
+    scan: &mut Scan,
+    store: &blobs::BlobStore,
+    mode: Mode,
+) -> Option<super::report::Problem> {
+    if !mode.sniff_keys
+        || mode.encrypted
+        || scan.keyed_files == 0
+        || scan.keyed_files != scan.sniffed_files
+    {
+        return None;
+    }
+    let (mut plain, mut padded) = (0u64, 0u64);
+    for listed in &scan.listed {
+        let (Some(size), Some(blob)) = (listed.size, store.blobs.get(&listed.id)) else {
+            continue;
+        };
+        plain += u64::from(blob.size == size);
+        padded += u64::from(blob.size == padded_len(size, true));
+    }
+    if plain > padded {
+        return None;
+    }
+    for listed in &mut scan.listed {
+        listed.expected = listed.size.map(|size| padded_len(size, true));
+    }
+    let files = (scan.listed.len() + scan.unnamed.len()) as u64;
+    Some(encrypted_without_keybag(scan.keyed_files, files))
 }

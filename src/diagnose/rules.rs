@@ -371,11 +371,16 @@ fn unfinished(facts: &Facts) -> Vec<String> {
             let newest = p.newest()?;
             let state = newest.backup.snapshot_state.as_deref();
             if has_problem(newest, codes::UNFINISHED) {
-                Some(format!(
-                    "the newest backup of {} says \"{}\" where a finished one says \"finished\"",
-                    name(p),
-                    state.unwrap_or("nothing")
-                ))
+                Some(match state {
+                    Some(state) => format!(
+                        "the newest backup of {} says \"{state}\" where a finished one says \"finished\"",
+                        name(p)
+                    ),
+                    None => format!(
+                        "the Status.plist of the newest backup of {} has no SnapshotState, so nothing shows that it finished",
+                        name(p)
+                    ),
+                })
             } else if has_problem(newest, codes::SNAPSHOT_LEFT) {
                 Some(format!(
                     "a Snapshot folder is left in the newest backup of {}: a backup was interrupted",

@@ -56,8 +56,14 @@ fn when(report: &BackupReport) -> String {
         Some(false) => parts.push("incremental".into()),
         None => {}
     }
+    let keyless = report
+        .problems
+        .iter()
+        .any(|p| p.code == crate::backup::verify::codes::ENCRYPTED_NO_KEYBAG);
     parts.push(
-        if b.encrypted {
+        if keyless {
+            "encrypted (no Manifest.plist to unlock it)"
+        } else if b.encrypted {
             "encrypted"
         } else {
             "not encrypted"
@@ -290,10 +296,22 @@ pub fn inspect_text(report: &BackupReport, style: Style, verbose: bool) -> Strin
     if !report.contents.is_empty() {
         let _ = writeln!(out, "\nWhat it holds:");
         for h in &report.contents {
-            let what = if h.present {
+            let what = if h.present && h.files_present == h.files {
                 format!(
                     "{} ({})",
                     human_bytes(h.bytes),
+                    plural(h.files, "file", "files")
+                )
+            } else if h.present {
+                format!(
+                    "{} listed, only {} of {} files in the folder",
+                    human_bytes(h.bytes),
+                    human_count(h.files_present),
+                    human_count(h.files)
+                )
+            } else if h.files > 0 {
+                format!(
+                    "{} listed, but none of them is in the folder",
                     plural(h.files, "file", "files")
                 )
             } else if h.category.needs_encryption() && !report.backup.encrypted {

@@ -36,6 +36,20 @@ pub enum Defect {
     BlobIsDirectory,
     /// One file record has no Size.
     SizeUnknown,
+    /// Status.plist is there but has no SnapshotState key.
+    NoSnapshotState,
+    /// One file row has flags 0 and one folder row flags 8: their records' Mode says what
+    /// they are. A blob lies under the folder row's fileID (named by a row: no orphan).
+    OddFlags,
+    /// One extra file row (blob present and intact) has the relativePath
+    /// `../../outside/escape.txt`, and one extra folder row the domain `HomeDomain/../Evil`.
+    SuspiciousPath,
+    /// Every file record carries an EncryptionKey and every blob has the padded length of an
+    /// encrypted file (use with NoManifestPlist: an encrypted backup without its keybag).
+    AllKeyed,
+    /// Every file record carries an EncryptionKey but every blob has its plain size: a backup
+    /// decrypted by another tool, which keeps the keys in its records.
+    KeyedPlainBlobs,
 }
 
 /// What to write.
@@ -256,7 +270,7 @@ fn write_plists(dir: &Path, spec: &Spec) {
         } else {
             "finished"
         };
-        let status = dict(vec![
+        let mut status = dict(vec![
             ("Version", Value::String("3.3".into())),
             (
                 "UUID",
@@ -267,6 +281,11 @@ fn write_plists(dir: &Path, spec: &Spec) {
             ("IsFullBackup", Value::Boolean(spec.full)),
             ("SnapshotState", Value::String(state.into())),
         ]);
+        if spec.has(Defect::NoSnapshotState) {
+            if let Value::Dictionary(d) = &mut status {
+                d.remove("SnapshotState");
+            }
+        }
         fs::write(dir.join("Status.plist"), binary_plist(&status)).unwrap();
     }
 }
@@ -303,20 +322,50 @@ pub fn write_backup(dir: &Path, spec: &Spec) -> Expected {
     let mut expected = Expected::default();
     let mut rng = Rng(spec.seed.max(1));
     // Domain roots and their folders.
-    for (domain, folder) in DOMAINS {
+    for (d, (domain, folder)) in DOMAINS.iter().enumerate() {
         for path in ["", *folder] {
             let id = sha1_hex(&format!("{domain}-{path}"));
+            let odd = spec.has(Defect::OddFlags) && d == 2 && !path.is_empty();
             insert
                 .execute(params![
                     id,
                     domain,
                     path,
-                    2,
+                    if odd { 8 } else { 2 },
                     mbfile(path, 0o40755, None, None, false)
                 ])
                 .unwrap();
             expected.directories += 1;
+            if odd {
+                // A stray blob under a folder row's fileID: named by a row, so no orphan.
+                let blob = blob_path(dir, &id);
+                fs::create_dir_all(blob.parent().unwrap()).unwrap();
+                fs::write(blob, b"named by a folder row").unwrap();
+            }
         }
+    }
+    if spec.has(Defect::SuspiciousPath) {
+        let (domain, path) = ("HomeDomain/../Evil", "Library");
+        let id = sha1_hex(&format!("{domain}-{path}"));
+        let record = mbfile(path, 0o40755, None, None, false);
+        insert
+            .execute(params![id, domain, path, 2, record])
+            .unwrap();
+        expected.directories += 1;
+        let (domain, path) = ("HomeDomain", "../../outside/escape.txt");
+        let id = sha1_hex(&format!("{domain}-{path}"));
+        let data = b"planted by a tampered backup";
+        let record = mbfile(path, 0o100644, Some(data.len() as u64), None, false);
+        insert
+            .execute(params![id, domain, path, 1, record])
+            .unwrap();
+        let blob = blob_path(dir, &id);
+        fs::create_dir_all(blob.parent().unwrap()).unwrap();
+        fs::write(blob, data).unwrap();
+        expected.listed += 1;
+        expected.present += 1;
+        expected.intact += 1;
+        expected.declared_bytes += data.len() as u64;
     }
     for (i, (domain, _)) in DOMAINS.iter().take(2).enumerate() {
         let path = format!("Library/link{i}");
@@ -339,16 +388,28 @@ pub fn write_backup(dir: &Path, spec: &Spec) -> Expected {
             expected.file_id_mismatch += 1;
         }
         let unknown = spec.has(Defect::SizeUnknown) && i == victim(5);
+        let keyed = spec.has(Defect::AllKeyed) || spec.has(Defect::KeyedPlainBlobs);
         let record = mbfile(
             &path,
             0o100644,
             (!unknown).then_some(size),
             None,
-            i % 3 == 0,
+            keyed || i % 3 == 0,
         );
+        let flags = if spec.has(Defect::OddFlags) && i == victim(2) {
+            0
+        } else {
+            1
+        };
         insert
-            .execute(params![id, domain, path, 1, record])
+            .execute(params![id, domain, path, flags, record])
             .unwrap();
+        // An encrypted file's blob is its size padded to the next whole 16-byte block.
+        let blob_len = if spec.has(Defect::AllKeyed) {
+            size - size % 16 + 16
+        } else {
+            size
+        };
         expected.listed += 1;
         if !unknown {
             expected.declared_bytes += size;
@@ -371,7 +432,7 @@ pub fn write_backup(dir: &Path, spec: &Spec) -> Expected {
             expected.intact += u64::from(size / 2 == size);
             continue;
         }
-        fs::write(&blob, content(size, i as u64)).unwrap();
+        fs::write(&blob, content(blob_len, i as u64)).unwrap();
         if unknown {
             expected.size_unknown += 1;
         } else {

@@ -82,6 +82,19 @@ pub fn encrypt(key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
     buf
 }
 
+/// AES-256-CBC, zero IV, no padding at all, as some tools write Manifest.db; `plaintext` must be
+/// a whole number of 16-byte blocks (a SQLite database always is).
+pub fn encrypt_unpadded(key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
+    assert_eq!(plaintext.len() % 16, 0, "whole blocks only");
+    let mut buf = plaintext.to_vec();
+    let len = cbc::Encryptor::<aes::Aes256>::new(key.into(), &[0u8; 16].into())
+        .encrypt_padded_mut::<aes::cipher::block_padding::NoPadding>(&mut buf, plaintext.len())
+        .expect("whole blocks need no room for padding")
+        .len();
+    buf.truncate(len);
+    buf
+}
+
 fn wrap(kek: &[u8; 32], key: &[u8; 32]) -> [u8; 40] {
     let mut out = [0u8; 40];
     KekAes256::new(kek.into())
@@ -236,6 +249,28 @@ pub fn write_encrypted_backup_with(
     iter: u32,
     rows: impl FnOnce(&mut Bytes) -> Vec<RowPlan>,
 ) -> Vec<WrittenFile> {
+    write_encrypted(dir, password, dpic, iter, rows, true)
+}
+
+/// [`write_encrypted_backup`] with Manifest.db encrypted without PKCS#7 padding, as some tools
+/// write it (the blobs stay padded).
+pub fn write_encrypted_backup_unpadded_manifest(
+    dir: &Path,
+    password: &[u8],
+    dpic: u32,
+    iter: u32,
+) -> Vec<WrittenFile> {
+    write_encrypted(dir, password, dpic, iter, default_rows, false)
+}
+
+fn write_encrypted(
+    dir: &Path,
+    password: &[u8],
+    dpic: u32,
+    iter: u32,
+    rows: impl FnOnce(&mut Bytes) -> Vec<RowPlan>,
+    pad_manifest: bool,
+) -> Vec<WrittenFile> {
     let mut rng = Bytes::new(0x1BAC_C0DE);
     let salt: [u8; 20] = rng.fill();
     let dpsl: [u8; 20] = rng.fill();
@@ -325,11 +360,12 @@ pub fn write_encrypted_backup_with(
     db.close().expect("close Manifest.db");
     let manifest_db = fs::read(&db_path).expect("read Manifest.db back");
     let manifest_key: [u8; 32] = rng.fill();
-    fs::write(
-        dir.join("Manifest.db"),
-        encrypt(&manifest_key, &manifest_db),
-    )
-    .expect("write Manifest.db");
+    let encrypted_db = if pad_manifest {
+        encrypt(&manifest_key, &manifest_db)
+    } else {
+        encrypt_unpadded(&manifest_key, &manifest_db)
+    };
+    fs::write(dir.join("Manifest.db"), encrypted_db).expect("write Manifest.db");
 
     let mut lockdown = Dictionary::new();
     lockdown.insert("ProductVersion".into(), Value::String("18.1".into()));
