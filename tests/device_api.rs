@@ -24,14 +24,18 @@ fn connected_device_reports_a_phone_or_none() {
     assert_eq!(connected_device(None).unwrap(), None);
     drop(empty);
 
-    // A phone: its state; a UDID that is not there: None.
+    // A phone: its state; a UDID that is not there: an error naming it and the phone that is
+    // there (the person asked for that phone: silence would hide the typo).
     let phone = SimPhone::with_profile("find-my-on");
     std::env::set_var("USBMUXD_SOCKET_ADDRESS", phone.address());
     let state = connected_device(None).unwrap().expect("a phone");
     assert!(state.paired);
     assert_eq!(state.find_my, Some(true));
     assert_eq!(state.udid, "00008110-001A2B3C4D5E801E");
-    assert_eq!(connected_device(Some("someone-else")).unwrap(), None);
+    let err = connected_device(Some("someone-else")).unwrap_err();
+    assert_eq!(err.code(), "device.not_found");
+    assert!(err.to_string().contains("someone-else"), "{err}");
+    assert!(err.to_string().contains("00008110-001A2B3C4D5E801E"), "{err}");
     assert!(connected_device(Some("00008110-001A2B3C4D5E801E"))
         .unwrap()
         .is_some());
