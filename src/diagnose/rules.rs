@@ -38,6 +38,9 @@ pub const HELD_WHILE_WRITTEN: &[&str] = &[
     "backup.status_missing",
     "backup.keep_older_complete",
     "backup.only_copy",
+    // "No complete backup" or "the last one is old" is what the backup being written answers:
+    // advising a new backup while one is running would be advice against the facts.
+    "backup.stale",
 ];
 
 /// An iCloud backup that finished within this many hours is recent.
