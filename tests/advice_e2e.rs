@@ -230,7 +230,10 @@ fn an_unfinished_backup_written_just_now_is_in_progress() {
         assert!(!found.contains(&held.to_string()), "{held} in {found:?}");
     }
     // Nothing asks for a new backup while one is being made.
-    assert_eq!(fix_ids(&report).first().map(String::as_str), Some("wait-for-backup"));
+    assert_eq!(
+        fix_ids(&report).first().map(String::as_str),
+        Some("wait-for-backup")
+    );
     let f = finding(&report, "backup.in_progress");
     assert_eq!(f["fix"]["id"], "wait-for-backup");
     let evidence = f["evidence"].as_str().unwrap();

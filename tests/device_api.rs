@@ -35,7 +35,10 @@ fn connected_device_reports_a_phone_or_none() {
     let err = connected_device(Some("someone-else")).unwrap_err();
     assert_eq!(err.code(), "device.not_found");
     assert!(err.to_string().contains("someone-else"), "{err}");
-    assert!(err.to_string().contains("00008110-001A2B3C4D5E801E"), "{err}");
+    assert!(
+        err.to_string().contains("00008110-001A2B3C4D5E801E"),
+        "{err}"
+    );
     assert!(connected_device(Some("00008110-001A2B3C4D5E801E"))
         .unwrap()
         .is_some());
