@@ -10,16 +10,13 @@
 //! Nothing decrypted is written anywhere.
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::path::Path;
 
 use rayon::prelude::*;
-use rusqlite::{Connection, OpenFlags};
 
 use super::blobs::blob_path;
-use super::crypto::{self, BlobCheck};
-use super::folder::read_regular_file;
-use super::judge::{is_xml_plist, Evidence};
+use super::content_check::{check_content, quick_check, quick_check_file};
+use super::crypto;
 use super::keybag::ClassKeys;
 use super::manifest::{self, ManifestError};
 use super::problems::{content_problem, database_problems, undecryptable_problem};
@@ -185,109 +182,6 @@ impl Deep<'_> {
     }
 }
 
-/// What decrypting an encrypted blob of another length than expected shows: valid PKCS#7
-/// padding means whole content (of the length it decrypts to), invalid padding a blob cut short
-/// or damaged.
-pub(super) fn decrypted_evidence(keys: &ClassKeys, listed: &Listed, path: &Path) -> Evidence {
-    let Some(wrapped) = listed.key.as_deref() else {
-        return Evidence::Unknown("its record has no EncryptionKey to decrypt it with".into());
-    };
-    let key = match keys.unwrap_key(wrapped) {
-        Ok(key) => key,
-        Err(e) => return Evidence::Unknown(format!("its EncryptionKey cannot be unwrapped ({e})")),
-    };
-    let check = std::fs::File::open(path)
-        .map_err(|e| e.to_string())
-        .and_then(|file| crypto::check_blob(file, &key).map_err(|e| e.to_string()));
-    match check {
-        Ok(BlobCheck {
-            plaintext_len: Some(len),
-            ..
-        }) => Evidence::Whole(format!(
-            "it decrypts with valid padding to {len} bytes of whole content"
-        )),
-        Ok(_) => Evidence::CutShort(
-            "its last block does not decrypt to valid padding: cut short or damaged".into(),
-        ),
-        Err(e) => Evidence::CutShort(format!("it cannot be decrypted: {e}")),
-    }
-}
-
-/// Plists larger than this are not parsed by `--deep` (they are counted as not checked).
-const MAX_CHECKED_PLIST: u64 = 16 << 20;
-
-/// What `--deep` makes of one unencrypted blob, told by its first bytes: None when it is neither
-/// a SQLite database nor a plist (or a plist too big or too nested to parse within limits),
-/// else whether it passed quick_check or parsed.
-pub(super) fn check_content(path: &Path) -> Option<Result<(), String>> {
-    let mut head = Vec::with_capacity(100);
-    let read = std::fs::File::open(path).and_then(|f| f.take(100).read_to_end(&mut head));
-    if let Err(e) = read {
-        return Some(Err(format!("it could not be read: {e}")));
-    }
-    if head.starts_with(manifest::SQLITE_MAGIC) {
-        Some(match quick_check_file(path) {
-            Ok(result) if result == "ok" => Ok(()),
-            Ok(result) => Err(format!("SQLite's quick_check reports: {result}")),
-            Err(e) => Err(format!("SQLite reports: {e}")),
-        })
-    } else if head.starts_with(b"bplist00") || is_xml_plist(&head) {
-        check_plist(path)
-    } else {
-        None
-    }
-}
-
-/// Parses a plist blob in full, after its size and shape are checked (memory stays bounded).
-fn check_plist(path: &Path) -> Option<Result<(), String>> {
-    let bytes = match read_regular_file(path, MAX_CHECKED_PLIST) {
-        Ok(bytes) => bytes,
-        Err(_) if std::fs::metadata(path).is_ok_and(|m| m.len() > MAX_CHECKED_PLIST) => {
-            return None
-        }
-        Err(e) => return Some(Err(format!("it could not be read: {e}"))),
-    };
-    match crate::plist_shape::check(&bytes) {
-        Ok(()) => {}
-        // Too deep or too big to parse safely is not damage.
-        Err(e) if !e.starts_with("a malformed") => return None,
-        Err(e) => return Some(Err(format!("it is {e}"))),
-    }
-    Some(
-        plist::Value::from_reader(std::io::Cursor::new(&bytes))
-            .map(|_| ())
-            .map_err(|e| format!("it does not parse as a plist: {}", words(&e.to_string()))),
-    )
-}
-
-/// The plist crate names its errors in CamelCase (`InvalidXmlSyntax`): spelt out as words.
-fn words(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    let mut previous_lower = false;
-    for c in text.chars() {
-        if c.is_ascii_uppercase() {
-            if previous_lower {
-                out.push(' ');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-        previous_lower = c.is_ascii_lowercase();
-    }
-    out
-}
-
-/// quick_check on a database file, opened read-only and immutable.
-fn quick_check_file(path: &Path) -> Result<String, String> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_URI
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    Connection::open_with_flags(manifest::readonly_uri(path), flags)
-        .map_err(|e| e.to_string())
-        .and_then(|conn| quick_check(&conn))
-}
-
 fn decrypted_quick_check(
     path: &Path,
     keys: &ClassKeys,
@@ -315,10 +209,4 @@ fn decrypted_quick_check(
     // The connection reads `plaintext` in place: close it before the bytes are wiped.
     drop(conn);
     result
-}
-
-/// The first line `PRAGMA quick_check` returns: `ok`, or SQLite's first complaint.
-fn quick_check(conn: &Connection) -> Result<String, String> {
-    conn.query_row("PRAGMA quick_check", [], |row| row.get::<_, String>(0))
-        .map_err(|e| e.to_string())
 }

@@ -18,9 +18,7 @@ use super::keybag::ClassKeys;
 use super::scan::FoundFile;
 use crate::mobile_backup::{IcloudBackup, MobileBackupValues};
 
-/// Where iOS keeps the backup settings inside a backup.
-pub const LDBACKUP_DOMAIN: &str = "HomeDomain";
-pub const LDBACKUP_PATH: &str = "Library/Preferences/com.apple.mobile.ldbackup.plist";
+pub use super::scan::{LDBACKUP_DOMAIN, LDBACKUP_PATH};
 
 /// Real ones are a few hundred bytes; anything past this is not the settings file.
 const MAX_LDBACKUP_BYTES: u64 = 1 << 20;

@@ -9,7 +9,7 @@
 //! - an encrypted blob: whole 16-byte blocks (and, with `--deep` and the password, valid
 //!   PKCS#7 padding, which the `deep` pass adds).
 //!
-//! With `--deep` a blob whose length looks whole also gets its content checked (`deep`): a
+//! With `--deep` a blob whose length looks whole also gets its content checked (`content_check`): a
 //! database that fails quick_check or a plist that does not parse is damaged, not changed.
 //!
 //! The judging is pure ([`judge_plain`], [`judge_encrypted_len`]); [`read_ends`] is the one
@@ -24,7 +24,8 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::blobs::blob_path;
-use super::deep::{check_content, decrypted_evidence};
+use super::content_check::{check_content, is_xml_plist};
+use super::crypto::{self, BlobCheck};
 use super::keybag::ClassKeys;
 use super::manifest::SQLITE_MAGIC;
 use super::report::{BackupReport, Judged};
@@ -104,6 +105,34 @@ impl Judge<'_> {
     }
 }
 
+/// What decrypting an encrypted blob of another length than expected shows: valid PKCS#7
+/// padding means whole content (of the length it decrypts to), invalid padding a blob cut short
+/// or damaged.
+pub(super) fn decrypted_evidence(keys: &ClassKeys, listed: &Listed, path: &Path) -> Evidence {
+    let Some(wrapped) = listed.key.as_deref() else {
+        return Evidence::Unknown("its record has no EncryptionKey to decrypt it with".into());
+    };
+    let key = match keys.unwrap_key(wrapped) {
+        Ok(key) => key,
+        Err(e) => return Evidence::Unknown(format!("its EncryptionKey cannot be unwrapped ({e})")),
+    };
+    let check = std::fs::File::open(path)
+        .map_err(|e| e.to_string())
+        .and_then(|file| crypto::check_blob(file, &key).map_err(|e| e.to_string()));
+    match check {
+        Ok(BlobCheck {
+            plaintext_len: Some(len),
+            ..
+        }) => Evidence::Whole(format!(
+            "it decrypts with valid padding to {len} bytes of whole content"
+        )),
+        Ok(_) => Evidence::CutShort(
+            "its last block does not decrypt to valid padding: cut short or damaged".into(),
+        ),
+        Err(e) => Evidence::CutShort(format!("it cannot be decrypted: {e}")),
+    }
+}
+
 /// Bytes read from the start of a blob: the whole SQLite header.
 pub const HEAD_LEN: usize = 100;
 /// Bytes read from the end of a blob: a binary plist's trailer.
@@ -161,20 +190,6 @@ pub fn judge_plain(ends: &Ends, len: u64) -> Evidence {
                 .into(),
         )
     }
-}
-
-/// An XML plist begins with an XML declaration, a doctype or the `<plist` element.
-pub fn is_xml_plist(head: &[u8]) -> bool {
-    let text = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
-    let start = text
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(text.len());
-    let text = &text[start..];
-    let holds = |needle: &[u8]| head.windows(needle.len()).any(|w| w == needle);
-    text.starts_with(b"<plist")
-        || text.starts_with(b"<!DOCTYPE plist")
-        || text.starts_with(b"<?xml") && (holds(b"<!DOCTYPE plist") || holds(b"<plist"))
 }
 
 fn sqlite(head: &[u8], len: u64) -> Evidence {

@@ -3,6 +3,7 @@
 
 pub mod blobs;
 pub mod bplist;
+pub mod content_check;
 pub mod contents;
 pub mod crypto;
 mod deep;

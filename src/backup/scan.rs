@@ -133,9 +133,13 @@ pub(super) struct Scan {
     pub(super) suspicious: Vec<FileRef>,
 }
 
+/// Where iOS keeps the backup settings inside a backup (read by `icloud`): the scan remembers
+/// that one row as it passes.
+pub const LDBACKUP_DOMAIN: &str = "HomeDomain";
+pub const LDBACKUP_PATH: &str = "Library/Preferences/com.apple.mobile.ldbackup.plist";
+
 fn is_ldbackup(domain: &[u8], relative_path: &[u8]) -> bool {
-    domain == super::icloud::LDBACKUP_DOMAIN.as_bytes()
-        && relative_path == super::icloud::LDBACKUP_PATH.as_bytes()
+    domain == LDBACKUP_DOMAIN.as_bytes() && relative_path == LDBACKUP_PATH.as_bytes()
 }
 
 /// What a row stands for.
