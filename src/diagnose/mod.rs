@@ -329,7 +329,7 @@ pub fn plan(findings: &[Finding]) -> Vec<&'static Fix> {
 pub fn fixes_markdown() -> String {
     let mut out = String::from(
         "# Findings and fixes\n\n\
-         Generated from src/diagnose/rules.rs and src/diagnose/fixes.rs by \
+         Generated from src/diagnose/rules/ and src/diagnose/fixes.rs by \
          `IBACKUP_WRITE_DOCS=1 cargo test --lib diagnose`; a test fails when this file and the \
          tables differ. Menu paths, messages and numbers come from the troubleshooting guide \
          (fixes 1-7).\n\n## Findings\n\n| code | severity | when | fixes |\n|---|---|---|---|\n",
