@@ -8,7 +8,10 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{write_backup, Defect, Ibackup, Run, SimPhone, Spec, SIM_UDID as UDID};
+use support::{
+    finding, finding_codes as codes, write_backup, Defect, Ibackup, Run, SimPhone, Spec,
+    SIM_UDID as UDID,
+};
 use tempfile::TempDir;
 
 /// A desk: maybe a phone, and a backup folder of backups, each last written when it was made
@@ -85,24 +88,6 @@ fn made(days: i64) -> Spec {
         files: 20,
         ..Spec::default()
     }
-}
-
-fn codes(report: &Value) -> Vec<String> {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["code"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn finding<'a>(report: &'a Value, code: &str) -> &'a Value {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["code"] == code)
-        .unwrap_or_else(|| panic!("no {code} in {:#}", report["findings"]))
 }
 
 /// Every fix id the findings ask for, first fixes and next ones.
@@ -405,26 +390,12 @@ fn a_big_backup_is_measured_without_its_camera_roll() {
     let spec = made(1);
     let backup = desk.backup("big", &spec, spec.date);
     // One 6 GB video in the camera roll, written sparse so the test costs no disk.
-    let (domain, path) = ("CameraRollDomain", "Media/DCIM/100APPLE/IMG_0002.MOV");
-    let id = support::sha1_hex(&format!("{domain}-{path}"));
-    let size = 6_000_000_000u64;
-    let conn = rusqlite::Connection::open(backup.join("Manifest.db")).unwrap();
-    conn.execute(
-        "INSERT INTO Files VALUES (?1, ?2, ?3, 1, ?4)",
-        rusqlite::params![
-            id,
-            domain,
-            path,
-            support::mbfile(path, 0o100644, Some(size), None, false)
-        ],
-    )
-    .unwrap();
-    drop(conn);
-    std::fs::create_dir_all(backup.join(&id[..2])).unwrap();
-    std::fs::File::create(backup.join(&id[..2]).join(&id))
-        .unwrap()
-        .set_len(size)
-        .unwrap();
+    support::add_sparse_file(
+        &backup,
+        "CameraRollDomain",
+        "Media/DCIM/100APPLE/IMG_0002.MOV",
+        6_000_000_000,
+    );
     let report = desk.inspect(&[]);
     let declared = report["backups"][0]["size"]["declared_bytes"]
         .as_u64()
@@ -436,7 +407,7 @@ fn a_big_backup_is_measured_without_its_camera_roll() {
         .filter(|d| d["domain"] == "CameraRollDomain")
         .map(|d| d["bytes"].as_u64().unwrap())
         .sum();
-    assert!(camera >= size);
+    assert!(camera >= 6_000_000_000);
     let f = finding(&report, "backup.exceeds_free_icloud");
     let evidence = f["evidence"].as_str().unwrap();
     assert!(

@@ -6,7 +6,10 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{write_backup, Defect, Ibackup, Run, SimPhone, Spec, SIM_UDID as UDID};
+use support::{
+    finding, finding_codes as codes, write_backup, Defect, Ibackup, Run, SimPhone, Spec,
+    SIM_UDID as UDID,
+};
 use tempfile::TempDir;
 
 /// A desk: maybe a phone, and a backup folder.
@@ -60,25 +63,6 @@ impl Scene {
         assert_eq!(out.code(), Some(0), "{}", out.stderr());
         out.json()
     }
-}
-
-fn codes(report: &Value) -> Vec<String> {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["code"].as_str().unwrap().to_string())
-        .collect()
-}
-
-/// The finding with `code`; fails the test when there is none.
-fn finding<'a>(report: &'a Value, code: &str) -> &'a Value {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["code"] == code)
-        .unwrap_or_else(|| panic!("no {code} in {:#}", report["findings"]))
 }
 
 /// The backup folder of the scene's first backup.
@@ -383,26 +367,12 @@ fn a_backup_bigger_than_free_icloud() {
     let scene = Scene::new(Some("{}"), &[recent()]);
     // One 6 GB file, written sparse so the test costs no disk.
     let backup = first_backup(&scene);
-    let (domain, path) = ("CameraRollDomain", "Media/DCIM/100APPLE/IMG_0001.MOV");
-    let id = support::sha1_hex(&format!("{domain}-{path}"));
-    let size = 6_000_000_000u64;
-    let conn = rusqlite::Connection::open(backup.join("Manifest.db")).unwrap();
-    conn.execute(
-        "INSERT INTO Files VALUES (?1, ?2, ?3, 1, ?4)",
-        rusqlite::params![
-            id,
-            domain,
-            path,
-            support::mbfile(path, 0o100644, Some(size), None, false)
-        ],
-    )
-    .unwrap();
-    drop(conn);
-    std::fs::create_dir_all(backup.join(&id[..2])).unwrap();
-    std::fs::File::create(backup.join(&id[..2]).join(&id))
-        .unwrap()
-        .set_len(size)
-        .unwrap();
+    support::add_sparse_file(
+        &backup,
+        "CameraRollDomain",
+        "Media/DCIM/100APPLE/IMG_0001.MOV",
+        6_000_000_000,
+    );
     let report = scene.inspect(&[]);
     let f = finding(&report, "backup.exceeds_free_icloud");
     assert!(f["evidence"].as_str().unwrap().contains("6.0 GB"), "{f}");

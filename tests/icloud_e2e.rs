@@ -11,36 +11,21 @@ use std::path::{Path, PathBuf};
 use plist::Value as Plist;
 use rusqlite::{params, Connection};
 use serde_json::Value;
-use support::{assert_hours_ago, sha1_hex, write_backup, Ibackup, Run, SimPhone, Spec};
+use support::{
+    assert_hours_ago, finding, finding_codes as codes, sha1_hex, write_backup, Ibackup, Run,
+    SimPhone, Spec,
+};
 use tempfile::TempDir;
 
 const LDBACKUP: &str = "Library/Preferences/com.apple.mobile.ldbackup.plist";
 const APPLE_EPOCH_UNIX: i64 = 978_307_200;
 const PASSWORD: &str = "icloud test pässword";
 
-fn codes(report: &Value) -> Vec<String> {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["code"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn icloud_codes(report: &Value) -> Vec<String> {
     codes(report)
         .into_iter()
         .filter(|c| c.starts_with("icloud.") && c != "icloud.not_visible")
         .collect()
-}
-
-fn finding<'a>(report: &'a Value, code: &str) -> &'a Value {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["code"] == code)
-        .unwrap_or_else(|| panic!("no {code} in {:#}", report["findings"]))
 }
 
 fn ok_json(run: &Run) -> Value {

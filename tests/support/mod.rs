@@ -90,6 +90,49 @@ pub fn json(args: &[&str]) -> (i32, serde_json::Value) {
     (out.status.code().unwrap_or(-1), json_of(&out))
 }
 
+/// The finding codes of an inspect report (or of a `restore` object), in order.
+pub fn finding_codes(report: &serde_json::Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The finding with `code`; fails the test when there is none.
+pub fn finding<'a>(report: &'a serde_json::Value, code: &str) -> &'a serde_json::Value {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == code)
+        .unwrap_or_else(|| panic!("no {code} in {:#}", report["findings"]))
+}
+
+/// Adds a file row of `size` bytes to `backup`'s Manifest.db and its blob, written sparse so a
+/// test of a multi-gigabyte backup costs no disk.
+pub fn add_sparse_file(backup: &Path, domain: &str, path: &str, size: u64) {
+    let id = sha1_hex(&format!("{domain}-{path}"));
+    let conn = rusqlite::Connection::open(backup.join("Manifest.db")).unwrap();
+    conn.execute(
+        "INSERT INTO Files VALUES (?1, ?2, ?3, 1, ?4)",
+        rusqlite::params![
+            id,
+            domain,
+            path,
+            mbfile(path, 0o100644, Some(size), None, false)
+        ],
+    )
+    .unwrap();
+    drop(conn);
+    fs::create_dir_all(backup.join(&id[..2])).unwrap();
+    fs::File::create(backup.join(&id[..2]).join(&id))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+}
+
 /// The problem codes of a verify report, in order.
 pub fn problem_codes(report: &serde_json::Value) -> Vec<String> {
     report["problems"]
