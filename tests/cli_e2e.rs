@@ -18,6 +18,9 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// A folder that does not exist: no daemon socket and no pair records are found there.
+const NOWHERE: &str = "/nonexistent/ibackup-tests";
+
 /// A complete backup of the simulated phone, made yesterday on its iOS.
 fn backup_of_the_phone(dir: &Path) -> PathBuf {
     let path = dir.join(UDID);
@@ -36,13 +39,8 @@ fn backup_of_the_phone(dir: &Path) -> PathBuf {
 
 /// `ibackup ARGS` with no phone anywhere and `backups` as the default backup folder.
 fn without_a_phone(args: &[&str], backups: &Path) -> Run {
-    Ibackup::new(args)
-        .env(
-            "USBMUXD_SOCKET_ADDRESS",
-            "UNIX:/nonexistent/ibackup-tests-have-no-daemon",
-        )
+    Ibackup::without_phone(args, Path::new(NOWHERE))
         .env("IBACKUP_BACKUP_DIR", backups)
-        .env("IBACKUP_DEVICE_WAIT", "1")
         .run()
 }
 
@@ -178,11 +176,7 @@ fn a_backup_folder_that_cannot_be_read_is_an_error_never_no_backups() {
 
 /// Runs `ibackup` as an unprivileged user, so that file permissions apply (root ignores them).
 fn as_nobody(args: &[&str], backups: &Path) -> std::process::Output {
-    let mut command = Ibackup::new(args)
-        .env(
-            "USBMUXD_SOCKET_ADDRESS",
-            "UNIX:/nonexistent/ibackup-tests-have-no-daemon",
-        )
+    let mut command = Ibackup::without_phone(args, Path::new(NOWHERE))
         .env("IBACKUP_BACKUP_DIR", backups)
         .command();
     // SAFETY: getuid has no preconditions.

@@ -45,13 +45,7 @@ impl Scene {
     fn run(&self, args: &[&str]) -> Run {
         let command = match &self.phone {
             Some(phone) => phone.command(args),
-            None => Ibackup::new(args)
-                .env(
-                    "USBMUXD_SOCKET_ADDRESS",
-                    format!("UNIX:{}/no-daemon.sock", self.dir.path().display()),
-                )
-                .env("IBACKUP_LOCKDOWN_DIR", self.dir.path())
-                .env("IBACKUP_DEVICE_WAIT", "1"),
+            None => Ibackup::without_phone(args, self.dir.path()),
         };
         command.env("IBACKUP_BACKUP_DIR", self.backups()).run()
     }

@@ -31,11 +31,7 @@ struct Run {
 fn run(args: &[&str]) -> Run {
     let start = Instant::now();
     // The shared helper's clean environment, but spawned here: wait4 must reap the child.
-    let mut child = support::Ibackup::new(args)
-        .env(
-            "USBMUXD_SOCKET_ADDRESS",
-            "UNIX:/nonexistent/ibackup-tests-have-no-daemon",
-        )
+    let mut child = support::Ibackup::without_phone(args, Path::new("/nonexistent/ibackup-tests"))
         .command()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -296,13 +296,7 @@ const MADE: i64 = 1_763_672_591; // the writer's backup date, 2025-11-20T21:03:1
 
 /// `ibackup ARGS` with no phone anywhere (no daemon at a private address, no USB).
 fn no_phone(args: &[&str], scratch: &Path) -> Run {
-    Ibackup::new(args)
-        .env(
-            "USBMUXD_SOCKET_ADDRESS",
-            format!("UNIX:{}/no-daemon.sock", scratch.display()),
-        )
-        .env("IBACKUP_LOCKDOWN_DIR", scratch)
-        .env("IBACKUP_DEVICE_WAIT", "1")
+    Ibackup::without_phone(args, scratch)
         .env("IBACKUP_TRANSPORT", "usbmuxd")
         .run()
 }

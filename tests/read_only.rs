@@ -32,12 +32,8 @@ fn assert_untouched(target: &Path) {
     let before = support::tree_fingerprint(target);
     let cwd = tempfile::tempdir().unwrap();
     for args in commands(target) {
-        let out = Ibackup::new(&args)
+        let out = Ibackup::without_phone(&args, std::path::Path::new("/nonexistent/ibackup-tests"))
             .current_dir(cwd.path())
-            .env(
-                "USBMUXD_SOCKET_ADDRESS",
-                "UNIX:/nonexistent/ibackup-tests-have-no-daemon",
-            )
             .env("IBACKUP_BACKUP_DIR", target)
             .run();
         assert!(out.status.code().is_some(), "{args:?}");

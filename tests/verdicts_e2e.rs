@@ -21,13 +21,7 @@ fn s(path: &Path) -> &str {
 
 /// `ibackup ARGS` with no phone to be found (no daemon, no wait) and the password when given.
 fn run(args: &[&str], password: Option<&str>, scratch: &Path) -> support::Run {
-    let mut command = Ibackup::new(args)
-        .env(
-            "USBMUXD_SOCKET_ADDRESS",
-            format!("UNIX:{}/no-daemon.sock", scratch.display()),
-        )
-        .env("IBACKUP_LOCKDOWN_DIR", scratch)
-        .env("IBACKUP_DEVICE_WAIT", "1");
+    let mut command = Ibackup::without_phone(args, scratch);
     if let Some(password) = password {
         command = command.env("IBACKUP_PASSWORD", password);
     }

@@ -42,6 +42,22 @@ impl Ibackup {
         }
     }
 
+    /// `ibackup ARGS` with no phone to be found: no daemon answers at the address it is given
+    /// (a socket that does not exist under `scratch`), its pair records are looked for in
+    /// `scratch`, and it waits at most a second for a phone.
+    pub fn without_phone<S: AsRef<OsStr>>(
+        args: impl IntoIterator<Item = S>,
+        scratch: &Path,
+    ) -> Ibackup {
+        Ibackup::new(args)
+            .env(
+                "USBMUXD_SOCKET_ADDRESS",
+                format!("UNIX:{}/no-daemon.sock", scratch.display()),
+            )
+            .env("IBACKUP_LOCKDOWN_DIR", scratch)
+            .env("IBACKUP_DEVICE_WAIT", "1")
+    }
+
     pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Ibackup {
         self.command.env(key, value);
         self
