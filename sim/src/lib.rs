@@ -70,6 +70,22 @@ enum Wake {
 }
 
 impl Server {
+    /// A server accepting on the Unix socket at `path` (removed again when it stops).
+    #[cfg(unix)]
+    fn on_unix_socket(
+        path: std::path::PathBuf,
+        stop: Arc<AtomicBool>,
+        accept: std::thread::JoinHandle<()>,
+    ) -> Server {
+        Server {
+            address: path.display().to_string(),
+            announced: None,
+            stop,
+            accept: Some(accept),
+            wake: Wake::Unix(path),
+        }
+    }
+
     /// Listens on `address` (a Unix socket path, `UNIX:/path`, or a loopback `127.0.0.1:PORT`,
     /// port 0 picking a free one) as a usbmuxd with `profile`'s phone behind it.
     pub fn start(address: &str, profile: Profile) -> Result<Server, SimError> {
@@ -134,13 +150,7 @@ impl Server {
                         spawn(&phone, Box::new(stream));
                     }
                 });
-                Ok(Server {
-                    address: path.display().to_string(),
-                    announced: None,
-                    stop,
-                    accept: Some(accept),
-                    wake: Wake::Unix(path),
-                })
+                Ok(Server::on_unix_socket(path, stop, accept))
             }
             #[cfg(not(unix))]
             DaemonAddress::Unix(_) => Err(listen_error(
@@ -205,13 +215,7 @@ impl Server {
                 });
             }
         });
-        Ok(Server {
-            address: path.display().to_string(),
-            announced: None,
-            stop,
-            accept: Some(accept),
-            wake: Wake::Unix(path),
-        })
+        Ok(Server::on_unix_socket(path, stop, accept))
     }
 
     /// Where clients reach it: the socket path, or `127.0.0.1:PORT`; a value for
