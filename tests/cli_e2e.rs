@@ -336,3 +336,49 @@ fn broken_plists_are_described_in_plain_words() {
         assert_plain_words(&all, &format!("{args:?} with a garbage-plist phone"));
     }
 }
+
+#[test]
+fn names_from_a_backup_cannot_drive_the_terminal() {
+    let dir = TempDir::new().unwrap();
+    let backup = backup_of_the_phone(dir.path());
+    // A row renamed to hold escape sequences (window title, clear screen, bell), a carriage
+    // return and a right-to-left override; its blob removed so that the name is printed.
+    let hostile = "Library/\u{1b}]0;owned\u{7}\u{1b}[2J\r\u{202e}txt.exe";
+    let conn = rusqlite::Connection::open(backup.join("Manifest.db")).unwrap();
+    let id: String = conn
+        .query_row(
+            "SELECT fileID FROM Files WHERE flags = 1 LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute(
+        "UPDATE Files SET relativePath = ?1 WHERE fileID = ?2",
+        rusqlite::params![hostile, id],
+    )
+    .unwrap();
+    drop(conn);
+    std::fs::remove_file(backup.join(&id[..2]).join(&id)).unwrap();
+    for args in [["verify", "-v"], ["inspect", "-v"]] {
+        for color in ["--color=never", "--color=always"] {
+            let out = without_a_phone(
+                &[args[0], backup.to_str().unwrap(), args[1], color],
+                dir.path(),
+            );
+            let text = out.stdout();
+            assert!(text.contains("txt.exe"), "{text}");
+            assert!(text.contains("\\u{1b}]0;owned\\u{7}"), "{text}");
+            for raw in ['\u{7}', '\r', '\u{202e}'] {
+                assert!(
+                    !text.contains(raw),
+                    "{args:?} {color}: raw {raw:?} in {text:?}"
+                );
+            }
+            assert!(!text.contains("\u{1b}]"), "{args:?} {color}");
+            assert!(!text.contains("\u{1b}[2J"), "{args:?} {color}");
+        }
+    }
+    // JSON keeps the name as it is (escaped by JSON itself).
+    let v = without_a_phone(&["verify", backup.to_str().unwrap(), "--json"], dir.path()).json();
+    assert!(v.to_string().contains("\\u001b]0;owned"), "{v}");
+}

@@ -72,7 +72,7 @@ impl Output {
     /// Prints text on stdout as it is.
     pub fn print_text(&self, text: &str) {
         let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.write_all(text::terminal_safe(text).as_bytes());
     }
 
     /// Prints a failure: one paragraph on stderr, and in `--json` mode an error object on stdout
@@ -86,10 +86,13 @@ impl Output {
         }
         let style = text::Style::new(self.color && std::io::stderr().is_terminal());
         eprintln!(
-            "{} {}.\n{}",
-            style.bad("error:"),
-            failure.message,
-            textwrap_paragraph(&failure.hint)
+            "{}",
+            text::terminal_safe(&format!(
+                "{} {}.\n{}",
+                style.bad("error:"),
+                failure.message,
+                textwrap_paragraph(&failure.hint)
+            ))
         );
     }
 
