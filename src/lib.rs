@@ -24,3 +24,5 @@ pub mod plist_shape;
 pub mod render;
 /// Numbers for people: human units and plurals.
 pub mod units;
+/// Opening files others laid out: never blocking, never through a link inside a backup, capped.
+pub mod untrusted_file;
