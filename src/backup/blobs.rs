@@ -1,6 +1,11 @@
-//! The blob store on disk: which `<xx>/<fileID>` files exist and how big they are. Lists the
-//! 256 prefix folders in parallel without following links, the way `find -printf %s` would,
-//! and never forms a path from manifest data.
+//! The blob store on disk: which `<xx>/<fileID>` files exist, how big they are, and whether
+//! ibackup may read them. Lists the 256 prefix folders in parallel without following links, the
+//! way `find -printf %s` would, and never forms a path from manifest data. [`open_blob`] is the
+//! one way a blob is opened for reading (by `judge`, `content_check`, `deep` and `icloud`).
+//!
+//! Whether a blob may be read is told from the mode bits the listing already has (no extra
+//! system call for a readable blob); a blob they do not let this process read is then opened to
+//! be sure (root, or an access list, may read it all the same).
 
 use std::collections::HashMap;
 use std::fs;
@@ -8,6 +13,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
+
+use crate::untrusted_file::{open_regular, Links};
 
 /// A fileID in binary form: the SHA-1 of `domain-relativePath`.
 pub type FileId = [u8; 20];
@@ -50,10 +57,20 @@ pub fn blob_path(root: &Path, id: &FileId, flat: bool) -> PathBuf {
     }
 }
 
+/// Opens a blob for reading: without blocking, never through a link, and only when the open
+/// handle is a regular file, so a blob swapped for a FIFO, a device or a link after the listing
+/// is refused at once instead of hanging a reader or reading outside the backup.
+pub fn open_blob(path: &Path) -> io::Result<fs::File> {
+    open_regular(path, Links::Refuse)
+}
+
 /// What sits at a blob's path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlobKind {
     File,
+    /// A regular file this process may not read (its permissions deny it): it is there, but
+    /// what it holds cannot be checked. Also recorded in [`BlobStore::unreadable`].
+    Unreadable,
     Directory,
     Symlink,
     Other,
@@ -62,7 +79,7 @@ pub enum BlobKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Blob {
     pub kind: BlobKind,
-    /// Bytes, for regular files; 0 otherwise.
+    /// Bytes, for regular files (readable or not); 0 otherwise.
     pub size: u64,
 }
 
@@ -76,7 +93,8 @@ pub struct BlobStore {
     pub blobs: IdMap<Blob>,
     /// Total bytes of the regular blob files.
     pub bytes: u64,
-    /// Folders or entries that could not be read: the check is incomplete where these are.
+    /// Folders, entries or blob files that could not be read: the check is incomplete where
+    /// these are.
     pub unreadable: Vec<(PathBuf, io::Error)>,
 }
 
@@ -96,9 +114,10 @@ pub fn scan(root: &Path) -> io::Result<BlobStore> {
             prefixes.push((entry.path(), [name[0], name[1]]));
         }
     }
+    let reader = Reader::current();
     let lists: Vec<_> = prefixes
         .par_iter()
-        .map(|(dir, prefix)| list_prefix(dir, Some(*prefix)))
+        .map(|(dir, prefix)| list_prefix(dir, Some(*prefix), &reader))
         .collect();
     let mut store = BlobStore::default();
     store
@@ -116,7 +135,7 @@ pub fn scan(root: &Path) -> io::Result<BlobStore> {
 pub fn scan_flat(root: &Path) -> io::Result<BlobStore> {
     // Reading the root itself must work; entries that fail are recorded as unreadable.
     fs::read_dir(root)?;
-    let list = list_prefix(root, None);
+    let list = list_prefix(root, None, &Reader::current());
     let mut store = BlobStore {
         bytes: list.found.iter().map(|(_, b)| b.size).sum(),
         unreadable: list.unreadable,
@@ -133,7 +152,7 @@ struct PrefixList {
 }
 
 /// Lists the blobs in `dir`; with a `prefix`, only those whose name starts with it.
-fn list_prefix(dir: &Path, prefix: Option<[u8; 2]>) -> PrefixList {
+fn list_prefix(dir: &Path, prefix: Option<[u8; 2]>, reader: &Reader) -> PrefixList {
     let mut list = PrefixList::default();
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -158,38 +177,108 @@ fn list_prefix(dir: &Path, prefix: Option<[u8; 2]>) -> PrefixList {
         if prefix.is_some_and(|prefix| !name[..2].eq_ignore_ascii_case(&prefix)) {
             continue;
         }
-        match blob_at(&entry) {
-            Ok(blob) => list.found.push((id, blob)),
+        match blob_at(&entry, reader) {
+            Ok((blob, None)) => list.found.push((id, blob)),
+            Ok((blob, Some(denied))) => {
+                list.found.push((id, blob));
+                list.unreadable.push((entry.path(), denied));
+            }
             Err(e) => list.unreadable.push((entry.path(), e)),
         }
     }
     list
 }
 
-fn blob_at(entry: &fs::DirEntry) -> io::Result<Blob> {
+/// The blob at `entry`, and for a regular file this process may not read, why.
+fn blob_at(entry: &fs::DirEntry, reader: &Reader) -> io::Result<(Blob, Option<io::Error>)> {
     let kind = entry.file_type()?;
+    let other = |kind| Ok((Blob { kind, size: 0 }, None));
     if kind.is_symlink() {
-        return Ok(Blob {
-            kind: BlobKind::Symlink,
-            size: 0,
-        });
+        return other(BlobKind::Symlink);
     }
     if kind.is_dir() {
-        return Ok(Blob {
-            kind: BlobKind::Directory,
-            size: 0,
-        });
+        return other(BlobKind::Directory);
     }
     if !kind.is_file() {
-        return Ok(Blob {
-            kind: BlobKind::Other,
-            size: 0,
-        });
+        return other(BlobKind::Other);
     }
-    Ok(Blob {
-        kind: BlobKind::File,
-        size: entry.metadata()?.len(),
-    })
+    let meta = entry.metadata()?;
+    let size = meta.len();
+    if !reader.bits_allow(&meta) {
+        // The bits say no; root or an access list may still say yes: only an open can tell.
+        if let Err(denied) = open_blob(&entry.path()) {
+            let blob = Blob {
+                kind: BlobKind::Unreadable,
+                size,
+            };
+            return Ok((blob, Some(denied)));
+        }
+    }
+    Ok((
+        Blob {
+            kind: BlobKind::File,
+            size,
+        },
+        None,
+    ))
+}
+
+/// Who this process is, to tell from a file's mode bits whether it may read it.
+struct Reader {
+    #[cfg(unix)]
+    uid: u32,
+    #[cfg(unix)]
+    groups: Vec<u32>,
+}
+
+impl Reader {
+    #[cfg(unix)]
+    fn current() -> Reader {
+        // SAFETY: geteuid, getegid and getgroups have no preconditions; getgroups writes at
+        // most `count` ids into a buffer of that many.
+        unsafe {
+            let mut groups = vec![libc::getegid()];
+            let count = libc::getgroups(0, std::ptr::null_mut());
+            if count > 0 {
+                let mut more = vec![0 as libc::gid_t; count as usize];
+                let got = libc::getgroups(count, more.as_mut_ptr());
+                more.truncate(got.max(0) as usize);
+                groups.extend(more);
+            }
+            Reader {
+                uid: libc::geteuid(),
+                groups,
+            }
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn current() -> Reader {
+        Reader {}
+    }
+
+    /// Whether the owner, group or other read bit that applies to this process is set. Only a
+    /// first look: it ignores root's privilege and access lists, so a "no" is confirmed by
+    /// opening the file.
+    #[cfg(unix)]
+    fn bits_allow(&self, meta: &fs::Metadata) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let mode = meta.mode();
+        let bits = if meta.uid() == self.uid {
+            mode >> 6
+        } else if self.groups.contains(&meta.gid()) {
+            mode >> 3
+        } else {
+            mode
+        };
+        bits & 0o4 != 0
+    }
+
+    /// Elsewhere every regular file the listing sees is taken as readable.
+    #[cfg(not(unix))]
+    fn bits_allow(&self, _meta: &fs::Metadata) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
@@ -235,5 +324,87 @@ mod tests {
         let folder = store.blobs[&parse_file_id(folder.as_bytes()).unwrap()];
         assert_eq!(folder.kind, BlobKind::Directory);
         assert_eq!(store.bytes, 5);
+    }
+
+    #[cfg(unix)]
+    fn mkfifo(path: &Path) {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    }
+
+    /// A blob swapped for a FIFO after the listing is refused at once, and a link is never
+    /// opened through.
+    #[cfg(unix)]
+    #[test]
+    fn a_blob_is_opened_only_as_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        mkfifo(&fifo);
+        let start = std::time::Instant::now();
+        let e = open_blob(&fifo).unwrap_err();
+        assert!(e.to_string().contains("FIFO"), "{e}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        let target = dir.path().join("target");
+        fs::write(&target, b"x").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = open_blob(&link).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert!(open_blob(&target).is_ok());
+    }
+
+    /// A blob whose permissions deny reading is listed as there but unreadable, and named; root
+    /// reads it all the same, and then it is an ordinary blob.
+    #[cfg(unix)]
+    #[test]
+    fn a_blob_that_may_not_be_read_is_listed_and_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let id = "ab00000000000000000000000000000000000000";
+        fs::create_dir_all(dir.path().join("ab")).unwrap();
+        let path = dir.path().join("ab").join(id);
+        fs::write(&path, b"12345").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
+        let store = scan(dir.path()).unwrap();
+        let blob = store.blobs[&parse_file_id(id.as_bytes()).unwrap()];
+        assert_eq!(blob.size, 5);
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            assert_eq!(blob.kind, BlobKind::File);
+            assert!(store.unreadable.is_empty());
+        } else {
+            assert_eq!(blob.kind, BlobKind::Unreadable);
+            assert_eq!(store.unreadable.len(), 1);
+            assert_eq!(store.unreadable[0].0, path);
+            assert_eq!(
+                store.unreadable[0].1.kind(),
+                io::ErrorKind::PermissionDenied
+            );
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_read_bit_that_applies_is_the_one_looked_at() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, b"x").unwrap();
+        let reader = Reader::current();
+        let meta = |mode| {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            fs::metadata(&path).unwrap()
+        };
+        // The test process owns the file: only the owner's bit counts.
+        assert!(reader.bits_allow(&meta(0o400)));
+        assert!(!reader.bits_allow(&meta(0o044)));
+        let stranger = Reader {
+            uid: reader.uid.wrapping_add(1),
+            groups: vec![],
+        };
+        assert!(stranger.bits_allow(&meta(0o004)));
+        assert!(!stranger.bits_allow(&meta(0o440)));
     }
 }

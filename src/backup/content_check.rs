@@ -2,15 +2,18 @@
 //! (opened read-only and immutable) and whether a plist parses (after its size and shape are
 //! checked, so memory stays bounded). `--deep` runs these over every database and plist of an
 //! unencrypted backup (`deep`), and `judge` uses them to tell a whole blob of another size from a
-//! damaged one. Reads only; nothing is written.
+//! damaged one. Blobs are opened with `blobs::open_blob`, so a FIFO, a device or a link in a
+//! blob's place is refused at once. Reads only; nothing is written.
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::folder::read_regular_file;
+use super::blobs::open_blob;
 use super::manifest;
+use crate::untrusted_file::read_handle_capped;
 
 /// An XML plist begins with an XML declaration, a doctype or the `<plist` element.
 pub fn is_xml_plist(head: &[u8]) -> bool {
@@ -33,31 +36,45 @@ const MAX_CHECKED_PLIST: u64 = 16 << 20;
 /// a SQLite database nor a plist (or a plist too big or too nested to parse within limits),
 /// else whether it passed quick_check or parsed.
 pub(super) fn check_content(path: &Path) -> Option<Result<(), String>> {
+    let file = match open_blob(path) {
+        Ok(file) => file,
+        Err(e) => return Some(Err(format!("it could not be read: {e}"))),
+    };
     let mut head = Vec::with_capacity(100);
-    let read = std::fs::File::open(path).and_then(|f| f.take(100).read_to_end(&mut head));
-    if let Err(e) = read {
+    if let Err(e) = (&file).take(100).read_to_end(&mut head) {
         return Some(Err(format!("it could not be read: {e}")));
     }
     if head.starts_with(manifest::SQLITE_MAGIC) {
+        drop(file);
         Some(match quick_check_file(path) {
             Ok(result) if result == "ok" => Ok(()),
             Ok(result) => Err(format!("SQLite's quick_check reports: {result}")),
             Err(e) => Err(format!("SQLite reports: {e}")),
         })
     } else if head.starts_with(b"bplist00") || is_xml_plist(&head) {
-        check_plist(path)
+        check_plist(file)
     } else {
         None
     }
 }
 
-/// Parses a plist blob in full, after its size and shape are checked (memory stays bounded).
-fn check_plist(path: &Path) -> Option<Result<(), String>> {
-    let bytes = match read_regular_file(path, MAX_CHECKED_PLIST) {
+/// Parses a plist blob in full from its open handle, after its size and shape are checked
+/// (memory stays bounded).
+fn check_plist(mut file: File) -> Option<Result<(), String>> {
+    let len = match file.metadata() {
+        Ok(meta) => meta.len(),
+        Err(e) => return Some(Err(format!("it could not be read: {e}"))),
+    };
+    if len > MAX_CHECKED_PLIST {
+        return None;
+    }
+    let bytes = match file
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| read_handle_capped(file, MAX_CHECKED_PLIST))
+    {
         Ok(bytes) => bytes,
-        Err(_) if std::fs::metadata(path).is_ok_and(|m| m.len() > MAX_CHECKED_PLIST) => {
-            return None
-        }
+        // It grew past the limit while being read: too big to parse is not damage.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => return None,
         Err(e) => return Some(Err(format!("it could not be read: {e}"))),
     };
     match crate::plist_shape::check(&bytes) {
@@ -78,8 +95,11 @@ fn check_plist(path: &Path) -> Option<Result<(), String>> {
     )
 }
 
-/// quick_check on a database file, opened read-only and immutable.
+/// quick_check on a database file, opened read-only and immutable. SQLite opens the file itself,
+/// and it would follow a link and block on a FIFO: the blob is first opened with [`open_blob`]
+/// (a regular file, not a link), so only the instant between the two opens is left for a swap.
 pub(super) fn quick_check_file(path: &Path) -> Result<String, String> {
+    open_blob(path).map_err(|e| format!("it could not be opened: {e}"))?;
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -92,4 +112,76 @@ pub(super) fn quick_check_file(path: &Path) -> Result<String, String> {
 pub(super) fn quick_check(conn: &Connection) -> Result<String, String> {
     conn.query_row("PRAGMA quick_check", [], |row| row.get::<_, String>(0))
         .map_err(|e| e.to_string())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+
+    fn mkfifo(path: &Path) {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    }
+
+    /// A blob swapped for a FIFO after the listing: the check says it could not be read, at
+    /// once, instead of holding a worker thread for ever.
+    #[test]
+    fn a_fifo_blob_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        mkfifo(&fifo);
+        let start = Instant::now();
+        let result = check_content(&fifo);
+        assert!(
+            matches!(&result, Some(Err(e)) if e.contains("FIFO")),
+            "{result:?}"
+        );
+        assert!(quick_check_file(&fifo).is_err());
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    /// A sound database or plist reached through a link is not checked through it.
+    #[test]
+    fn a_linked_blob_is_not_read_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("sound.db");
+        Connection::open(&db)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        assert_eq!(quick_check_file(&db).as_deref(), Ok("ok"));
+        assert_eq!(check_content(&db), Some(Ok(())));
+        let plist = dir.path().join("sound.plist");
+        std::fs::write(&plist, b"<?xml version=\"1.0\"?><plist><dict/></plist>").unwrap();
+        assert_eq!(check_content(&plist), Some(Ok(())));
+        for target in [&db, &plist] {
+            let link = dir.path().join("link");
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(target, &link).unwrap();
+            let result = check_content(&link);
+            assert!(
+                matches!(&result, Some(Err(e)) if e.contains("symbolic link")),
+                "{result:?}"
+            );
+            let through = quick_check_file(&link);
+            assert!(
+                through.as_ref().is_err_and(|e| e.contains("symbolic link")),
+                "{through:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_plist_over_the_limit_is_not_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.plist");
+        let file = std::fs::File::create(&path).unwrap();
+        (&file).write_all(b"bplist00").unwrap();
+        file.set_len(MAX_CHECKED_PLIST + 1).unwrap();
+        assert_eq!(check_content(&path), None);
+    }
 }

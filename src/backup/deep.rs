@@ -14,7 +14,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use super::blobs::blob_path;
+use super::blobs::{blob_path, open_blob};
 use super::content_check::{check_content, quick_check, quick_check_file};
 use super::crypto;
 use super::keybag::ClassKeys;
@@ -114,7 +114,7 @@ impl Deep<'_> {
             .unwrap_key(wrapped)
             .map_err(|e| format!("its EncryptionKey cannot be unwrapped ({e})"))?;
         let path = blob_path(self.root, &listed.id, self.flat);
-        let file = std::fs::File::open(&path).map_err(|e| format!("cannot open it: {e}"))?;
+        let file = open_blob(&path).map_err(|e| format!("cannot open it: {e}"))?;
         let check = crypto::check_blob_with_progress(file, &key, |n| self.progress.advance(n))
             .map_err(|e| e.to_string())?;
         match check.plaintext_len {

@@ -50,6 +50,12 @@ impl BackupError {
                 "Point ibackup at a backup folder (the one holding Manifest.db and Info.plist, \
                  usually named after the phone's UDID) or at the folder of backups that holds it."
             }
+            BackupError::Io { source, .. } if is_odd_file(source) => {
+                "Finder writes only regular files into a backup: something else put this one \
+                 there (a link, a named pipe, a device or an oversized file), and ibackup does \
+                 not read it. Make a fresh backup, or move the odd file out of the folder and \
+                 check again."
+            }
             BackupError::Io { .. } => {
                 "Check that the folder is readable by your user and that its disk is connected; \
                  on macOS the Terminal may need Full Disk Access (System Settings > Privacy & \
@@ -71,4 +77,10 @@ impl BackupError {
             }
         }
     }
+}
+
+/// Whether a read failed because of what the file is (not a regular file, or over its size cap:
+/// see [`crate::untrusted_file`]) rather than because it could not be reached.
+fn is_odd_file(error: &std::io::Error) -> bool {
+    crate::untrusted_file::is_not_regular(error) || error.kind() == std::io::ErrorKind::InvalidData
 }

@@ -3,7 +3,7 @@
 //! left-over Snapshot/ are there, who the backup belongs to, and when the folder was last written
 //! to (the newest modification time of its top-level entries and of Snapshot/'s, a bounded look
 //! that never walks the blob folders). Every file here is read through [`read_regular_file`],
-//! which refuses anything that is not a regular file of bounded size.
+//! which refuses anything that is not a regular file of bounded size, and never follows a link.
 //!
 //! It does not judge what it finds (that is `problems`), nor read the manifest (`scan`). Parsing
 //! the plists' bytes is `plists`' job; this module only fetches them.
@@ -16,6 +16,7 @@ use super::error::BackupError;
 use super::mbdb;
 use super::plists::{self, InfoPlist, ManifestPlist, PlistError, StatusPlist};
 use super::report::BackupSummary;
+use crate::untrusted_file::{read_capped, Links};
 
 /// Plists larger than this are refused rather than loaded (real ones are a few MB at most).
 const MAX_PLIST_BYTES: u64 = 64 << 20;
@@ -53,31 +54,14 @@ pub fn last_written(path: &Path) -> Option<DateTime<Utc>> {
     newest_in(path).max(in_snapshot).map(DateTime::<Utc>::from)
 }
 
-/// Reads a regular file of at most `max` bytes. Anything else (a folder, a device such as
-/// /dev/zero, a pipe that would block) or a file that grows past `max` while it is read is an
-/// error, so a hostile folder cannot make ibackup hang or fill memory.
+/// Reads a file of the backup, of at most `max` bytes, through the one opener for files others
+/// laid out ([`crate::untrusted_file`]): opened without blocking, checked on the open handle to
+/// be a regular file, never through a link, and read with a cap. A folder, a FIFO, a device, a
+/// symlink (to /dev/zero, or to a file outside the backup) or a file that grows past `max` while
+/// it is read is an error saying which, so a hostile folder cannot make ibackup hang, fill
+/// memory or read outside the backup.
 pub fn read_regular_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("it is not a regular file"));
-    }
-    if meta.len() > max {
-        return Err(std::io::Error::other(format!(
-            "it is {} bytes, more than any real backup plist",
-            meta.len()
-        )));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    std::fs::File::open(path)?
-        .take(max + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max {
-        return Err(std::io::Error::other(
-            "it grew past its size limit while being read",
-        ));
-    }
-    Ok(bytes)
+    read_capped(path, max, Links::Refuse)
 }
 
 /// Whether the backup at `path` says it is encrypted, so that a password must be asked for
@@ -339,5 +323,35 @@ mod tests {
         // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
         assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
         assert!(!needs_password(dir.path()));
+    }
+
+    /// A Manifest.plist that links elsewhere is not read, even when what it points at is a sound
+    /// plist: links inside a backup are never followed.
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_plist_is_refused_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside.plist");
+        std::fs::write(&outside, manifest_plist(true)).unwrap();
+        let backup = dir.path().join("backup");
+        std::fs::create_dir(&backup).unwrap();
+        std::os::unix::fs::symlink(&outside, backup.join("Manifest.plist")).unwrap();
+        assert!(!needs_password(&backup));
+        let Err(e) = read_folder(&backup) else {
+            panic!("a linked Manifest.plist was read");
+        };
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert!(e.to_string().contains("Manifest.plist"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_plist_linking_to_dev_zero_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("Status.plist")).unwrap();
+        let Err(e) = read_folder(dir.path()) else {
+            panic!("Status.plist linking to /dev/zero was read");
+        };
+        assert!(e.to_string().contains("Status.plist"), "{e}");
     }
 }

@@ -1,8 +1,9 @@
 //! The phone's iCloud Backup settings as of the backup's date: every backup carries HomeDomain
 //! `Library/Preferences/com.apple.mobile.ldbackup.plist`, a copy of lockdown's
 //! com.apple.mobile.backup values (CloudBackupEnabled, LastCloudBackupDate...). This module reads
-//! that one blob (bounded, regular files only, decrypted in memory with the file's own key when
-//! the backup is encrypted and unlocked) and hands the values to [`crate::mobile_backup`].
+//! that one blob (bounded, regular files only, never through a link, decrypted in memory with
+//! the file's own key when the backup is encrypted and unlocked) and hands the values to
+//! [`crate::mobile_backup`].
 //!
 //! A file that is not listed, missing, too big, garbage or undecryptable is simply unknown: it
 //! never makes a problem or stops the check. Nothing is written anywhere.
@@ -11,12 +12,12 @@ use std::path::Path;
 
 use plist::Value;
 
-use super::blobs::blob_path;
+use super::blobs::{blob_path, open_blob};
 use super::crypto;
-use super::folder::read_regular_file;
 use super::keybag::ClassKeys;
 use super::scan::FoundFile;
 use crate::mobile_backup::{IcloudBackup, MobileBackupValues};
+use crate::untrusted_file::read_handle_capped;
 
 pub use super::scan::{LDBACKUP_DOMAIN, LDBACKUP_PATH};
 
@@ -43,11 +44,8 @@ pub(super) fn read(source: &Source<'_>, found: Option<&FoundFile>) -> IcloudBack
 
 fn settings(source: &Source<'_>, found: &FoundFile) -> Option<MobileBackupValues> {
     let path = blob_path(source.root, &found.id, source.flat);
-    // A symlink in the blob's place is not followed: only a regular file in the backup counts.
-    if !std::fs::symlink_metadata(&path).ok()?.file_type().is_file() {
-        return None;
-    }
-    let bytes = read_regular_file(&path, MAX_LDBACKUP_BYTES).ok()?;
+    // Opened like every blob: a link, a FIFO or a device in its place is not read.
+    let bytes = read_handle_capped(open_blob(&path).ok()?, MAX_LDBACKUP_BYTES).ok()?;
     if source.encrypted {
         let wrapped = found.key.as_deref()?;
         let key = source.keys?.unwrap_key(wrapped).ok()?;

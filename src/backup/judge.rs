@@ -17,13 +17,12 @@
 //! judgement into a problem is `problems`' business.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use rayon::prelude::*;
 
-use super::blobs::blob_path;
+use super::blobs::{blob_path, open_blob};
 use super::content_check::{check_content, is_xml_plist};
 use super::crypto::{self, BlobCheck};
 use super::keybag::ClassKeys;
@@ -116,7 +115,7 @@ pub(super) fn decrypted_evidence(keys: &ClassKeys, listed: &Listed, path: &Path)
         Ok(key) => key,
         Err(e) => return Evidence::Unknown(format!("its EncryptionKey cannot be unwrapped ({e})")),
     };
-    let check = std::fs::File::open(path)
+    let check = open_blob(path)
         .map_err(|e| e.to_string())
         .and_then(|file| crypto::check_blob(file, &key).map_err(|e| e.to_string()));
     match check {
@@ -156,8 +155,10 @@ pub struct Ends {
 }
 
 /// Reads the two ends of a blob, at most [`HEAD_LEN`] + [`TAIL_LEN`] bytes whatever its size.
+/// The blob is opened with [`open_blob`]: a FIFO, a device or a link in its place is an error at
+/// once, never a read that blocks.
 pub fn read_ends(path: &Path, len: u64) -> io::Result<Ends> {
-    let mut file = File::open(path)?;
+    let mut file = open_blob(path)?;
     let mut head = Vec::with_capacity(HEAD_LEN);
     (&mut file).take(HEAD_LEN as u64).read_to_end(&mut head)?;
     let tail_len = len.min(TAIL_LEN as u64);
@@ -396,5 +397,24 @@ mod tests {
         assert!(matches!(judge_encrypted_len(0), Evidence::CutShort(_)));
         assert!(matches!(judge_encrypted_len(33), Evidence::CutShort(_)));
         assert!(matches!(judge_encrypted_len(48), Evidence::Unknown(_)));
+    }
+
+    /// A blob that became a FIFO after the listing is an error at once, not a read that waits
+    /// for a writer; a link is not read through.
+    #[cfg(unix)]
+    #[test]
+    fn the_ends_of_a_fifo_or_a_link_are_not_read() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        let start = std::time::Instant::now();
+        assert!(read_ends(&fifo, 4096).is_err());
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert!(read_ends(&link, 4096).is_err());
     }
 }

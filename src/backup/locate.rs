@@ -78,15 +78,26 @@ pub enum Target {
 
 /// Whether `path` looks like one backup (as opposed to a folder of backups or anything else).
 pub fn is_backup_folder(path: &Path) -> bool {
-    [
+    looks_like_backup(path).unwrap_or(false)
+}
+
+/// Whether `path` holds one of a backup's own files; an error when that cannot be told (the
+/// folder may not be looked into). Links are not followed.
+fn looks_like_backup(path: &Path) -> io::Result<bool> {
+    for name in [
         "Manifest.db",
         "Manifest.plist",
         "Info.plist",
         "Status.plist",
         "Manifest.mbdb",
-    ]
-    .iter()
-    .any(|name| path.join(name).symlink_metadata().is_ok())
+    ] {
+        match path.join(name).symlink_metadata() {
+            Ok(_) => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
 }
 
 /// One backup if `path` looks like one, otherwise the backups directly inside it.
@@ -97,7 +108,9 @@ pub fn classify(path: &Path) -> io::Result<Target> {
     Ok(Target::Folder(backups_in(path)?))
 }
 
-/// The backup folders directly inside `folder`, by name.
+/// The backup folders directly inside `folder`, by name. A folder that cannot be looked into
+/// (no permission) is listed too: whether it is a backup cannot be told, and checking it names
+/// it with the reason, where skipping it would hide a backup.
 pub fn backups_in(folder: &Path) -> io::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(folder)? {
@@ -107,7 +120,7 @@ pub fn backups_in(folder: &Path) -> io::Result<Vec<PathBuf>> {
         // see what it points at (only ever to read it). A dangling link is skipped.
         let is_dir = kind.is_dir()
             || (kind.is_symlink() && std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()));
-        if is_dir && is_backup_folder(&entry.path()) {
+        if is_dir && looks_like_backup(&entry.path()).unwrap_or(true) {
             found.push(entry.path());
         }
     }
@@ -205,5 +218,22 @@ mod tests {
             classify(dir.path()).unwrap(),
             Target::Folder(vec![one, two])
         );
+    }
+
+    /// A backup folder that cannot be looked into is listed (checking it then names it with the
+    /// reason), never skipped; one that is readable and holds no backup file is left out.
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_that_cannot_be_looked_into_is_listed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let locked = dir.path().join("locked");
+        std::fs::create_dir(&locked).unwrap();
+        std::fs::write(locked.join("Info.plist"), b"x").unwrap();
+        std::fs::create_dir(dir.path().join("not a backup")).unwrap();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+        let found = backups_in(dir.path());
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(found.unwrap(), vec![locked]);
     }
 }

@@ -205,9 +205,19 @@ pub(super) fn unreadable_problem(store: &BlobStore, problems: &mut Vec<Problem>)
             codes::UNREADABLE,
             Severity::Error,
             format!(
-                "{} blob folders or files could not be read, for example {}: {error}. Check the \
-                 folder's permissions and the disk, then run the check again.",
-                store.unreadable.len(),
+                "{} could not be read, so {} not checked, for example {}: {error}. Check the \
+                 permissions of the backup folder and of what it holds (ibackup must be able to \
+                 read every file) and the disk, then run the check again.",
+                plural(
+                    store.unreadable.len() as u64,
+                    "blob file or folder",
+                    "blob files or folders"
+                ),
+                if store.unreadable.len() == 1 {
+                    "it was"
+                } else {
+                    "they were"
+                },
                 path.display()
             ),
         ));

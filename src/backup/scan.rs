@@ -19,6 +19,7 @@ use super::manifest::{self, Manifest, ManifestError, FLAG_DIRECTORY, FLAG_FILE, 
 use super::mbdb;
 use super::mbfile;
 use super::report::{DamagedRecord, FileRef};
+use crate::untrusted_file::{read_capped, Links};
 
 /// Receives progress while the manifest is scanned. The backup module does not draw anything.
 pub trait Progress: Sync {
@@ -395,21 +396,20 @@ fn scan_manifest(
     Ok(scan)
 }
 
-/// Manifest.mbdb files larger than this are refused (real ones are a few tens of MB).
-const MAX_MBDB_BYTES: u64 = 1 << 30;
+/// Manifest.mbdb files larger than this are refused, by their size on the open handle, before a
+/// byte is read (docs/usage.md, "Safety"). Real ones are a few tens of MB: about 200 bytes per
+/// file, so this leaves room for over a million files, while the whole list (which the scan
+/// keeps in memory with the names it reports) stays bounded.
+const MAX_MBDB_BYTES: u64 = 256 << 20;
 
+/// Reads Manifest.mbdb whole, through the one opener for files others laid out: never blocking,
+/// never through a link, a regular file of at most [`MAX_MBDB_BYTES`] (a FIFO, a device or a
+/// file over the cap is an error saying which).
 pub(super) fn read_mbdb(path: &Path) -> Result<Vec<u8>, BackupError> {
-    let io = |source| BackupError::Io {
+    read_capped(path, MAX_MBDB_BYTES, Links::Refuse).map_err(|source| BackupError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let len = std::fs::metadata(path).map_err(io)?.len();
-    if len > MAX_MBDB_BYTES {
-        return Err(io(std::io::Error::other(format!(
-            "it is {len} bytes, more than any real Manifest.mbdb"
-        ))));
-    }
-    std::fs::read(path).map_err(io)
+    })
 }
 
 /// The file list to scan: Manifest.db, or the bytes of an iOS 5-9 Manifest.mbdb.
@@ -511,6 +511,37 @@ fn scan_mbdb(bytes: &[u8], mode: Mode) -> Result<(Scan, LegacyNames), ManifestEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Manifest.mbdb is read like every file of a backup: a FIFO, a link to a device and a file
+    /// over the cap are errors that say so, at once and without reading the bytes.
+    #[cfg(unix)]
+    #[test]
+    fn manifest_mbdb_is_read_only_as_a_bounded_regular_file() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        let start = std::time::Instant::now();
+        let e = read_mbdb(&fifo).unwrap_err();
+        assert!(e.to_string().contains("FIFO"), "{e}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        let zero = dir.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let e = read_mbdb(&zero).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        let big = dir.path().join("big");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_MBDB_BYTES + 1)
+            .unwrap();
+        let e = read_mbdb(&big).unwrap_err();
+        assert!(e.to_string().contains("bytes allowed"), "{e}");
+        let fine = dir.path().join("fine");
+        std::fs::write(&fine, mbdb::MBDB_MAGIC).unwrap();
+        assert_eq!(read_mbdb(&fine).unwrap(), mbdb::MBDB_MAGIC);
+    }
 
     #[test]
     fn padded_length_of_encrypted_blobs() {

@@ -352,6 +352,96 @@ def empty_folder(path):
             os.remove(full)
 
 
+# --- backup-side files: special files, links and caps (issue 12) ----------------------------
+# Every file of a backup is opened without blocking, its type checked on the open handle, links
+# refused, and read with a cap: a FIFO, a device or a link where a plist or Manifest.mbdb belongs
+# is named with what it is, at once and in bounded memory.
+
+def replace_with_fifo(target):
+    if os.path.lexists(target):
+        os.remove(target)
+    os.mkfifo(target)
+
+
+def replace_with_link(target, to):
+    if os.path.lexists(target):
+        os.remove(target)
+    os.symlink(to, target)
+
+
+def legacy(path):
+    """Turns the backup into an iOS 5-9 one as far as the folder shows: no Manifest.db, so the
+    file list is read from Manifest.mbdb."""
+    os.remove(db(path))
+    return os.path.join(path, "Manifest.mbdb")
+
+
+@case([2], "FIFO")
+def manifest_plist_fifo(path):
+    replace_with_fifo(os.path.join(path, "Manifest.plist"))
+
+
+@case([2], "symbolic link")
+def manifest_plist_links_to_dev_zero(path):
+    replace_with_link(os.path.join(path, "Manifest.plist"), "/dev/zero")
+
+
+@case([2], "symbolic link")
+def manifest_plist_links_to_dev_urandom(path):
+    replace_with_link(os.path.join(path, "Manifest.plist"), "/dev/urandom")
+
+
+@case([2], "symbolic link")
+def manifest_plist_links_to_a_plist_outside(path):
+    """A sound plist, but outside the backup: a link inside a backup is never followed."""
+    outside = path + "-outside.plist"
+    os.rename(os.path.join(path, "Manifest.plist"), outside)
+    replace_with_link(os.path.join(path, "Manifest.plist"), os.path.join("..", os.path.basename(outside)))
+
+
+@case([2], "FIFO")
+def info_plist_fifo(path):
+    replace_with_fifo(os.path.join(path, "Info.plist"))
+
+
+@case([2], "symbolic link")
+def info_plist_links_to_dev_zero(path):
+    replace_with_link(os.path.join(path, "Info.plist"), "/dev/zero")
+
+
+@case([2], "FIFO")
+def status_plist_fifo(path):
+    replace_with_fifo(os.path.join(path, "Status.plist"))
+
+
+@case([2], "symbolic link")
+def status_plist_links_to_dev_urandom(path):
+    replace_with_link(os.path.join(path, "Status.plist"), "/dev/urandom")
+
+
+@case([2], "FIFO")
+def mbdb_fifo(path):
+    replace_with_fifo(legacy(path))
+
+
+@case([2], "symbolic link")
+def mbdb_links_to_dev_zero(path):
+    replace_with_link(legacy(path), "/dev/zero")
+
+
+@case([2], "symbolic link")
+def mbdb_links_to_dev_urandom(path):
+    replace_with_link(legacy(path), "/dev/urandom")
+
+
+@case([2], "bytes allowed")
+def mbdb_over_its_cap(path):
+    """A sparse Manifest.mbdb one byte over the cap: refused by its size, never read."""
+    with open(legacy(path), "wb") as f:
+        f.write(b"mbdb\x05\x00")
+        f.truncate((256 << 20) + 1)
+
+
 def main(argv):
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)

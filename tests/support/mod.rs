@@ -6,6 +6,8 @@
 mod mtime;
 mod phone;
 mod run;
+#[cfg(unix)]
+mod unprivileged;
 mod writer;
 
 use std::fs;
@@ -17,6 +19,8 @@ use sha1::{Digest, Sha1};
 pub use mtime::*;
 pub use phone::*;
 pub use run::*;
+#[cfg(unix)]
+pub use unprivileged::*;
 pub use writer::*;
 
 pub fn stdout(out: &Output) -> String {
@@ -163,6 +167,9 @@ pub fn tree_fingerprint(root: &Path) -> Vec<(String, String)> {
                 format!("dir {mode:o}")
             } else if meta.file_type().is_symlink() {
                 format!("link -> {}", fs::read_link(&path).unwrap().display())
+            } else if !meta.is_file() {
+                // A FIFO or a device is never opened: reading one could block or never end.
+                format!("special {mode:o}")
             } else {
                 let bytes = fs::read(&path).unwrap_or_default();
                 format!("file {mode:o} {} {:x?}", meta.len(), Sha1::digest(&bytes))

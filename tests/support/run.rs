@@ -79,6 +79,14 @@ impl Ibackup {
         self
     }
 
+    /// Runs as a user that file permissions apply to: through `setpriv` when the tests run as
+    /// root, as it is otherwise (see unprivileged.rs).
+    #[cfg(unix)]
+    pub fn as_unprivileged(mut self) -> Ibackup {
+        self.command = super::unprivileged(self.command);
+        self
+    }
+
     /// The prepared command, for a test that must spawn and reap the child itself.
     pub fn command(self) -> Command {
         self.command
