@@ -6,7 +6,7 @@
 //! corpus, tests/hostile/make_hostile.py.)
 //!
 //! Permissions do not stop root, so the "permission denied" runs go through
-//! `Ibackup::as_unprivileged` (setpriv to an unprivileged user when the tests run as root).
+//! `Ibackup::unprivileged` (setpriv to an unprivileged user when the tests run as root).
 
 #![cfg(unix)]
 
@@ -351,10 +351,7 @@ fn an_unreadable_blob_is_could_not_check_and_named() {
         vec!["verify", path_arg, "--json", "--deep"],
     ] {
         let what = args.join(" ");
-        outcomes.push((
-            what.clone(),
-            run(&what, ibackup(&args).as_unprivileged(), 2),
-        ));
+        outcomes.push((what.clone(), run(&what, ibackup(&args).unprivileged(), 2)));
     }
     chmod(&locked, 0o644);
     for (what, out) in &outcomes {
@@ -399,7 +396,7 @@ fn an_unreadable_encrypted_blob_is_could_not_check_with_deep() {
         "verify --deep --json (encrypted)",
         ibackup(&["verify", path_arg, "--deep", "--json"])
             .env("IBACKUP_PASSWORD", "pw")
-            .as_unprivileged(),
+            .unprivileged(),
         2,
     );
     chmod(&locked, 0o644);
@@ -446,19 +443,19 @@ fn an_unreadable_backup_in_a_folder_is_named_never_skipped() {
     let folder_arg = folder.to_str().unwrap();
     let named = run(
         "inspect FOLDER --json",
-        ibackup(&["inspect", folder_arg, "--json"]).as_unprivileged(),
+        ibackup(&["inspect", folder_arg, "--json"]).unprivileged(),
         0,
     );
     let by_default = run(
         "inspect --json (IBACKUP_BACKUP_DIR)",
         ibackup(&["inspect", "--json"])
             .env("IBACKUP_BACKUP_DIR", &folder)
-            .as_unprivileged(),
+            .unprivileged(),
         0,
     );
     let text = run(
         "inspect FOLDER",
-        ibackup(&["inspect", folder_arg]).as_unprivileged(),
+        ibackup(&["inspect", folder_arg]).unprivileged(),
         0,
     );
     for (path, mode) in locked {

@@ -171,8 +171,13 @@ pub fn tree_fingerprint(root: &Path) -> Vec<(String, String)> {
                 // A FIFO or a device is never opened: reading one could block or never end.
                 format!("special {mode:o}")
             } else {
-                let bytes = fs::read(&path).unwrap_or_default();
-                format!("file {mode:o} {} {:x?}", meta.len(), Sha1::digest(&bytes))
+                // Streamed, not read whole: a test process that once held a large file passes
+                // that peak to every child it spawns after (ru_maxrss survives exec).
+                let mut hasher = Sha1::new();
+                if let Ok(mut file) = fs::File::open(&path) {
+                    let _ = std::io::copy(&mut file, &mut hasher);
+                }
+                format!("file {mode:o} {} {:x?}", meta.len(), hasher.finalize())
             };
             out.push((rel, what));
         }

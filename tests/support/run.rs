@@ -82,8 +82,8 @@ impl Ibackup {
     /// Runs as a user that file permissions apply to: through `setpriv` when the tests run as
     /// root, as it is otherwise (see unprivileged.rs).
     #[cfg(unix)]
-    pub fn as_unprivileged(mut self) -> Ibackup {
-        self.command = super::unprivileged(self.command);
+    pub fn unprivileged(mut self) -> Ibackup {
+        self.command = super::unprivileged_command(self.command);
         self
     }
 

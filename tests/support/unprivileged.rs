@@ -1,6 +1,6 @@
 //! Running `ibackup` as a user that file permissions apply to. Root reads a mode-000 file all the
 //! same, so a test of "permission denied" run as root (as CI does) would prove nothing. As root,
-//! [`unprivileged`] wraps the command in `setpriv` to user and group 65534 (nobody) with no
+//! [`unprivileged_command`] wraps the command in `setpriv` to user and group 65534 (nobody) with no
 //! supplementary groups, and runs a link to (or copy of) the binary kept in a 0755 folder under
 //! /tmp, which that user can reach. Not as root, the command runs as it is. The folders such a
 //! run reads must be reachable by that user too: make them under [`reachable_tempdir`].
@@ -32,7 +32,7 @@ pub fn reachable_tempdir() -> tempfile::TempDir {
 
 /// `command` run so that file permissions apply: as it is when not root, else through `setpriv`
 /// as [`UNPRIVILEGED_ID`]. Fails the test, saying why, when root cannot drop its privileges.
-pub fn unprivileged(command: Command) -> Command {
+pub fn unprivileged_command(command: Command) -> Command {
     if !is_root() {
         return command;
     }
