@@ -112,6 +112,9 @@ pub enum Fault {
     DropMidSession,
     /// lockdownd presents a TLS certificate other than the pair record's DeviceCertificate.
     WrongCertificate,
+    /// lockdownd accepts StartSession with `EnableSessionSSL` false and goes on in plain text,
+    /// answering session-only values to anyone who listens on the cable.
+    NoTls,
 }
 
 impl Default for Profile {

@@ -587,10 +587,13 @@ pub(crate) fn serve_lockdown(
                     continue;
                 };
                 let id = new_uuid();
+                let tls = fault != Some(Fault::NoTls);
                 out.insert("SessionID".into(), id.clone().into());
-                out.insert("EnableSessionSSL".into(), true.into());
+                out.insert("EnableSessionSSL".into(), tls.into());
                 answer(&mut conn, &name, out)?;
-                conn = start_tls(phone, conn, &host)?;
+                if tls {
+                    conn = start_tls(phone, conn, &host)?;
+                }
                 session = Some(id);
             }
             "StopSession" => {

@@ -3,7 +3,15 @@
 //! [`Listing`] of every attached phone that `ibackup devices` shows. Building them from values is
 //! pure; [`read_state`] and [`list`] are the functions here that talk to the phone.
 //!
+//! [`list`] asks at most [`MAX_LISTED`] phones, [`PROBE_THREADS`] at a time, all within one
+//! [`LIST_DEADLINE`]: a daemon listing thousands of phones, or phones that never answer, cost
+//! a bounded time and memory.
+//!
 //! Not here: what the values mean for backups (that is diagnose's job).
+
+use std::collections::VecDeque;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use plist::{Dictionary, Value};
 use serde::{Deserialize, Serialize};
@@ -109,26 +117,112 @@ pub struct Listing {
     pub udid: String,
 }
 
-/// Every phone the transport sees, each with its unpaired identity. A phone that cannot be read
-/// is listed with its `error`; only a transport that cannot list phones fails.
-pub fn list(transport: &dyn Transport) -> Result<Vec<Listing>, DeviceError> {
-    Ok(transport
-        .devices()?
-        .iter()
-        .map(|device| listing(transport, device))
-        .collect())
+/// The most phones `devices` lists; a transport that reports more gets the first ones and a
+/// count of the rest.
+pub const MAX_LISTED: usize = 64;
+/// How many phones are asked at the same time.
+pub const PROBE_THREADS: usize = 16;
+/// How long `devices` waits for all the phones together; a phone that has not answered by then
+/// is listed as not answering.
+pub const LIST_DEADLINE: Duration = Duration::from_secs(8);
+
+/// What `ibackup devices` shows: the phones listed, and how many more the transport reported
+/// beyond [`MAX_LISTED`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceList {
+    pub devices: Vec<Listing>,
+    pub not_shown: usize,
 }
 
-fn listing(transport: &dyn Transport, device: &AttachedDevice) -> Listing {
-    let mut row = Listing {
-        connection: transport.name().to_string(),
+/// Every phone the transport sees (at most [`MAX_LISTED`]), each with its unpaired identity. A
+/// phone that cannot be read, or does not answer within [`LIST_DEADLINE`], is listed with its
+/// `error`; only a transport that cannot list phones fails.
+///
+/// Phones are asked on threads of their own; one that hangs past the deadline is left to its
+/// own I/O timeouts (its thread ends with them) while the list is returned.
+pub fn list(transport: Arc<dyn Transport>) -> Result<DeviceList, DeviceError> {
+    let mut attached = transport.devices()?;
+    let not_shown = attached.len().saturating_sub(MAX_LISTED);
+    attached.truncate(MAX_LISTED);
+    let deadline = Instant::now() + LIST_DEADLINE;
+    Ok(DeviceList {
+        devices: probe_all(transport, attached, deadline, LIST_DEADLINE),
+        not_shown,
+    })
+}
+
+/// Asks each phone for its identity, [`PROBE_THREADS`] at a time, until `deadline`; rows come
+/// back in the order of `devices`. `allowed` is what the deadline allowed, for the message.
+fn probe_all(
+    transport: Arc<dyn Transport>,
+    devices: Vec<AttachedDevice>,
+    deadline: Instant,
+    allowed: Duration,
+) -> Vec<Listing> {
+    let count = devices.len();
+    let queue = Arc::new(Mutex::new(
+        devices.iter().cloned().enumerate().collect::<VecDeque<_>>(),
+    ));
+    let (sender, answers) = mpsc::channel();
+    for _ in 0..count.min(PROBE_THREADS) {
+        let (transport, queue, sender) = (transport.clone(), queue.clone(), sender.clone());
+        std::thread::spawn(move || loop {
+            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+            let Some((index, device)) = next else { break };
+            if Instant::now() >= deadline {
+                break;
+            }
+            if sender
+                .send((index, listing(transport.as_ref(), &device)))
+                .is_err()
+            {
+                break;
+            }
+        });
+    }
+    drop(sender);
+    let mut rows: Vec<Option<Listing>> = vec![None; count];
+    let mut received = 0;
+    while received < count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match answers.recv_timeout(left) {
+            Ok((index, row)) => {
+                rows[index] = Some(row);
+                received += 1;
+            }
+            // The deadline passed, or every thread stopped: the rest did not answer.
+            Err(_) => break,
+        }
+    }
+    rows.into_iter()
+        .zip(devices)
+        .map(|(row, device)| {
+            row.unwrap_or_else(|| {
+                let mut row = blank_listing(transport.name(), &device);
+                row.error = Some(format!(
+                    "did not answer within {} seconds",
+                    allowed.as_secs()
+                ));
+                row
+            })
+        })
+        .collect()
+}
+
+fn blank_listing(connection: &str, device: &AttachedDevice) -> Listing {
+    Listing {
+        connection: connection.to_string(),
         connection_type: device.connection_type.clone(),
         error: None,
         ios_version: None,
         name: None,
         product_type: None,
         udid: device.udid.clone(),
-    };
+    }
+}
+
+fn listing(transport: &dyn Transport, device: &AttachedDevice) -> Listing {
+    let mut row = blank_listing(transport.name(), device);
     let root = transport
         .connect(device, lockdown::PORT)
         .and_then(|stream| {
@@ -296,6 +390,88 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect()
+    }
+
+    /// A transport whose phones take `delay` to refuse every connection.
+    struct Slow {
+        delay: Duration,
+        count: usize,
+    }
+
+    impl Transport for Slow {
+        fn name(&self) -> &'static str {
+            "slow"
+        }
+        fn devices(&self) -> Result<Vec<AttachedDevice>, DeviceError> {
+            Ok((0..self.count)
+                .map(|i| AttachedDevice {
+                    udid: format!("u{i}"),
+                    device_id: i as u64,
+                    connection_type: "USB".to_string(),
+                })
+                .collect())
+        }
+        fn wait_for_device(&self, _: Duration) -> Result<Option<AttachedDevice>, DeviceError> {
+            Ok(None)
+        }
+        fn connect(
+            &self,
+            _: &AttachedDevice,
+            _: u16,
+        ) -> Result<super::super::transport::BoxStream, DeviceError> {
+            std::thread::sleep(self.delay);
+            Err(DeviceError::NoDevice)
+        }
+        fn read_pair_record(&self, _: &str) -> Result<Option<Vec<u8>>, DeviceError> {
+            Ok(None)
+        }
+        fn save_pair_record(&self, _: &AttachedDevice, _: &[u8]) -> Result<bool, DeviceError> {
+            Ok(false)
+        }
+        fn system_buid(&self) -> Result<Option<String>, DeviceError> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn stalled_phones_cost_one_deadline_in_all() {
+        let slow = Slow {
+            delay: Duration::from_secs(3),
+            count: 40,
+        };
+        let devices = slow.devices().unwrap();
+        let started = Instant::now();
+        let allowed = Duration::from_millis(300);
+        let rows = probe_all(Arc::new(slow), devices, started + allowed, allowed);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(rows.len(), 40);
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!(row.udid, format!("u{i}"));
+            assert_eq!(
+                row.error.as_deref(),
+                Some("did not answer within 0 seconds")
+            );
+        }
+    }
+
+    #[test]
+    fn phones_that_answer_are_listed_in_order_and_the_list_is_capped() {
+        let quick = Arc::new(Slow {
+            delay: Duration::ZERO,
+            count: MAX_LISTED * 3,
+        });
+        let listed = list(quick).unwrap();
+        assert_eq!(listed.devices.len(), MAX_LISTED);
+        assert_eq!(listed.not_shown, MAX_LISTED * 2);
+        for (i, row) in listed.devices.iter().enumerate() {
+            assert_eq!(row.udid, format!("u{i}"));
+            assert_eq!(row.connection, "slow");
+            assert_eq!(row.error.as_deref(), Some("no iPhone is connected"));
+        }
     }
 
     #[test]

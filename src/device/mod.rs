@@ -67,6 +67,8 @@ pub enum DeviceError {
     Tls { detail: String },
     #[error("the phone presented a certificate that is not the one in its pair record")]
     CertificateMismatch,
+    #[error("the phone accepted a paired session but would not encrypt it with TLS (EnableSessionSSL {answered}); ibackup does not talk to a paired phone in plain text")]
+    NoTls { answered: &'static str },
     #[error("could not create pairing keys: {detail}")]
     KeyGeneration { detail: String },
     #[error("the iPhone's user declined \"Trust This Computer\"")]
@@ -136,6 +138,7 @@ impl DeviceError {
             DeviceError::SeveralDevices { .. } => "device.several",
             DeviceError::NotPaired { .. } => "device.not_paired",
             DeviceError::CertificateMismatch => "device.certificate_mismatch",
+            DeviceError::NoTls { .. } => "device.no_tls",
             DeviceError::KeyGeneration { .. } => "device.pairing_keys",
             DeviceError::PairingDenied => "device.pairing_denied",
             DeviceError::PairingTimeout { .. } => "device.pairing_timeout",
@@ -161,6 +164,7 @@ impl DeviceError {
             DeviceError::SeveralDevices { .. } => "Choose one with --device UDID (see `ibackup devices`).".into(),
             DeviceError::NotPaired { .. } => "Run `ibackup pair`, unlock the iPhone and tap Trust.".into(),
             DeviceError::CertificateMismatch => "The phone is not the one this pair record was made for, or the record is stale. Run `ibackup pair` again to make a new record.".into(),
+            DeviceError::NoTls { .. } => "An iPhone always encrypts a paired session, so something between this computer and the phone is not what it claims to be: the usbmuxd daemon answering at USBMUXD_SOCKET_ADDRESS, a proxy, or the device on the cable. Unplug it, check which daemon runs, and use a cable straight to the phone.".into(),
             DeviceError::PairRecord { .. } => {
                 "Run `ibackup pair` to make a new pair record, then try again.".into()
             }
@@ -220,6 +224,18 @@ pub(crate) fn read_exact_within<R: Read + ?Sized>(
     Ok(())
 }
 
+/// How many UDIDs a message about several phones names before "and N more".
+const NAMED_IN_MESSAGES: usize = 10;
+
+/// The instant `timeout` from now, or (for a timeout too long for the clock) a century from
+/// now: never a panic, whatever a caller passes.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
 /// Picks the phone to talk to: the one with `udid`, or the only one attached. With none
 /// attached, waits up to `wait` for one (usbmuxd Listen) before giving up.
 pub fn select_device(
@@ -245,11 +261,20 @@ fn choose(
     let mut seen = std::collections::HashSet::new();
     devices.retain(|d| seen.insert(d.udid.clone()));
     let list = |devices: &[AttachedDevice]| {
-        devices
+        let mut named = devices
             .iter()
+            .take(NAMED_IN_MESSAGES)
             .map(|d| d.udid.as_str())
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", ");
+        // A daemon may list thousands: a message names a few.
+        if devices.len() > NAMED_IN_MESSAGES {
+            named.push_str(&format!(
+                ", and {} more",
+                crate::units::human_count((devices.len() - NAMED_IN_MESSAGES) as u64)
+            ));
+        }
+        named
     };
     match udid {
         Some(udid) => match devices
@@ -395,6 +420,25 @@ mod tests {
         ));
         let both = choose(vec![dev("a", "Network"), dev("a", "USB")], None).unwrap();
         assert_eq!(both.connection_type, "USB");
+    }
+
+    #[test]
+    fn messages_about_many_phones_name_a_few() {
+        let many: Vec<_> = (0..7_000).map(|i| dev(&format!("{i:05}"), "USB")).collect();
+        let err = choose(many.clone(), None).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("00009, and 6,990 more"), "{message}");
+        assert!(!message.contains("00010"), "{message}");
+        let err = choose(many, Some("nope")).unwrap_err();
+        assert!(err.to_string().len() < 300, "{err}");
+    }
+
+    #[test]
+    fn deadlines_never_overflow() {
+        assert!(deadline_after(Duration::MAX) > Instant::now());
+        assert!(deadline_after(Duration::from_secs(u64::MAX / 2)) > Instant::now());
+        let soon = deadline_after(Duration::from_secs(1));
+        assert!(soon <= Instant::now() + Duration::from_secs(1));
     }
 
     #[test]

@@ -196,6 +196,34 @@ pub fn paired_text(udid: &str, saved_to: &str, style: Style) -> String {
     )
 }
 
+/// `ibackup devices`, after the list: why each phone that could not be read could not, and how
+/// many phones were left out past the listing's limit.
+pub fn devices_notes(listed: &[Listing], not_shown: usize) -> String {
+    let mut text = String::new();
+    for phone in listed {
+        if let Some(error) = &phone.error {
+            text.push_str(&format!(
+                "{} could not be read: {error}
+",
+                phone.udid
+            ));
+        }
+    }
+    if not_shown > 0 {
+        text.push_str(&format!(
+            "{} more {} not listed: ibackup lists at most {}.\n",
+            crate::units::human_count(not_shown as u64),
+            if not_shown == 1 {
+                "phone is"
+            } else {
+                "phones are"
+            },
+            crate::device::info::MAX_LISTED,
+        ));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -240,13 +240,19 @@ impl LockdownClient {
                 detail: "no SessionID".to_string(),
             })?
             .to_string();
-        let wants_tls = reply
-            .get("EnableSessionSSL")
-            .and_then(Value::as_boolean)
-            .unwrap_or(false);
-        if wants_tls {
-            self.upgrade(record)?;
+        // A paired session is only worth anything inside TLS pinned to the record: a phone (or
+        // whatever sits on the cable) that turns it off, or does not say, is not trusted with
+        // the session's values. No iOS answers a paired StartSession without TLS.
+        let tls = reply.get("EnableSessionSSL").and_then(Value::as_boolean);
+        if tls != Some(true) {
+            return Err(DeviceError::NoTls {
+                answered: match tls {
+                    Some(false) => "false",
+                    _ => "missing",
+                },
+            });
         }
+        self.upgrade(record)?;
         self.session_id = Some(session_id);
         Ok(())
     }
@@ -507,5 +513,76 @@ mod tests {
             ),
             "{err}"
         );
+    }
+}
+
+#[cfg(test)]
+mod session_tests {
+    use super::*;
+
+    /// A phone that plays back canned answers and swallows whatever is sent to it.
+    struct Scripted(io::Cursor<Vec<u8>>);
+
+    impl Read for Scripted {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+
+    impl Write for Scripted {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn record() -> PairRecord {
+        PairRecord {
+            device_certificate: b"device".to_vec(),
+            host_certificate: b"host".to_vec(),
+            host_private_key: b"key".to_vec(),
+            root_certificate: b"root".to_vec(),
+            root_private_key: Vec::new(),
+            host_id: "HOST".to_string(),
+            system_buid: "BUID".to_string(),
+            escrow_bag: None,
+            wifi_mac_address: None,
+        }
+    }
+
+    fn session_answer(tls: Option<bool>) -> Result<(), DeviceError> {
+        let mut answer = Dictionary::new();
+        answer.insert("Request".into(), "StartSession".into());
+        answer.insert("SessionID".into(), "S".into());
+        if let Some(tls) = tls {
+            answer.insert("EnableSessionSSL".into(), tls.into());
+        }
+        let bytes = encode_message(&answer, "t").unwrap();
+        let mut client = LockdownClient::new(Box::new(Scripted(io::Cursor::new(bytes))));
+        let result = client.start_session(&record());
+        assert!(!client.in_session());
+        result
+    }
+
+    #[test]
+    fn a_session_without_tls_is_refused() {
+        for (tls, said) in [(Some(false), "false"), (None, "missing")] {
+            match session_answer(tls) {
+                Err(e @ DeviceError::NoTls { answered }) => {
+                    assert_eq!(answered, said);
+                    assert_eq!(e.code(), "device.no_tls");
+                    assert!(e.to_string().contains("plain text"), "{e}");
+                }
+                other => panic!("{tls:?}: {other:?}"),
+            }
+        }
+        // With TLS asked for, the handshake is tried (and fails here on the fake record).
+        assert!(!matches!(
+            session_answer(Some(true)),
+            Err(DeviceError::NoTls { .. })
+        ));
     }
 }

@@ -1,13 +1,19 @@
 //! The pair record as plain data: the host's keys and certificates for one phone, its plist
 //! form (parse and serialize), the DER views the TLS session needs, where records live (the
 //! transport's daemon, then the OS folder or `IBACKUP_LOCKDOWN_DIR`), and reading and saving
-//! them (a file in the folder is written 0600: it holds private keys). [libimobiledevice
-//! common/userpref.c]
+//! them. [libimobiledevice common/userpref.c]
+//!
+//! Files in the folder are read through `untrusted_file` (never a link, never a FIFO or device,
+//! at most [`MAX_RECORD_BYTES`]). A record holds private keys, so it is saved for its owner
+//! only, whatever the umask: written to a temporary file in the same folder (0600 set on the
+//! handle), flushed to disk, then renamed over the old one; folders ibackup creates for it are
+//! 0700, folders it finds are left as they are.
 //!
 //! Sits below lockdown and imports nothing from it, so lockdown can pin its session to a record
 //! without a circle. Not here: making a new record or the Pair exchange (pairing.rs), the TLS
 //! session itself (lockdown/mod.rs).
 
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use plist::{Dictionary, Value};
@@ -17,9 +23,15 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use crate::device::transport::usbmuxd::{parse_dict, xml_bytes};
 use crate::device::transport::{AttachedDevice, Transport};
 use crate::device::DeviceError;
+use crate::untrusted_file::{self, Links};
 
 /// Overrides the pair record folder (tests, portable setups).
 pub const FOLDER_VARIABLE: &str = "IBACKUP_LOCKDOWN_DIR";
+
+/// The largest pair record (or SystemConfiguration.plist) read from the folder. Real records
+/// are a few KiB; a daemon hands them over in a usbmux frame of at most 1 MiB, so the same
+/// ceiling holds for files.
+pub const MAX_RECORD_BYTES: u64 = 1 << 20;
 
 /// A pair record: the host's keys and certificates for one phone.
 #[derive(Clone, PartialEq, Eq)]
@@ -223,7 +235,7 @@ pub fn save(
             source: std::io::ErrorKind::NotFound.into(),
         })?;
     let path = folder.join(format!("{}.plist", device.udid));
-    std::fs::create_dir_all(&folder)
+    create_private_folder(&folder)
         .and_then(|_| write_private(&path, &bytes))
         .map_err(|e| DeviceError::Io {
             what: format!(
@@ -235,14 +247,108 @@ pub fn save(
     Ok(path.display().to_string())
 }
 
-/// Writes a file only its owner may read or write (0600 on Unix): a record holds private keys.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+/// Creates `folder` and any missing folder above it, each 0700 on Unix whatever the umask.
+/// Folders that already exist are not touched: their modes are their owner's choice.
+fn create_private_folder(folder: &Path) -> io::Result<()> {
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    std::io::Write::write_all(&mut file, bytes)
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        // The missing folders, innermost first.
+        let mut missing = Vec::new();
+        let mut at = folder;
+        loop {
+            match std::fs::metadata(at) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(at),
+                Err(e) => return Err(e),
+            }
+            match at.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => at = parent,
+                _ => break,
+            }
+        }
+        for dir in missing.into_iter().rev() {
+            match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+                Ok(()) => {}
+                // Made by someone else meanwhile: theirs, left alone.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+            // The umask may have taken bits from 0700 (never added any): set it on the folder
+            // itself, opened without following a link, so a swap cannot redirect the chmod.
+            let handle = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(dir)?;
+            handle.set_permissions(std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(folder)
+}
+
+/// Writes `bytes` to `path` so that only its owner may read or write it (0600 on Unix, set on
+/// the handle, so neither the umask nor the mode of an older file at `path` matters), and so
+/// that `path` holds either the old file or the whole new one: a temporary file in the same
+/// folder, flushed to disk, then renamed over `path`.
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?
+        .to_string_lossy()
+        .into_owned();
+    let (temporary, mut file) = create_temporary(folder, &name)?;
+    let written = (|| {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&temporary, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(e);
+    }
+    // The rename itself reaches the disk with the folder.
+    #[cfg(unix)]
+    if let Ok(dir) = std::fs::File::open(folder) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+/// A new file `.<name>.<random>.tmp` in `folder`, created exclusively (never an existing file
+/// or a link someone left there), 0600 from the start on Unix.
+fn create_temporary(folder: &Path, name: &str) -> io::Result<(PathBuf, std::fs::File)> {
+    use rsa::rand_core::{OsRng, RngCore};
+    let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
+    for _ in 0..16 {
+        let candidate = folder.join(format!(".{name}.{:016x}.tmp", OsRng.next_u64()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+        }
+        match options.open(&candidate) {
+            Ok(file) => return Ok((candidate, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
 }
 
 /// The host's SystemBUID: the transport's daemon's, or without a daemon the one usbmuxd keeps
@@ -258,7 +364,10 @@ pub fn system_buid(transport: &dyn Transport) -> Option<String> {
 
 fn folder_system_buid() -> Option<String> {
     for folder in record_folders() {
-        let Ok(bytes) = std::fs::read(folder.join("SystemConfiguration.plist")) else {
+        // Optional: a file that cannot be used (missing, a FIFO, a link, too large) means a
+        // new SystemBUID, not a failure.
+        let path = folder.join("SystemConfiguration.plist");
+        let Ok(bytes) = untrusted_file::read_capped(&path, MAX_RECORD_BYTES, Links::Refuse) else {
             continue;
         };
         let Ok(dict) = parse_dict(&bytes, "SystemConfiguration.plist") else {
@@ -276,12 +385,26 @@ fn read_folder_record(
     udid: &str,
 ) -> Result<Option<(PairRecord, RecordSource)>, DeviceError> {
     let path = folder.join(format!("{udid}.plist"));
-    match std::fs::read(&path) {
+    match untrusted_file::read_capped(&path, MAX_RECORD_BYTES, Links::Refuse) {
         Ok(bytes) => {
             let record = PairRecord::from_plist(&bytes, &path.display().to_string())?;
             Ok(Some((record, RecordSource::Folder(path))))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        // Something other than a record of a sane size stands where the record goes (a link,
+        // a FIFO, a device, gigabytes): say so rather than act as if there were none.
+        Err(e) if untrusted_file::is_not_regular(&e) || e.kind() == io::ErrorKind::InvalidData => {
+            let link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+            Err(DeviceError::PairRecord {
+                origin: path.display().to_string(),
+                detail: if link {
+                    "it is a symbolic link, and ibackup follows no link in the pair record folder"
+                        .to_string()
+                } else {
+                    e.to_string()
+                },
+            })
+        }
         // An unreadable folder (permissions) means "no record we can use" for a read.
         Err(_) => Ok(None),
     }
@@ -336,6 +459,73 @@ mod tests {
         assert!(read_folder_record(dir.path(), "OTHER").unwrap().is_none());
         std::fs::write(dir.path().join("BAD.plist"), b"garbage").unwrap();
         assert!(read_folder_record(dir.path(), "BAD").is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn records_that_are_not_regular_files_are_refused_without_reading_them() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::TempDir::new().unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("ZERO.plist")).unwrap();
+        let fifo = dir.path().join("FIFO.plist");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        std::fs::File::create(dir.path().join("HUGE.plist"))
+            .unwrap()
+            .set_len(MAX_RECORD_BYTES + 1)
+            .unwrap();
+        for (udid, words) in [
+            ("ZERO", "symbolic link"),
+            ("FIFO", "FIFO"),
+            ("HUGE", "bytes allowed"),
+        ] {
+            let err = read_folder_record(dir.path(), udid).unwrap_err();
+            assert_eq!(err.code(), "device.bad_pair_record");
+            assert!(err.to_string().contains(words), "{udid}: {err}");
+        }
+        // SystemConfiguration.plist is optional: a FIFO there is no BUID, at once.
+        std::fs::rename(&fifo, dir.path().join("SystemConfiguration.plist")).unwrap();
+        let bytes = untrusted_file::read_capped(
+            &dir.path().join("SystemConfiguration.plist"),
+            MAX_RECORD_BYTES,
+            Links::Refuse,
+        );
+        assert!(bytes.is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn saving_replaces_a_readable_record_with_a_private_one_atomically() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("UDID1.plist");
+        std::fs::write(&path, b"old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        write_private(&path, b"new keys").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new keys");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["UDID1.plist"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn new_folders_are_private_and_existing_ones_untouched() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::TempDir::new().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let inner = dir.path().join("a").join("b");
+        create_private_folder(&inner).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&inner), 0o700);
+        assert_eq!(mode(&dir.path().join("a")), 0o700);
+        assert_eq!(mode(dir.path()), 0o755);
+        create_private_folder(&inner).unwrap();
     }
 
     #[cfg(unix)]

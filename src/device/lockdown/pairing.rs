@@ -231,7 +231,7 @@ pub fn pair(
 
     let mut lockdown = LockdownClient::new(transport.connect(device, PORT)?);
     lockdown.query_type()?;
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::device::deadline_after(timeout);
     let mut last = None;
     let reply = loop {
         match lockdown.pair("Pair", &record) {

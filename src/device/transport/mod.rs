@@ -50,8 +50,9 @@ pub struct AttachedDevice {
 
 /// A way of reaching phones: list them and open a stream to a port on one of them. The daemon
 /// also stores pair records; a transport without a daemon answers `None` / an error there and
-/// the caller falls back to the OS folder.
-pub trait Transport {
+/// the caller falls back to the OS folder. Shared between threads: `devices` asks several phones
+/// at once.
+pub trait Transport: Send + Sync {
     /// A short name for messages and JSON (`usbmuxd`).
     fn name(&self) -> &'static str;
     /// The phones attached right now.
@@ -164,7 +165,17 @@ fn tcp(host: &str, port: u16, value: &str) -> Result<DaemonAddress, DeviceError>
 
 /// The address for this process: reads `USBMUXD_SOCKET_ADDRESS` and the target OS.
 pub fn address_from_env() -> Result<DaemonAddress, DeviceError> {
-    let variable = std::env::var(ADDRESS_VARIABLE).ok();
+    let variable = match std::env::var(ADDRESS_VARIABLE) {
+        Ok(value) => Some(value),
+        Err(std::env::VarError::NotPresent) => None,
+        // Not silently the default: the person meant some address.
+        Err(std::env::VarError::NotUnicode(value)) => {
+            return Err(DeviceError::BadAddress {
+                value: value.to_string_lossy().into_owned(),
+                reason: "it is not valid UTF-8 text".to_string(),
+            })
+        }
+    };
     daemon_address(variable.as_deref(), cfg!(windows))
 }
 

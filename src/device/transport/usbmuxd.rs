@@ -183,7 +183,7 @@ impl UsbmuxClient {
     ) -> Result<Option<AttachedDevice>, DeviceError> {
         let reply = self.request("Listen", Dictionary::new())?;
         Self::expect_ok(&reply, "Listen")?;
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::device::deadline_after(timeout);
         while Instant::now() < deadline {
             match read_frame(&mut self.stream, "a usbmuxd notification", deadline) {
                 Ok((_, payload)) => {

@@ -177,7 +177,7 @@ mod socket {
         }
 
         fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-            let deadline = Instant::now() + timeout;
+            let deadline = crate::device::deadline_after(timeout);
             let mut chunk = [0u8; 16 * 1024];
             loop {
                 if let Some(n) = self.take_record(buf)? {

@@ -172,7 +172,7 @@ impl Transport for UsbTransport {
 
     fn wait_for_device(&self, timeout: Duration) -> Result<Option<AttachedDevice>, DeviceError> {
         // libusb hotplug is not everywhere: poll, as usbmuxd does without it.
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::device::deadline_after(timeout);
         loop {
             if let Some(device) = self.devices()?.into_iter().next() {
                 return Ok(Some(device));

@@ -124,7 +124,7 @@ impl Mux {
         inner
             .send(&Body::Version { major: 2, minor: 0 })
             .map_err(|e| DeviceError::io(format!("sending VERSION to {label}"), e))?;
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::device::deadline_after(timeout);
         let version = loop {
             let packet = inner.next_packet(deadline, label)?;
             match packet.body {
