@@ -90,7 +90,7 @@ impl Output {
             text::terminal_safe(&format!(
                 "{} {}.\n{}",
                 style.bad("error:"),
-                failure.message,
+                text::field(&failure.message),
                 textwrap_paragraph(&failure.hint)
             ))
         );
@@ -139,7 +139,7 @@ pub fn say_waiting(spinner: &ProgressBar, quiet: bool, message: &str) {
 
 fn textwrap_paragraph(hint: &str) -> String {
     hint.lines()
-        .map(|l| format!("  {l}"))
+        .map(|l| format!("  {}", text::field(l)))
         .collect::<Vec<_>>()
         .join("\n")
 }

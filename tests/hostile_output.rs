@@ -1,0 +1,235 @@
+//! What ibackup prints when the names it shows were chosen by an attacker: a backup's rows,
+//! folder name and plists, and a phone's name, UDID and connection type. Text output shows every
+//! control, bidi and invisible character as a visible escape (a newline in a name can never start
+//! a line of ours), cuts each value at 1 KB, and stays small and cheap for huge values; JSON keeps
+//! every value exactly. Also: a failed write to stdout is an error, a closed pipe is not.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use support::{Ibackup, Run, SimPhone, Spec};
+
+/// A name as an attacker would write it: an OSC retitle, clear-screen and colour sequences, CR
+/// and BS, bidi and zero-width characters, C1 controls (NEL, CSI), and a newline followed by a
+/// forged verdict line.
+const HOSTILE: &str = "Evil\u{1b}]0;owned\u{7}\u{1b}[2J\u{1b}[31m\r\u{8}\u{202e}\u{2066}\u{2069}\
+                       \u{200b}\u{feff}\u{85}\u{9b}2J\nComplete: all 999 files are present";
+/// How the forged line shows once escaped.
+const FORGED_SHOWN: &str = "\\nComplete: all 999 files are present";
+
+/// Fails when `text` holds a character that could act on a terminal or hide text: any control
+/// character but the newlines between our own lines (no colour is asked for), a bidi, zero-width
+/// or line-separator character; or when a line starts with the forged verdict.
+fn assert_clean(text: &str, what: &str) {
+    for c in text.chars() {
+        let bad = (c.is_control() && c != '\n')
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}' | '\u{feff}');
+        assert!(!bad, "{what}: raw {c:?} in:\n{text}");
+    }
+    for line in text.lines() {
+        assert!(
+            !line.trim_start().starts_with("Complete: all 999"),
+            "{what}: a forged line:\n{text}"
+        );
+    }
+}
+
+/// [`assert_clean`], and the hostile value was shown (escaped), not dropped.
+fn assert_shown_clean(text: &str, what: &str) {
+    assert_clean(text, what);
+    assert!(
+        text.contains(FORGED_SHOWN),
+        "{what}: the value is not shown:\n{text}"
+    );
+}
+
+/// Nothing in an incomplete backup's report may read as the completeness line.
+fn assert_no_complete_line(text: &str, what: &str) {
+    for line in text.lines() {
+        assert!(
+            !line.trim_start().starts_with("Complete"),
+            "{what}: a line that says complete:\n{text}"
+        );
+    }
+}
+
+fn run(args: &[&str], scratch: &Path) -> Run {
+    Ibackup::without_phone(args, scratch).run()
+}
+
+/// An incomplete backup (one blob missing) in `dir`, plus one more row whose domain and path are
+/// hostile and whose blob is missing too, so the report names it.
+fn backup_with_hostile_row(dir: &Path) -> PathBuf {
+    let backup = dir.join("b");
+    support::write_backup(&backup, &Spec::default());
+    let domain = format!("HomeDomain{HOSTILE}");
+    let id = support::sha1_hex(&format!("{domain}-{HOSTILE}"));
+    let conn = rusqlite::Connection::open(backup.join("Manifest.db")).unwrap();
+    conn.execute(
+        "INSERT INTO Files VALUES (?1, ?2, ?3, 1, ?4)",
+        rusqlite::params![
+            id,
+            domain,
+            HOSTILE,
+            support::mbfile(HOSTILE, 0o100644, Some(12), None, false)
+        ],
+    )
+    .unwrap();
+    backup
+}
+
+#[test]
+fn a_manifest_row_cannot_forge_a_line_or_reach_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = backup_with_hostile_row(dir.path());
+    let b = backup.to_str().unwrap();
+
+    let verify = run(&["verify", b], dir.path());
+    assert_eq!(verify.code(), Some(1), "{}", verify.stderr());
+    assert_shown_clean(&verify.stdout(), "verify");
+    assert_no_complete_line(&verify.stdout(), "verify");
+    let verbose = run(&["verify", b, "-v"], dir.path());
+    assert_shown_clean(&verbose.stdout(), "verify -v");
+    assert_no_complete_line(&verbose.stdout(), "verify -v");
+
+    let inspect = run(&["inspect", b], dir.path());
+    assert_eq!(inspect.code(), Some(0), "{}", inspect.stderr());
+    assert_shown_clean(&inspect.stdout(), "inspect BACKUP");
+    assert_no_complete_line(&inspect.stdout(), "inspect BACKUP");
+    let folder = run(&["inspect", dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(folder.code(), Some(0), "{}", folder.stderr());
+    assert_clean(&folder.stdout(), "inspect FOLDER");
+
+    // JSON carries the row exactly as the manifest has it.
+    let json = run(&["verify", b, "--json"], dir.path()).json();
+    let missing = json["files"]["missing"].as_array().unwrap();
+    assert!(
+        missing.iter().any(|f| f["path"] == HOSTILE),
+        "{missing:#?}"
+    );
+}
+
+/// Info.plist's strings, Status.plist's state, and the folder's own name, all hostile.
+fn backup_with_hostile_names(parent: &Path) -> PathBuf {
+    let backup = parent.join(format!("00008110-000A1B2C3D4E5F60{HOSTILE}"));
+    support::write_backup(
+        &backup,
+        &Spec {
+            device_name: HOSTILE.to_string(),
+            ..Spec::default()
+        }
+        .with(support::Defect::MissingBlob),
+    );
+    let mut info = plist::Value::from_file(backup.join("Info.plist")).unwrap();
+    let dict = info.as_dictionary_mut().unwrap();
+    for key in ["Product Type", "Product Version", "Build Version"] {
+        dict.insert(key.into(), plist::Value::String(format!("17{HOSTILE}")));
+    }
+    info.to_file_binary(backup.join("Info.plist")).unwrap();
+    let mut status = plist::Value::from_file(backup.join("Status.plist")).unwrap();
+    status
+        .as_dictionary_mut()
+        .unwrap()
+        .insert("SnapshotState".into(), plist::Value::String(HOSTILE.into()));
+    status.to_file_binary(backup.join("Status.plist")).unwrap();
+    backup
+}
+
+#[test]
+fn the_folder_name_and_the_plists_names_are_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = dir.path().join("Backup");
+    let backup = backup_with_hostile_names(&parent);
+    let b = backup.to_str().unwrap();
+
+    for args in [vec!["verify", b], vec!["verify", b, "-v"], vec!["inspect", b]] {
+        let out = run(&args, dir.path());
+        let what = args.join(" ");
+        assert!(matches!(out.code(), Some(0 | 1)), "{what}: {}", out.stderr());
+        assert_shown_clean(&out.stdout(), &what);
+        assert_no_complete_line(&out.stdout(), &what);
+        assert_clean(&out.stderr(), &what);
+    }
+    let folder = run(&["inspect", parent.to_str().unwrap()], dir.path());
+    assert_eq!(folder.code(), Some(0), "{}", folder.stderr());
+    assert_shown_clean(&folder.stdout(), "inspect FOLDER");
+
+    let json = run(&["verify", b, "--json"], dir.path()).json();
+    assert_eq!(json["backup"]["device_name"], HOSTILE);
+    assert_eq!(json["backup"]["path"], b);
+}
+
+#[test]
+fn errors_that_name_a_hostile_folder_are_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = dir.path().join("Backup");
+    // Not there at all: the error names the path.
+    let absent = parent.join(HOSTILE);
+    let out = run(&["verify", absent.to_str().unwrap()], dir.path());
+    assert_eq!(out.code(), Some(2));
+    assert_shown_clean(&out.stderr(), "verify ABSENT (stderr)");
+    // A backup whose Manifest.db is garbage, inside a folder of backups: listed as unreadable.
+    let broken = parent.join(format!("x{HOSTILE}"));
+    support::write_backup(&broken, &Spec::default());
+    fs::write(broken.join("Manifest.db"), b"not a database at all, not at all").unwrap();
+    let out = run(&["verify", broken.to_str().unwrap()], dir.path());
+    assert_eq!(out.code(), Some(2));
+    assert_shown_clean(&out.stderr(), "verify BROKEN (stderr)");
+    let folder = run(&["inspect", parent.to_str().unwrap()], dir.path());
+    assert_eq!(folder.code(), Some(0), "{}", folder.stderr());
+    assert_shown_clean(&folder.stdout(), "inspect FOLDER");
+}
+
+/// A phone whose name, UDID (usbmuxd's SerialNumber) and connection type are hostile.
+fn hostile_phone() -> SimPhone {
+    let profile = serde_json::json!({
+        "name": HOSTILE,
+        "udid": format!("00008110-001A2B3C4D5E801E{HOSTILE}"),
+        "connection_type": format!("USB{HOSTILE}"),
+        "product_type": format!("iPhone14,5{HOSTILE}"),
+        "ios_version": format!("17.5.1{HOSTILE}"),
+        "build_version": format!("21F90{HOSTILE}"),
+    });
+    SimPhone::builder()
+        .profile_json(&profile.to_string())
+        .start()
+}
+
+#[test]
+fn the_phones_values_are_escaped_on_every_page() {
+    let phone = hostile_phone();
+    let dir = tempfile::tempdir().unwrap();
+    let backup = backup_with_hostile_row(dir.path());
+    let b = backup.to_str().unwrap();
+    let empty = dir.path().join("none");
+    fs::create_dir_all(&empty).unwrap();
+    for args in [
+        vec!["devices"],
+        vec!["device"],
+        vec!["inspect"],
+        vec!["inspect", b],
+        vec!["verify", b],
+    ] {
+        let out = phone
+            .command(&args)
+            .env("IBACKUP_BACKUP_DIR", &empty)
+            .run();
+        let what = args.join(" ");
+        assert!(
+            matches!(out.code(), Some(0 | 1)),
+            "{what}: {}",
+            out.stderr()
+        );
+        assert_shown_clean(&out.stdout(), &what);
+        assert_clean(&out.stderr(), &what);
+    }
+    // JSON keeps the phone's values exactly.
+    let devices = phone.ibackup(&["devices", "--json"]).json();
+    assert_eq!(devices["devices"][0]["name"], HOSTILE);
+    let device = phone.ibackup(&["device", "--json"]).json();
+    assert_eq!(device["name"], HOSTILE);
+    assert_eq!(device["connection_type"], format!("USB{HOSTILE}"));
+}
