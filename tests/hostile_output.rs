@@ -233,3 +233,133 @@ fn the_phones_values_are_escaped_on_every_page() {
     assert_eq!(device["name"], HOSTILE);
     assert_eq!(device["connection_type"], format!("USB{HOSTILE}"));
 }
+
+/// How a run went when only its size matters: exit code, bytes on stdout and stderr, peak
+/// resident memory (KiB, from wait4).
+#[cfg(unix)]
+struct Measured {
+    code: Option<i32>,
+    stdout_bytes: usize,
+    stderr: String,
+    max_rss_kb: i64,
+}
+
+/// Runs `ibackup ARGS` (no phone), counting what it prints without keeping it.
+#[cfg(unix)]
+// The child is reaped by wait4 (which also reports its peak memory), not by Child::wait.
+#[allow(clippy::zombie_processes)]
+fn measured(args: &[&str], scratch: &Path) -> Measured {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Ibackup::without_phone(args, scratch)
+        .command()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let counter = std::thread::spawn(move || {
+        let (mut total, mut buf) = (0, vec![0u8; 1 << 16]);
+        while let Ok(n @ 1..) = out.read(&mut buf) {
+            total += n;
+        }
+        total
+    });
+    let mut stderr = String::new();
+    let _ = err.read_to_string(&mut stderr);
+    let pid = child.id() as libc::pid_t;
+    let (mut status, mut usage): (libc::c_int, libc::rusage) = (0, unsafe { std::mem::zeroed() });
+    // SAFETY: wait4 on our own child with valid out-pointers.
+    unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    Measured {
+        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        stdout_bytes: counter.join().unwrap(),
+        stderr,
+        max_rss_kb: usage.ru_maxrss,
+    }
+}
+
+/// Text output of a page whose values are huge: a few KB. Memory: what reading the value takes,
+/// not several copies of it.
+#[cfg(unix)]
+fn assert_small(run: &Measured, what: &str, max_rss_mb: i64) {
+    eprintln!(
+        "{what}: exit {:?}, {} bytes out, {} MB peak",
+        run.code,
+        run.stdout_bytes,
+        run.max_rss_kb / 1024
+    );
+    assert!(!run.stderr.contains("panicked"), "{what}: {}", run.stderr);
+    assert!(
+        run.stdout_bytes < 64 * 1024,
+        "{what}: printed {} bytes",
+        run.stdout_bytes
+    );
+    assert!(
+        run.max_rss_kb < max_rss_mb * 1024,
+        "{what}: {} MB peak",
+        run.max_rss_kb / 1024
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_60_mb_device_name_prints_a_few_kb_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "A".repeat(60 << 20);
+    let backup = dir.path().join("Backup").join("b");
+    support::write_backup(&backup, &Spec::default());
+    let mut info = plist::Value::from_file(backup.join("Info.plist")).unwrap();
+    info.as_dictionary_mut()
+        .unwrap()
+        .insert("Device Name".into(), plist::Value::String(name.clone()));
+    info.to_file_xml(backup.join("Info.plist")).unwrap();
+    let b = backup.to_str().unwrap();
+    let parent = dir.path().join("Backup");
+    for args in [
+        vec!["verify", b],
+        vec!["inspect", b],
+        vec!["inspect", parent.to_str().unwrap()],
+    ] {
+        let run = measured(&args, dir.path());
+        assert!(matches!(run.code, Some(0 | 1)), "{args:?}: {}", run.stderr);
+        assert_small(&run, &args.join(" "), 400);
+    }
+    // JSON carries the name whole, and needs no more memory for it.
+    let json = measured(&["verify", b, "--json"], dir.path());
+    assert!(json.stdout_bytes > name.len());
+    assert!(
+        json.max_rss_kb < 400 * 1024,
+        "verify --json: {} MB peak",
+        json.max_rss_kb / 1024
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_huge_path_in_the_manifest_prints_a_few_kb_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("b");
+    support::write_backup(&backup, &Spec::default());
+    // A row whose path is 60 MB and whose blob is missing, so every page names it.
+    let path = "p".repeat(60 << 20);
+    let conn = rusqlite::Connection::open(backup.join("Manifest.db")).unwrap();
+    conn.execute(
+        "INSERT INTO Files VALUES (?1, 'HomeDomain', ?2, 1, ?3)",
+        rusqlite::params![
+            support::sha1_hex("huge"),
+            path,
+            support::mbfile("x", 0o100644, Some(12), None, false)
+        ],
+    )
+    .unwrap();
+    drop(conn);
+    let b = backup.to_str().unwrap();
+    for args in [vec!["verify", b], vec!["verify", b, "-v"], vec!["inspect", b]] {
+        let run = measured(&args, dir.path());
+        assert!(matches!(run.code, Some(0..=2)), "{args:?}: {}", run.stderr);
+        assert_small(&run, &args.join(" "), 400);
+    }
+}
