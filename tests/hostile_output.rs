@@ -106,10 +106,7 @@ fn a_manifest_row_cannot_forge_a_line_or_reach_the_terminal() {
     // JSON carries the row exactly as the manifest has it.
     let json = run(&["verify", b, "--json"], dir.path()).json();
     let missing = json["files"]["missing"].as_array().unwrap();
-    assert!(
-        missing.iter().any(|f| f["path"] == HOSTILE),
-        "{missing:#?}"
-    );
+    assert!(missing.iter().any(|f| f["path"] == HOSTILE), "{missing:#?}");
 }
 
 /// Info.plist's strings, Status.plist's state, and the folder's own name, all hostile.
@@ -145,10 +142,18 @@ fn the_folder_name_and_the_plists_names_are_escaped() {
     let backup = backup_with_hostile_names(&parent);
     let b = backup.to_str().unwrap();
 
-    for args in [vec!["verify", b], vec!["verify", b, "-v"], vec!["inspect", b]] {
+    for args in [
+        vec!["verify", b],
+        vec!["verify", b, "-v"],
+        vec!["inspect", b],
+    ] {
         let out = run(&args, dir.path());
         let what = args.join(" ");
-        assert!(matches!(out.code(), Some(0 | 1)), "{what}: {}", out.stderr());
+        assert!(
+            matches!(out.code(), Some(0 | 1)),
+            "{what}: {}",
+            out.stderr()
+        );
         assert_shown_clean(&out.stdout(), &what);
         assert_no_complete_line(&out.stdout(), &what);
         assert_clean(&out.stderr(), &what);
@@ -174,7 +179,11 @@ fn errors_that_name_a_hostile_folder_are_escaped() {
     // A backup whose Manifest.db is garbage, inside a folder of backups: listed as unreadable.
     let broken = parent.join(format!("x{HOSTILE}"));
     support::write_backup(&broken, &Spec::default());
-    fs::write(broken.join("Manifest.db"), b"not a database at all, not at all").unwrap();
+    fs::write(
+        broken.join("Manifest.db"),
+        b"not a database at all, not at all",
+    )
+    .unwrap();
     let out = run(&["verify", broken.to_str().unwrap()], dir.path());
     assert_eq!(out.code(), Some(2));
     assert_shown_clean(&out.stderr(), "verify BROKEN (stderr)");
@@ -213,10 +222,7 @@ fn the_phones_values_are_escaped_on_every_page() {
         vec!["inspect", b],
         vec!["verify", b],
     ] {
-        let out = phone
-            .command(&args)
-            .env("IBACKUP_BACKUP_DIR", &empty)
-            .run();
+        let out = phone.command(&args).env("IBACKUP_BACKUP_DIR", &empty).run();
         let what = args.join(" ");
         assert!(
             matches!(out.code(), Some(0 | 1)),
@@ -357,9 +363,127 @@ fn a_huge_path_in_the_manifest_prints_a_few_kb_in_bounded_memory() {
     .unwrap();
     drop(conn);
     let b = backup.to_str().unwrap();
-    for args in [vec!["verify", b], vec!["verify", b, "-v"], vec!["inspect", b]] {
+    for args in [
+        vec!["verify", b],
+        vec!["verify", b, "-v"],
+        vec!["inspect", b],
+    ] {
         let run = measured(&args, dir.path());
         assert!(matches!(run.code, Some(0..=2)), "{args:?}: {}", run.stderr);
         assert_small(&run, &args.join(" "), 400);
+    }
+}
+
+/// `ibackup ARGS` with stdout on /dev/full, where every write fails with "no space left".
+#[cfg(target_os = "linux")]
+fn to_full_disk(command: Ibackup) -> Run {
+    let full = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let output = command
+        .command()
+        .stdin(std::process::Stdio::null())
+        .stdout(full)
+        .output()
+        .unwrap();
+    Run { output }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_result_that_cannot_be_written_is_exit_2_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("b");
+    support::write_backup(&backup, &Spec::default());
+    let b = backup.to_str().unwrap();
+    let phone = SimPhone::builder().start();
+    let runs = [
+        (
+            "verify --json",
+            Ibackup::without_phone(["verify", b, "--json"], dir.path()),
+        ),
+        ("verify", Ibackup::without_phone(["verify", b], dir.path())),
+        (
+            "verify -q",
+            Ibackup::without_phone(["verify", b, "-q"], dir.path()),
+        ),
+        (
+            "inspect",
+            Ibackup::without_phone(["inspect", b], dir.path()),
+        ),
+        (
+            "inspect --json",
+            Ibackup::without_phone(["inspect", b, "--json"], dir.path()),
+        ),
+        ("devices", phone.command(&["devices"])),
+        ("device --json", phone.command(&["device", "--json"])),
+        ("--help", Ibackup::new(["--help"])),
+        ("--version", Ibackup::new(["--version"])),
+    ];
+    for (what, command) in runs {
+        let run = to_full_disk(command);
+        assert_eq!(run.code(), Some(2), "{what}: {}", run.stderr());
+        assert!(
+            run.stderr().contains("error: cannot write the output: "),
+            "{what}: {}",
+            run.stderr()
+        );
+        assert!(
+            !run.stderr().contains("panicked"),
+            "{what}: {}",
+            run.stderr()
+        );
+    }
+    // With stderr full as well, the error cannot be said, but it is still exit 2, not a panic.
+    let full = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let status = Ibackup::without_phone(["verify", "/nonexistent/backup"], dir.path())
+        .command()
+        .stdout(full())
+        .stderr(full())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+}
+
+/// `ibackup ARGS` writing into a pipe whose reader is already gone: every write gets EPIPE.
+#[cfg(unix)]
+fn to_closed_pipe(command: Ibackup) -> Run {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: pipe() fills two new descriptors, each then owned exactly once.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(reader);
+    let output = command
+        .command()
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .output()
+        .unwrap();
+    Run { output }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly_with_the_commands_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("b");
+    support::write_backup(&backup, &Spec::default().with(support::Defect::MissingBlob));
+    let b = backup.to_str().unwrap();
+    for (args, code) in [
+        (vec!["verify", b, "-v"], 1),
+        (vec!["verify", b, "--json"], 1),
+        (vec!["inspect", b], 0),
+        (vec!["--help"], 0),
+    ] {
+        let run = to_closed_pipe(Ibackup::without_phone(&args, dir.path()));
+        assert_eq!(run.code(), Some(code), "{args:?}: {}", run.stderr());
+        assert_eq!(run.stderr(), "", "{args:?}");
     }
 }

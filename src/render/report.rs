@@ -148,7 +148,12 @@ fn problems(report: &BackupReport, style: Style, verbose: bool, out: &mut String
                 .content_damaged
                 .iter()
                 .map(|f| {
-                    format!("{} {}: {}", field(&f.domain), field(&f.path), field(&f.reason))
+                    format!(
+                        "{} {}: {}",
+                        field(&f.domain),
+                        field(&f.path),
+                        field(&f.reason)
+                    )
                 })
                 .collect(),
             "backup.file_id_mismatch" => report.files.file_id_mismatch.iter().map(name).collect(),
@@ -157,7 +162,12 @@ fn problems(report: &BackupReport, style: Style, verbose: bool, out: &mut String
                 .undecryptable
                 .iter()
                 .map(|f| {
-                    format!("{} {}: {}", field(&f.domain), field(&f.path), field(&f.reason))
+                    format!(
+                        "{} {}: {}",
+                        field(&f.domain),
+                        field(&f.path),
+                        field(&f.reason)
+                    )
                 })
                 .collect(),
             "backup.database_damaged" => report

@@ -166,7 +166,12 @@ mod tests {
             "a\\nComplete: all\\r\\u{8}\\t\\u{1b}[31m\\u{1b}]0;t\\u{7}\\u{9b}2J\\u{85}\\u{202e}\\u{2066}\\u{2069}\\u{200b}\\u{feff}\\u{2028}z"
         );
         // Ordinary names, accents, emoji and Windows paths are shown as they are.
-        for plain in ["Robin's iPhone", "Zoë’s iPhone 📱", r"C:\Users\r\Backup", "日本語"] {
+        for plain in [
+            "Robin's iPhone",
+            "Zoë’s iPhone 📱",
+            r"C:\Users\r\Backup",
+            "日本語",
+        ] {
             assert_eq!(field(plain), plain);
         }
         // What field() lets through, the line guard keeps as it is.
