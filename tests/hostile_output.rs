@@ -487,3 +487,199 @@ fn a_reader_that_goes_away_ends_the_output_quietly_with_the_commands_code() {
         assert_eq!(run.stderr(), "", "{args:?}");
     }
 }
+
+/// The synthetic encrypted sample (fixtures/third-party): small key derivation, known password.
+fn encrypted_sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/third-party/synthetic-encrypted-ios26")
+}
+const SAMPLE_PASSWORD: &str = "test-password-1234";
+
+#[test]
+fn a_password_file_is_read_to_its_first_line_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = encrypted_sample();
+    let file = dir.path().join("password.txt");
+    fs::write(
+        &file,
+        format!("{SAMPLE_PASSWORD}\r\nthe old one: hunter2\n"),
+    )
+    .unwrap();
+    let out = run(
+        &[
+            "verify",
+            sample.to_str().unwrap(),
+            "--password-file",
+            file.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.code(), Some(0), "{}{}", out.stdout(), out.stderr());
+    let piped = Ibackup::without_phone(
+        ["verify", sample.to_str().unwrap(), "--password-file", "-"],
+        dir.path(),
+    )
+    .stdin(&format!("{SAMPLE_PASSWORD}\nsecond line\n"))
+    .run();
+    assert_eq!(piped.code(), Some(0), "{}", piped.stderr());
+}
+
+/// The password prompt on a pseudo-terminal, as a person at a keyboard meets it.
+#[cfg(unix)]
+mod prompt {
+    use std::fs::File;
+    use std::io::{Read, Write};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::process::Child;
+    use std::time::{Duration, Instant};
+
+    use super::support::Ibackup;
+    use super::{encrypted_sample, SAMPLE_PASSWORD};
+
+    const PROMPT: &str = "Backup password (not shown): ";
+
+    /// A pseudo-terminal: the side the test types on, and the side ibackup gets as its
+    /// controlling terminal (kept open here too, to read its settings after ibackup exits).
+    struct Pty {
+        keyboard: File,
+        terminal: OwnedFd,
+    }
+
+    fn open_pty() -> Pty {
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: openpty fills two new descriptors, each then owned exactly once.
+        let done = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(done, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: as above; the keyboard side is non-blocking so the test can poll it.
+        unsafe {
+            let flags = libc::fcntl(master, libc::F_GETFL);
+            libc::fcntl(master, libc::F_SETFL, flags | libc::O_NONBLOCK);
+            Pty {
+                keyboard: File::from_raw_fd(master),
+                terminal: OwnedFd::from_raw_fd(slave),
+            }
+        }
+    }
+
+    /// Whether the terminal echoes what is typed now.
+    fn echo_on(pty: &Pty) -> bool {
+        // SAFETY: tcgetattr fills the struct on success; a zeroed termios is valid.
+        let mut settings: libc::termios = unsafe { std::mem::zeroed() };
+        assert_eq!(
+            unsafe { libc::tcgetattr(pty.terminal.as_raw_fd(), &mut settings) },
+            0
+        );
+        settings.c_lflag & libc::ECHO != 0
+    }
+
+    /// `ibackup verify SAMPLE` in its own session, with the pty as its controlling terminal
+    /// and as stdin, stdout and stderr, and no other password source.
+    fn spawn_on(pty: &Pty, scratch: &std::path::Path) -> Child {
+        let sample = encrypted_sample();
+        let mut command =
+            Ibackup::without_phone(["verify", sample.to_str().unwrap()], scratch).command();
+        let fd = || pty.terminal.try_clone().unwrap();
+        command.stdin(fd()).stdout(fd()).stderr(fd());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command.spawn().unwrap()
+    }
+
+    /// Reads what the terminal shows until `done` says so (or ten seconds pass).
+    fn read_until(pty: &mut Pty, seen: &mut Vec<u8>, mut done: impl FnMut(&[u8]) -> bool) {
+        let start = Instant::now();
+        let mut buf = [0u8; 4096];
+        while !done(seen) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "waited in vain; the terminal shows: {:?}",
+                String::from_utf8_lossy(seen)
+            );
+            match pty.keyboard.read(&mut buf) {
+                Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
+                _ => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    }
+
+    fn contains(haystack: &[u8], needle: &str) -> bool {
+        haystack
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    }
+
+    /// Waits for the child, reading the terminal meanwhile so its output never blocks it.
+    fn finish(pty: &mut Pty, mut child: Child, seen: &mut Vec<u8>) -> std::process::ExitStatus {
+        let mut status = None;
+        read_until(pty, seen, |_| {
+            status = status.or_else(|| child.try_wait().unwrap());
+            status.is_some()
+        });
+        // What it printed last.
+        std::thread::sleep(Duration::from_millis(20));
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = pty.keyboard.read(&mut buf) {
+            seen.extend_from_slice(&buf[..n]);
+        }
+        status.unwrap()
+    }
+
+    #[test]
+    fn a_password_typed_the_instant_the_prompt_appears_is_never_shown() {
+        let scratch = tempfile::tempdir().unwrap();
+        // The race this guards against is narrow: try it several times.
+        for attempt in 0..6 {
+            let mut pty = open_pty();
+            let child = spawn_on(&pty, scratch.path());
+            let mut seen = Vec::new();
+            read_until(&mut pty, &mut seen, |s| contains(s, PROMPT));
+            pty.keyboard
+                .write_all(format!("{SAMPLE_PASSWORD}\n").as_bytes())
+                .unwrap();
+            assert!(!echo_on(&pty), "attempt {attempt}: echo on at the prompt");
+            let status = finish(&mut pty, child, &mut seen);
+            let shown = String::from_utf8_lossy(&seen);
+            assert!(
+                !shown.contains(SAMPLE_PASSWORD),
+                "attempt {attempt}: the password was echoed:\n{shown}"
+            );
+            assert_eq!(status.code(), Some(0), "attempt {attempt}:\n{shown}");
+            assert!(shown.contains("Complete:"), "{shown}");
+            assert!(echo_on(&pty), "attempt {attempt}: echo left off");
+        }
+    }
+
+    #[test]
+    fn ctrl_c_at_the_prompt_puts_echo_back() {
+        let scratch = tempfile::tempdir().unwrap();
+        let mut pty = open_pty();
+        assert!(echo_on(&pty));
+        let child = spawn_on(&pty, scratch.path());
+        let mut seen = Vec::new();
+        read_until(&mut pty, &mut seen, |s| contains(s, PROMPT));
+        // Half a password, then Ctrl-C (the terminal turns it into SIGINT).
+        pty.keyboard.write_all(b"half-typ").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!echo_on(&pty));
+        pty.keyboard.write_all(b"\x03").unwrap();
+        let status = finish(&mut pty, child, &mut seen);
+        assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+        assert!(echo_on(&pty), "Ctrl-C left the terminal with echo off");
+        assert!(!contains(&seen, "half-typ"));
+    }
+}
