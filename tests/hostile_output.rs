@@ -642,16 +642,20 @@ mod prompt {
     #[test]
     fn a_password_typed_the_instant_the_prompt_appears_is_never_shown() {
         let scratch = tempfile::tempdir().unwrap();
-        // The race this guards against is narrow: try it several times.
-        for attempt in 0..6 {
+        // The race this guards against is narrow (a prompt shown before echo goes off lost it
+        // in about one run of three): try it a dozen times.
+        for attempt in 0..12 {
             let mut pty = open_pty();
             let child = spawn_on(&pty, scratch.path());
             let mut seen = Vec::new();
             read_until(&mut pty, &mut seen, |s| contains(s, PROMPT));
+            assert!(
+                !echo_on(&pty),
+                "attempt {attempt}: echo on while the prompt shows"
+            );
             pty.keyboard
                 .write_all(format!("{SAMPLE_PASSWORD}\n").as_bytes())
                 .unwrap();
-            assert!(!echo_on(&pty), "attempt {attempt}: echo on at the prompt");
             let status = finish(&mut pty, child, &mut seen);
             let shown = String::from_utf8_lossy(&seen);
             assert!(
@@ -672,6 +676,7 @@ mod prompt {
         let child = spawn_on(&pty, scratch.path());
         let mut seen = Vec::new();
         read_until(&mut pty, &mut seen, |s| contains(s, PROMPT));
+        assert!(!echo_on(&pty), "echo on while the prompt shows");
         // Half a password, then Ctrl-C (the terminal turns it into SIGINT).
         pty.keyboard.write_all(b"half-typ").unwrap();
         std::thread::sleep(Duration::from_millis(50));
