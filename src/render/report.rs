@@ -174,7 +174,7 @@ fn problems(report: &BackupReport, style: Style, verbose: bool, out: &mut String
                 .databases
                 .iter()
                 .filter(|d| d.result != "ok")
-                .map(|d| database(d))
+                .map(database)
                 .collect(),
             _ => Vec::new(),
         };
