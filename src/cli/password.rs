@@ -4,8 +4,8 @@
 //! read a process's arguments), and never printed: errors name the source, not the text.
 //!
 //! The password is asked for only when an encrypted backup needs it, and at most once a run. On
-//! Unix the prompt is our own ([`tty`]): echo goes off before the prompt is shown, and the
-//! terminal is put back on every way out, Ctrl-C included. Windows uses `rpassword`.
+//! Unix the prompt is our own (module `tty` below): echo goes off before the prompt is shown,
+//! and the terminal is put back on every way out, Ctrl-C included. Windows uses `rpassword`.
 
 use std::cell::OnceCell;
 use std::io::{IsTerminal, Read};
@@ -135,7 +135,7 @@ fn prompt() -> Result<Password, Failure> {
 }
 
 #[cfg(unix)]
-pub mod tty {
+mod tty {
     //! The password prompt on a Unix terminal. In order: open the controlling terminal
     //! (`/dev/tty`, so a redirected stdin or stdout does not matter), save its settings, arm
     //! handlers for the signals that end a program from the keyboard or the session (SIGINT,
