@@ -3,6 +3,8 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let args = ibackup::cli::Args::parse();
-    ibackup::cli::run(args)
+    match ibackup::cli::Args::try_parse() {
+        Ok(args) => ibackup::cli::run(args),
+        Err(error) => ibackup::cli::parse_failed(error),
+    }
 }

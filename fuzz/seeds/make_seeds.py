@@ -5,7 +5,8 @@
 
 Seeds: MBFile records from fixtures/sample-backup's Manifest.db, the sample's plists (prefixed
 with the byte that picks Info/Manifest/Status), the keybag of the third-party synthetic
-encrypted sample (fixtures/third-party, Apache-2.0), and usbmux / lockdown frames built here.
+encrypted sample (fixtures/third-party, Apache-2.0), usbmux / lockdown frames built here, and
+hostile names for the text escaper.
 """
 import os
 import plistlib
@@ -46,6 +47,11 @@ def main():
         put("lockdown_frame", name, struct.pack(">I", len(body)) + body)
     put("mbdb", "two-records", mbdb([("HomeDomain", "Library/SMS/sms.db", 0o100644, 4096),
                                     ("HomeDomain", "Library", 0o040755, 0)]))
+    # Names as a hostile backup or phone would give them, for the text escaper.
+    put("text_escape", "hostile-name", b"Robin\x1b]0;owned\x07 iPhone\n\xe2\x80\xaegnp.exe\r\x08")
+    put("text_escape", "forged-line",
+        b"HomeDomain\nComplete: all 3 files are present with the right size.")
+    put("text_escape", "plain", "Zoë’s iPhone 📱".encode())
     version = struct.pack(">III", 2, 0, 0)
     put("usb_packet", "version", struct.pack(">II", 0, 8 + len(version)) + version)
     tcp = struct.pack(">HHIIBBHHH", 49152, 62078, 1, 0, 0x50, 0x02, 512, 0, 0)

@@ -219,11 +219,33 @@ pub fn run(args: Args) -> ExitCode {
         Command::Devices => device::devices(&out, transport),
         Command::Pair { udid } => device::pair(&out, udid.as_deref(), transport),
     };
-    match result {
-        Ok(status) => status.into(),
+    let status = match result {
+        Ok(status) => status,
         Err(failure) => {
+            out.failure(&failure);
+            Status::CouldNotCheck
+        }
+    };
+    // Whatever the command found, a result that could not be written is no result.
+    match out.write_failure() {
+        Some(failure) => {
             out.failure(&failure);
             Status::CouldNotCheck.into()
         }
+        None => status.into(),
+    }
+}
+
+/// The command line could not be parsed, or asked for `--help` or `--version`: clap's text, and
+/// its exit code (2 for a usage error, 0 for help) unless that text could not be written.
+pub fn parse_failed(error: clap::Error) -> ExitCode {
+    use std::io::Write;
+    let printed = error.print().and_then(|()| std::io::stdout().flush());
+    match printed {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            let _ = writeln!(std::io::stderr(), "error: cannot write the output: {e}.");
+            Status::CouldNotCheck.into()
+        }
+        _ => ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2)),
     }
 }

@@ -1,13 +1,15 @@
 //! The text of the phone commands: `ibackup device` (the phone's state, then what the rules
 //! found), `ibackup devices` (one line a phone) and `ibackup pair`. The labels "(low)" and the
 //! battery warning use the diagnosis's own thresholds, so `device` and `inspect` never disagree.
+//! Every value the phone sends (name, UDID, connection type, versions) is shown through
+//! [`field`]: escaped, on one line, cut at 1 KB.
 
 use chrono::{DateTime, Utc};
 
 use super::diagnosis::findings_text;
 use super::human_bytes;
 use super::report::local_date;
-use super::text::Style;
+use super::text::{field, field_or, Style};
 use crate::device::info::Listing;
 use crate::device::DeviceState;
 use crate::diagnose::rules::{battery_is_low, storage_is_low, STALE_DAYS};
@@ -15,8 +17,8 @@ use crate::diagnose::Finding;
 use crate::mobile_backup::IcloudBackup;
 use crate::units::human_age;
 
-fn or_unknown(value: &Option<String>) -> &str {
-    value.as_deref().unwrap_or("unknown")
+fn or_unknown(value: &Option<String>) -> String {
+    field_or(value.as_deref(), "unknown")
 }
 
 /// The page for `ibackup device`: the state, then the findings and their fixes, if any.
@@ -47,7 +49,7 @@ fn date_and_age(date: &DateTime<Utc>, now: DateTime<Utc>) -> String {
 fn device_text_at(state: &DeviceState, style: Style, quiet: bool, now: DateTime<Utc>) -> String {
     let mut text = format!(
         "{} ({}), iOS {} ({})\n",
-        style.bold(state.name.as_deref().unwrap_or("iPhone")),
+        style.bold(&field_or(state.name.as_deref(), "iPhone")),
         or_unknown(&state.product_type),
         or_unknown(&state.ios_version),
         or_unknown(&state.build_version),
@@ -56,10 +58,14 @@ fn device_text_at(state: &DeviceState, style: Style, quiet: bool, now: DateTime<
         return text;
     }
     let mut line = |label: &str, value: String| text.push_str(&format!("  {label:<11} {value}\n"));
-    line("UDID", state.udid.clone());
+    line("UDID", field(&state.udid));
     line(
         "Connection",
-        format!("{} ({})", state.connection, state.connection_type),
+        format!(
+            "{} ({})",
+            field(&state.connection),
+            field(&state.connection_type)
+        ),
     );
     if !state.paired {
         line(
@@ -174,15 +180,15 @@ pub fn devices_text(listed: &[Listing]) -> String {
     }
     let mut text = String::new();
     for phone in listed {
-        let known = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".to_string());
+        let known = |v: &Option<String>| field_or(v.as_deref(), "?");
         text.push_str(&format!(
             "{}  {} ({}, iOS {})  via {} ({})\n",
-            phone.udid,
+            field(&phone.udid),
             known(&phone.name),
             known(&phone.product_type),
             known(&phone.ios_version),
-            phone.connection,
-            phone.connection_type,
+            field(&phone.connection),
+            field(&phone.connection_type),
         ));
     }
     text
@@ -191,8 +197,10 @@ pub fn devices_text(listed: &[Listing]) -> String {
 /// `ibackup pair`: the one line that says it worked and where the record went.
 pub fn paired_text(udid: &str, saved_to: &str, style: Style) -> String {
     format!(
-        "{} with {udid}. The pair record was saved to {saved_to}.\n",
+        "{} with {}. The pair record was saved to {}.\n",
         style.good("Paired"),
+        field(udid),
+        field(saved_to)
     )
 }
 

@@ -1,8 +1,10 @@
-//! Human text for findings, the fixes to follow, and restore readiness.
+//! Human text for findings, the fixes to follow, and restore readiness. A finding's evidence
+//! and readiness's reasons can quote a backup's or a phone's names: they are shown through
+//! [`field`].
 
 use std::fmt::Write;
 
-use super::text::Style;
+use super::text::{field, Style};
 use crate::backup::report::Severity;
 use crate::diagnose::readiness::Readiness;
 use crate::diagnose::{plan, Finding};
@@ -55,8 +57,9 @@ pub fn findings_summary(findings: &[Finding], style: Style) -> String {
 }
 
 /// The first letter in upper case, unless the word is already cased on purpose ("iOS",
-/// "iCloud").
+/// "iCloud"); shown as a [`field`].
 fn capitalized(text: &str) -> String {
+    let text = &field(text);
     let mut chars = text.chars();
     match (chars.next(), text.chars().nth(1)) {
         (Some(first), Some(second)) if !second.is_uppercase() => {

@@ -2,7 +2,7 @@
 //! readiness, then the findings and what to do. Built from the same value as the JSON. Quiet:
 //! the findings, one line each, nothing else.
 
-use super::text::Style;
+use super::text::{field, Style};
 use super::{device, diagnosis, report, Output};
 use crate::diagnose::inspection::InspectReport;
 
@@ -19,8 +19,9 @@ pub fn inspect_text(result: &InspectReport, single: bool, out: &Output) -> Strin
     }
     if let Some(error) = &result.device_error {
         sections.push(format!(
-            "{} {error}\n",
-            style.warn("The connected iPhone could not be read:")
+            "{} {}\n",
+            style.warn("The connected iPhone could not be read:"),
+            field(error)
         ));
     }
     if single {
@@ -32,9 +33,9 @@ pub fn inspect_text(result: &InspectReport, single: bool, out: &Output) -> Strin
         for e in &result.errors {
             list.push_str(&format!(
                 "{}  {}\n  {}\n",
-                e.path,
+                field(&e.path),
                 style.bad("unreadable"),
-                e.message
+                field(&e.message)
             ));
         }
         sections.push(list);

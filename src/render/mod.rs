@@ -1,6 +1,12 @@
 //! Output for people and for programs: the colour policy, progress bars on stderr, human units,
 //! and the one place that prints a failure. The per-command text lives in submodules; JSON is
 //! the result types serialized as they are (schemas in docs/json.md).
+//!
+//! Every write to stdout goes through [`Output`], which remembers the first one that failed (a
+//! full disk, `> /dev/full`): the run then ends with exit 2 and says so on stderr
+//! ([`Output::write_failure`]). A reader that went away (`| head -1`, EPIPE) is not a failure:
+//! printing stops quietly and the exit code stays the command's (docs/exit-codes.md). Writes to
+//! stderr never fail a run: there is nowhere left to say so.
 
 pub mod device;
 pub mod diagnosis;
@@ -11,6 +17,7 @@ pub mod verify;
 
 pub use crate::units::{human_bytes, human_count};
 
+use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
@@ -38,7 +45,7 @@ pub fn use_color(choice: ColorChoice, stdout_is_terminal: bool, no_color: Option
 }
 
 /// How this run prints: chosen once from the flags and the terminal, passed to every command.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Output {
     pub json: bool,
     pub color: bool,
@@ -46,6 +53,8 @@ pub struct Output {
     pub verbose: bool,
     /// Progress bars only where a person watches stderr.
     pub progress: bool,
+    /// The first write to stdout that failed, other than a closed pipe.
+    stdout_failed: RefCell<Option<std::io::Error>>,
 }
 
 impl Output {
@@ -57,22 +66,50 @@ impl Output {
             quiet,
             verbose,
             progress: !quiet && std::io::stderr().is_terminal(),
+            stdout_failed: RefCell::new(None),
         }
     }
 
-    /// Prints a serializable result as pretty JSON on stdout.
+    /// Prints a serializable result as pretty JSON on stdout, every value exactly as it is.
     pub fn print_json<T: Serialize>(&self, value: &T) {
+        self.to_stdout(|stdout| {
+            serde_json::to_writer_pretty(&mut *stdout, value)?;
+            writeln!(stdout)
+        });
+    }
+
+    /// Prints a text page on stdout, through the terminal guard ([`text::terminal_safe`]).
+    pub fn print_text(&self, text: &str) {
+        self.to_stdout(|stdout| stdout.write_all(text::terminal_safe(text).as_bytes()));
+    }
+
+    /// Runs `write` on stdout and flushes it, remembering the first failure other than a closed
+    /// pipe (after which nothing more is written).
+    fn to_stdout(&self, write: impl FnOnce(&mut std::io::StdoutLock) -> std::io::Result<()>) {
+        if self.stdout_failed.borrow().is_some() {
+            return;
+        }
         let mut stdout = std::io::stdout().lock();
-        // A closed pipe (`| head`) is not worth a panic: the caller's exit code still stands.
-        if serde_json::to_writer_pretty(&mut stdout, value).is_ok() {
-            let _ = writeln!(stdout);
+        match write(&mut stdout).and_then(|()| stdout.flush()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                *self.stdout_failed.borrow_mut() = Some(e);
+            }
+            _ => {}
         }
     }
 
-    /// Prints text on stdout as it is.
-    pub fn print_text(&self, text: &str) {
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(text::terminal_safe(text).as_bytes());
+    /// What failed when stdout could not be written (not a closed pipe): the run must end with
+    /// exit 2, whatever the command found.
+    pub fn write_failure(&self) -> Option<Failure> {
+        self.stdout_failed.borrow().as_ref().map(|e| {
+            Failure::new(
+                "output.unwritable",
+                format!("cannot write the output: {e}"),
+                "Check where standard output goes: a full disk, a file that cannot grow, or a \
+                 device that refuses writes. Nothing printed before this can be trusted to be \
+                 whole.",
+            )
+        })
     }
 
     /// Prints a failure: one paragraph on stderr, and in `--json` mode an error object on stdout
@@ -85,15 +122,12 @@ impl Output {
             }));
         }
         let style = text::Style::new(self.color && std::io::stderr().is_terminal());
-        eprintln!(
-            "{}",
-            text::terminal_safe(&format!(
-                "{} {}.\n{}",
-                style.bad("error:"),
-                failure.message,
-                textwrap_paragraph(&failure.hint)
-            ))
-        );
+        to_stderr(&text::terminal_safe(&format!(
+            "{} {}.\n{}\n",
+            style.bad("error:"),
+            text::field(&failure.message),
+            textwrap_paragraph(&failure.hint)
+        )));
     }
 
     /// A spinner on stderr saying what is being waited for, or a hidden one when nobody watches.
@@ -133,13 +167,19 @@ pub fn say_waiting(spinner: &ProgressBar, quiet: bool, message: &str) {
     if !spinner.is_hidden() {
         spinner.set_message(message.to_string());
     } else if !quiet {
-        eprintln!("{message}...");
+        to_stderr(&format!("{message}...\n"));
     }
+}
+
+/// Writes to stderr. A failure there is ignored: there is nowhere left to report it, and it must
+/// not become a panic (`eprintln!` panics).
+fn to_stderr(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 fn textwrap_paragraph(hint: &str) -> String {
     hint.lines()
-        .map(|l| format!("  {l}"))
+        .map(|l| format!("  {}", text::field(l)))
         .collect::<Vec<_>>()
         .join("\n")
 }

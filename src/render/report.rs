@@ -1,11 +1,13 @@
 //! Human text for backup reports: the short verdict `verify` prints, the fuller picture
-//! `inspect` prints, and the one-line-per-backup table of a folder of backups.
+//! `inspect` prints, and the one-line-per-backup table of a folder of backups. Every value that
+//! comes from the backup (names, paths, plist strings, problem messages quoting them) is shown
+//! through [`field`]: escaped, on one line, cut at 1 KB.
 
 use std::fmt::Write;
 
 use chrono::{DateTime, Local, Utc};
 
-use super::text::Style;
+use super::text::{field, field_or, Style};
 use crate::backup::report::{BackupReport, FileRef, Severity, Verdict};
 use crate::units::{human_bytes, human_count, plural};
 
@@ -19,26 +21,23 @@ pub fn local_date(date: &DateTime<Utc>) -> String {
         .to_string()
 }
 
-fn or_unknown(value: &Option<String>) -> &str {
-    value.as_deref().unwrap_or("unknown")
+fn or_unknown(value: &Option<String>) -> String {
+    field_or(value.as_deref(), "unknown")
 }
 
 /// "Alex's iPhone (iPhone14,5), iOS 17.5.1 (21F90)".
 fn title(report: &BackupReport) -> String {
     let b = &report.backup;
-    let mut line = b
-        .device_name
-        .clone()
-        .unwrap_or_else(|| "Unnamed iPhone".into());
+    let mut line = field_or(b.device_name.as_deref(), "Unnamed iPhone");
     if let Some(model) = &b.product_type {
-        let _ = write!(line, " ({model})");
+        let _ = write!(line, " ({})", field(model));
     }
     match (&b.ios_version, &b.build_version) {
         (Some(v), Some(build)) => {
-            let _ = write!(line, ", iOS {v} ({build})");
+            let _ = write!(line, ", iOS {} ({})", field(v), field(build));
         }
         (Some(v), None) => {
-            let _ = write!(line, ", iOS {v}");
+            let _ = write!(line, ", iOS {}", field(v));
         }
         _ => {}
     }
@@ -100,7 +99,12 @@ fn verdict_line(report: &BackupReport, style: Style) -> String {
 }
 
 fn name(file: &FileRef) -> String {
-    format!("{} {}  [{}]", file.domain, file.path, file.file_id)
+    format!(
+        "{} {}  [{}]",
+        field(&file.domain),
+        field(&file.path),
+        field(&file.file_id)
+    )
 }
 
 /// The size mismatches that are errors (`errors`) or whole content of another size, with both
@@ -114,11 +118,11 @@ fn mismatches(report: &BackupReport, errors: bool) -> Vec<String> {
         .map(|m| {
             format!(
                 "{} {}: {} expected, {} on disk; {}",
-                m.domain,
-                m.path,
+                field(&m.domain),
+                field(&m.path),
                 plural(m.expected_bytes, "byte", "bytes"),
                 human_count(m.actual_bytes),
-                m.evidence
+                field(&m.evidence)
             )
         })
         .collect()
@@ -134,7 +138,7 @@ fn problems(report: &BackupReport, style: Style, verbose: bool, out: &mut String
             Severity::Warning => style.warn("!"),
             Severity::Info => style.dim("i"),
         };
-        let _ = writeln!(out, "  {mark} {}", problem.message);
+        let _ = writeln!(out, "  {mark} {}", field(&problem.message));
         let examples: Vec<String> = match problem.code {
             "backup.files_missing" => report.files.missing.iter().map(name).collect(),
             "backup.files_truncated" => mismatches(report, true),
@@ -143,20 +147,34 @@ fn problems(report: &BackupReport, style: Style, verbose: bool, out: &mut String
                 .files
                 .content_damaged
                 .iter()
-                .map(|f| format!("{} {}: {}", f.domain, f.path, f.reason))
+                .map(|f| {
+                    format!(
+                        "{} {}: {}",
+                        field(&f.domain),
+                        field(&f.path),
+                        field(&f.reason)
+                    )
+                })
                 .collect(),
             "backup.file_id_mismatch" => report.files.file_id_mismatch.iter().map(name).collect(),
             "backup.blobs_undecryptable" => report
                 .files
                 .undecryptable
                 .iter()
-                .map(|f| format!("{} {}: {}", f.domain, f.path, f.reason))
+                .map(|f| {
+                    format!(
+                        "{} {}: {}",
+                        field(&f.domain),
+                        field(&f.path),
+                        field(&f.reason)
+                    )
+                })
                 .collect(),
             "backup.database_damaged" => report
                 .databases
                 .iter()
                 .filter(|d| d.result != "ok")
-                .map(|d| format!("{} ({} {}): {}", d.name, d.domain, d.path, d.result))
+                .map(database)
                 .collect(),
             _ => Vec::new(),
         };
@@ -216,12 +234,20 @@ fn counts(report: &BackupReport) -> String {
         ));
     }
     for db in &report.databases {
-        line.push_str(&format!(
-            "\nDatabase {} ({} {}): {}",
-            db.name, db.domain, db.path, db.result
-        ));
+        line.push_str(&format!("\nDatabase {}", database(db)));
     }
     line
+}
+
+/// "Messages (HomeDomain Library/SMS/sms.db): ok".
+fn database(db: &crate::backup::report::DatabaseCheck) -> String {
+    format!(
+        "{} ({} {}): {}",
+        db.name,
+        field(&db.domain),
+        field(&db.path),
+        field(&db.result)
+    )
 }
 
 /// `ibackup verify`: who, when, the verdict and why.
@@ -229,7 +255,7 @@ pub fn verify_text(report: &BackupReport, style: Style, verbose: bool) -> String
     let mut out = String::new();
     let _ = writeln!(out, "{}", style.bold(&title(report)));
     let _ = writeln!(out, "{}", when(report));
-    let _ = writeln!(out, "{}", style.dim(&report.backup.path));
+    let _ = writeln!(out, "{}", style.dim(&field(&report.backup.path)));
     let _ = writeln!(out);
     problems(report, style, verbose, &mut out);
     let _ = writeln!(out, "{}", counts(report));
@@ -243,14 +269,12 @@ pub fn inspect_text(report: &BackupReport, style: Style, verbose: bool) -> Strin
     let mut out = String::new();
     let _ = writeln!(out, "{}", style.bold(&title(report)));
     let _ = writeln!(out, "{}", when(report));
-    let _ = writeln!(out, "  Folder      {}", b.path);
+    let _ = writeln!(out, "  Folder      {}", field(&b.path));
     let _ = writeln!(out, "  UDID        {}", or_unknown(&b.udid));
     let _ = writeln!(
         out,
         "  State       {}",
-        b.snapshot_state
-            .as_deref()
-            .unwrap_or("unknown (no Status.plist)")
+        field_or(b.snapshot_state.as_deref(), "unknown (no Status.plist)")
     );
     if report.manifest_read {
         let _ = writeln!(
@@ -289,7 +313,7 @@ pub fn inspect_text(report: &BackupReport, style: Style, verbose: bool) -> Strin
                 "  {:>9}  {:>7}  {}",
                 human_bytes(d.bytes),
                 human_count(d.files),
-                d.domain
+                field(&d.domain)
             );
         }
     }
@@ -373,7 +397,7 @@ pub fn backup_list_text(reports: &[BackupReport], style: Style) -> String {
         let _ = writeln!(
             out,
             "{}  iOS {}  {}  {}  {}{}",
-            r.backup.device_name.as_deref().unwrap_or("Unnamed iPhone"),
+            field_or(r.backup.device_name.as_deref(), "Unnamed iPhone"),
             or_unknown(&r.backup.ios_version),
             date,
             human_bytes(r.size.declared_bytes),
@@ -384,13 +408,13 @@ pub fn backup_list_text(reports: &[BackupReport], style: Style) -> String {
                 ""
             }
         );
-        let _ = writeln!(out, "  {}", style.dim(&r.backup.path));
+        let _ = writeln!(out, "  {}", style.dim(&field(&r.backup.path)));
         if !r.backup.icloud.is_unknown() {
             let _ = writeln!(out, "  iCloud: {}", icloud_as_of(r));
         }
         if r.verdict != Verdict::Complete {
             for p in r.problems.iter().filter(|p| p.severity == Severity::Error) {
-                let _ = writeln!(out, "    {} {}", style.bad("✗"), p.message);
+                let _ = writeln!(out, "    {} {}", style.bad("✗"), field(&p.message));
             }
         }
     }

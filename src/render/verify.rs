@@ -2,7 +2,7 @@
 //! connected, whether it can be restored to it (or why that could not be told). With `--quiet`,
 //! the verdict alone, one word.
 
-use super::text::Style;
+use super::text::{field, Style};
 use super::{diagnosis, report};
 use crate::backup::report::BackupReport;
 use crate::diagnose::readiness::{Answer, Readiness};
@@ -25,7 +25,7 @@ pub fn verify_page(
         }
     }
     if let Some(error) = device_error {
-        text.push_str(&format!("\nRestore readiness unknown: {error}\n"));
+        text.push_str(&format!("\nRestore readiness unknown: {}\n", field(error)));
     }
     text
 }

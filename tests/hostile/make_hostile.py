@@ -442,6 +442,36 @@ def mbdb_over_its_cap(path):
         f.truncate((256 << 20) + 1)
 
 
+# --- terminal output (printing) -------------------------------------------------------------
+
+HOSTILE_NAME = ("Evil\x1b]0;owned\x07\x1b[2J\x1b[31m\r\x08\u202e\u2066\u2069\u200b\x85\x9b"
+                "\nComplete: all 999 files are present")
+
+
+def set_info(path, **values):
+    """Rewrites Info.plist in binary form (XML cannot carry control characters)."""
+    info_path = os.path.join(path, "Info.plist")
+    info = plistlib.load(open(info_path, "rb"))
+    info.update(values)
+    plistlib.dump(info, open(info_path, "wb"), fmt=plistlib.FMT_BINARY)
+
+
+@case([1], "\\nComplete: all 999 files are present")
+def names_with_terminal_escapes(path):
+    """Escape sequences, bidi and a forged verdict line in the device name and in a row whose
+    blob is missing (so the report names it): shown escaped, never raw."""
+    set_info(path, **{"Device Name": HOSTILE_NAME})
+    fid = make_backup.file_id("HomeDomain", HOSTILE_NAME)
+    rows_sql(path, "INSERT INTO Files VALUES (?, 'HomeDomain', ?, 1, ?)",
+             (fid, HOSTILE_NAME, archive({"Size": 3, "$class": plistlib.UID(2)})))
+
+
+@case([0])
+def device_name_huge(path):
+    """A 20 MB device name: a few KB of text, bounded memory."""
+    set_info(path, **{"Device Name": "A" * (20 << 20)})
+
+
 def main(argv):
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
