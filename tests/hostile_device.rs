@@ -233,6 +233,12 @@ fn inspect_reports_no_values_from_a_phone_without_tls() {
         text.stdout
     );
     assert_no_phone_values(&text.stdout, "inspect");
+    // A phone that could not be read is not "nothing to fix".
+    assert!(
+        !text.stdout.contains("Nothing to fix") && text.stdout.contains("was not checked"),
+        "{}",
+        text.stdout
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

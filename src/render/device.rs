@@ -211,9 +211,9 @@ pub fn devices_notes(listed: &[Listing], not_shown: usize) -> String {
     for phone in listed {
         if let Some(error) = &phone.error {
             text.push_str(&format!(
-                "{} could not be read: {error}
-",
-                phone.udid
+                "{} could not be read: {}\n",
+                field(&phone.udid),
+                field(error)
             ));
         }
     }

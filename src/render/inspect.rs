@@ -11,6 +11,9 @@ use crate::diagnose::inspection::InspectReport;
 pub fn inspect_text(result: &InspectReport, single: bool, out: &Output) -> String {
     let style = Style::new(out.color);
     if out.quiet {
+        if result.findings.is_empty() && unchecked_parts(result) {
+            return format!("{}\n", style.warn(UNCHECKED_PARTS));
+        }
         return diagnosis::findings_summary(&result.findings, style);
     }
     let mut sections = Vec::new();
@@ -43,6 +46,20 @@ pub fn inspect_text(result: &InspectReport, single: bool, out: &Output) -> Strin
     if let Some(readiness) = &result.restore {
         sections.push(diagnosis::readiness_text(readiness, style));
     }
-    sections.push(diagnosis::findings_text(&result.findings, style));
+    if result.findings.is_empty() && unchecked_parts(result) {
+        sections.push(format!("{}\n", style.warn(UNCHECKED_PARTS)));
+    } else {
+        sections.push(diagnosis::findings_text(&result.findings, style));
+    }
     sections.join("\n")
+}
+
+/// Said instead of "Nothing to fix" when the phone or a backup could not be read: nothing was
+/// found, but not everything could be looked at.
+const UNCHECKED_PARTS: &str =
+    "No problem found in what could be read, but what is named above as unreadable was not checked.";
+
+/// Whether the phone or any backup could not be read at all.
+fn unchecked_parts(result: &InspectReport) -> bool {
+    result.device_error.is_some() || !result.errors.is_empty()
 }
