@@ -697,6 +697,34 @@ mod tests {
     }
 
     #[test]
+    fn a_database_in_wal_mode_is_read_from_its_main_file() {
+        // Immutable: SQLite looks for no -wal beside it and reads what the file holds.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE t (n); INSERT INTO t VALUES (1);",
+        )
+        .unwrap();
+        drop(conn);
+        let plain = std::fs::read(&path).unwrap();
+        assert_eq!(plain[18], 2, "the header says WAL");
+        let db = encrypted_file(&dir, &encrypt(&plain, false));
+        let count = db
+            .connect()
+            .and_then(|conn| conn.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)));
+        assert_eq!(count.unwrap(), 1);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            names.iter().all(|n| n == "wal.db" || n == "encrypted"),
+            "{names:?}"
+        );
+    }
+
+    #[test]
     fn a_wrong_key_gives_sqlite_an_error_not_a_crash() {
         let plain = database(10);
         let dir = tempfile::tempdir().unwrap();
