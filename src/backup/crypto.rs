@@ -215,7 +215,9 @@ fn new_decryptor(key: &FileKey) -> Aes256CbcDec {
     Aes256CbcDec::new(key.as_bytes().into(), &[0u8; BLOCK_LEN].into())
 }
 
-fn check_aligned(len: u64) -> Result<(), CryptoError> {
+/// A ciphertext of `len` bytes can be decrypted only when it is a whole, non-zero number of
+/// blocks.
+pub(crate) fn check_aligned(len: u64) -> Result<(), CryptoError> {
     if len == 0 {
         Err(CryptoError::Empty)
     } else if len % BLOCK_LEN as u64 != 0 {
@@ -223,6 +225,14 @@ fn check_aligned(len: u64) -> Result<(), CryptoError> {
     } else {
         Ok(())
     }
+}
+
+/// Decrypts whole blocks in place, CBC-chained from `iv`: the previous ciphertext block, or
+/// zeros at the start of a file. This is what lets a file be decrypted from any block on
+/// (`decrypting_vfs`). `data.len()` must be a multiple of [`BLOCK_LEN`].
+pub(crate) fn decrypt_in_place(key: &FileKey, iv: &[u8; BLOCK_LEN], data: &mut [u8]) {
+    let mut decryptor = Aes256CbcDec::new(key.as_bytes().into(), iv.into());
+    decrypt_blocks(&mut decryptor, data);
 }
 
 /// Decrypts whole blocks in place; `data.len()` must be a multiple of [`BLOCK_LEN`].
@@ -233,7 +243,7 @@ fn decrypt_blocks(decryptor: &mut Aes256CbcDec, data: &mut [u8]) {
 }
 
 /// The PKCS#7 padding length of a final plaintext block, or `None` when it is not valid padding.
-fn padding_len(block: &[u8]) -> Option<usize> {
+pub(crate) fn padding_len(block: &[u8]) -> Option<usize> {
     let pad = usize::from(*block.last()?);
     if pad == 0 || pad > BLOCK_LEN || pad > block.len() {
         return None;

@@ -1,7 +1,8 @@
 //! The `--deep` pass, run after the matching on a backup whose file list was read: every intact
 //! blob of an encrypted backup is decrypted (in parallel, a block at a time) and its plaintext
 //! length compared with the size the manifest states, and the key SQLite databases the scan
-//! picked out get a `PRAGMA quick_check`, decrypted in memory first when the backup is encrypted.
+//! picked out get a `PRAGMA quick_check`, read through the decrypting VFS (a page at a time, never
+//! whole) when the backup is encrypted.
 //! On an unencrypted backup every other blob of the right size that is a SQLite database or a
 //! plist (told by its first bytes) is checked too, in parallel: quick_check, or parsed with a
 //! size and shape limit. Each damaged file is reported once, in one list.
@@ -17,11 +18,13 @@ use rayon::prelude::*;
 use super::blobs::{blob_path, open_blob};
 use super::content_check::{check_content, quick_check, quick_check_file};
 use super::crypto;
+use super::decrypting_vfs::{EncryptedDb, MAX_ENCRYPTED_DB_BYTES};
 use super::keybag::ClassKeys;
-use super::manifest::{self, ManifestError};
+use super::manifest::ManifestError;
 use super::problems::{content_problem, database_problems, undecryptable_problem};
 use super::report::{BackupReport, DamagedRecord, DatabaseCheck};
 use super::scan::{FoundDatabase, Listed, Names, Progress};
+use crate::untrusted_file::{self, Links};
 
 /// The `--deep` pass over a backup whose manifest was read.
 pub(super) struct Deep<'a> {
@@ -164,17 +167,19 @@ impl Deep<'_> {
         Ok(())
     }
 
-    /// `PRAGMA quick_check` on one key database, opened read-only from its blob (decrypted in
-    /// memory for an encrypted backup). None when its blob is absent (already a missing file).
+    /// `PRAGMA quick_check` on one key database, opened read-only from its blob (decrypted as
+    /// SQLite reads it for an encrypted backup). None when its blob is absent (already a missing file).
     /// `changed`: its size differs from the record's but its content is whole.
     fn check_database(&self, found: &FoundDatabase, changed: bool) -> Option<String> {
         let path = blob_path(self.root, &found.id, self.flat);
-        if !path.is_file() {
+        // Only a regular file is checked, and a link is never followed: anything else in the
+        // blob's place is already reported by the matching.
+        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) {
             return None;
         }
         let result = if self.encrypted {
             let keys = self.keys?;
-            decrypted_quick_check(&path, keys, found, changed)
+            decrypted_quick_check(&path, keys, found, changed, MAX_ENCRYPTED_DB_BYTES)
         } else {
             quick_check_file(&path)
         };
@@ -182,11 +187,15 @@ impl Deep<'_> {
     }
 }
 
+/// `PRAGMA quick_check` on an encrypted key database, read through the decrypting VFS: only the
+/// pages SQLite reads are decrypted, so memory stays bounded whatever the blob's size. A blob
+/// above `max_bytes` is refused unread, with a message saying so.
 fn decrypted_quick_check(
     path: &Path,
     keys: &ClassKeys,
     found: &FoundDatabase,
     changed: bool,
+    max_bytes: u64,
 ) -> Result<String, String> {
     let wrapped = found
         .key
@@ -195,18 +204,114 @@ fn decrypted_quick_check(
     let key = keys
         .unwrap_key(wrapped)
         .map_err(|e| format!("its EncryptionKey cannot be unwrapped ({e})"))?;
-    let ciphertext = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
-    let plaintext = crypto::decrypt_to_vec(&key, &ciphertext).map_err(|e| e.to_string())?;
-    if !changed
-        && found
-            .size
-            .is_some_and(|size| size != plaintext.len() as u64)
-    {
+    let file = untrusted_file::open_regular(path, Links::Refuse)
+        .map_err(|e| format!("cannot open it: {e}"))?;
+    let len = file
+        .metadata()
+        .map_err(|e| format!("cannot read it: {e}"))?
+        .len();
+    if len > max_bytes {
+        return Err(format!(
+            "not checked: it is {len} bytes, more than the {max_bytes} bytes ibackup decrypts to \
+             check a database, far more than any real one"
+        ));
+    }
+    let mut db = EncryptedDb::new(file, key).map_err(|e| e.to_string())?;
+    let padding = db
+        .padding()
+        .ok_or_else(|| crypto::CryptoError::BadPadding.to_string())?;
+    let plaintext_len = db.encrypted_len() - padding as u64;
+    if !changed && found.size.is_some_and(|size| size != plaintext_len) {
         return Err("it does not decrypt to the size the manifest states".into());
     }
-    let conn = manifest::open_in_memory(&plaintext).map_err(|e| e.to_string())?;
-    let result = quick_check(&conn);
-    // The connection reads `plaintext` in place: close it before the bytes are wiped.
-    drop(conn);
-    result
+    db.set_len(plaintext_len);
+    let conn = db.connect().map_err(|e| e.to_string())?;
+    quick_check(&conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::blobs::FileId;
+    use crate::backup::keybag::{Keybag, Password};
+
+    #[test]
+    fn a_key_database_above_the_ceiling_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        std::fs::write(&path, [0u8; 64]).unwrap();
+        // A keybag of one password class, so that a file key can be unwrapped.
+        let (keys, wrapped) = one_class_keys();
+        let found = FoundDatabase {
+            name: "Messages",
+            id: FileId::default(),
+            size: Some(48),
+            key: Some(wrapped.into_boxed_slice()),
+            rowid: 1,
+        };
+        let refused = decrypted_quick_check(&path, &keys, &found, false, 63).unwrap_err();
+        assert!(
+            refused.contains("64 bytes") && refused.contains("63 bytes"),
+            "{refused}"
+        );
+        let read = decrypted_quick_check(&path, &keys, &found, false, 64).unwrap_err();
+        assert!(!read.contains("not checked"), "{read}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_database_blob_that_is_a_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, [0u8; 64]).unwrap();
+        let link = dir.path().join("blob");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let (keys, wrapped) = one_class_keys();
+        let found = FoundDatabase {
+            name: "Messages",
+            id: FileId::default(),
+            size: None,
+            key: Some(wrapped.into_boxed_slice()),
+            rowid: 1,
+        };
+        let refused = decrypted_quick_check(&link, &keys, &found, false, u64::MAX).unwrap_err();
+        assert!(refused.contains("symbolic link"), "{refused}");
+    }
+
+    fn one_class_keys() -> (ClassKeys, Vec<u8>) {
+        use aes_kw::KekAes256;
+        fn tlv(out: &mut Vec<u8>, tag: &[u8; 4], value: &[u8]) {
+            out.extend_from_slice(tag);
+            out.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            out.extend_from_slice(value);
+        }
+        let salt = [3u8; 20];
+        let mut kek = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<sha1::Sha1>(b"pw", &salt, 1, &mut kek);
+        let class_key = [5u8; 32];
+        let mut wrapped_class = [0u8; 40];
+        KekAes256::new(&kek.into())
+            .wrap(&class_key, &mut wrapped_class)
+            .unwrap();
+        let mut bag = Vec::new();
+        tlv(&mut bag, b"SALT", &salt);
+        tlv(&mut bag, b"ITER", &1u32.to_be_bytes());
+        // The keybag's own UUID, then the class's.
+        tlv(&mut bag, b"UUID", &[0; 16]);
+        tlv(&mut bag, b"UUID", &[1; 16]);
+        tlv(&mut bag, b"CLAS", &3u32.to_be_bytes());
+        tlv(&mut bag, b"WRAP", &2u32.to_be_bytes());
+        tlv(&mut bag, b"WPKY", &wrapped_class);
+        let keys = Keybag::parse(&bag)
+            .unwrap()
+            .unlock(&Password::from("pw"))
+            .unwrap();
+        let mut wrapped_file = 3u32.to_le_bytes().to_vec();
+        let mut out = [0u8; 40];
+        KekAes256::new(&class_key.into())
+            .wrap(&[9u8; 32], &mut out)
+            .unwrap();
+        wrapped_file.extend_from_slice(&out);
+        (keys, wrapped_file)
+    }
 }

@@ -22,6 +22,13 @@ pub const WRAPPED_KEY_LEN: usize = KEY_LEN + 8;
 /// wrapped key [jsharkey13/iphone_backup_decrypt src/iphone_backup_decrypt/iphone_backup.py].
 pub const PROTECTED_KEY_LEN: usize = 4 + WRAPPED_KEY_LEN;
 
+/// The most PBKDF2-HMAC-SHA1 iterations (`ITER`) a keybag may ask for: 100 times the 10,000 iOS
+/// uses. More is refused before any key is derived, so a hostile keybag cannot stall a check.
+pub const MAX_SHA1_ITERATIONS: u32 = 1_000_000;
+/// The most PBKDF2-HMAC-SHA256 iterations (`DPIC`) a keybag may ask for: 100 times the
+/// 10,000,000 iOS uses (about two minutes of derivation on a fast computer).
+pub const MAX_SHA256_ITERATIONS: u32 = 1_000_000_000;
+
 /// `WRAP` bit meaning "wrapped with the passcode-derived key"; bit 1 (device key) cannot be
 /// undone off the phone [matan1008/pyiosbackup keybag.py, WRAP_PASSCODE = 2].
 const WRAP_PASSCODE: u32 = 2;
@@ -116,6 +123,20 @@ pub enum KeybagError {
     Missing {
         /// The tag.
         tag: &'static str,
+    },
+    /// An iteration count above the ceiling ([`MAX_SHA1_ITERATIONS`], [`MAX_SHA256_ITERATIONS`]).
+    #[error(
+        "the keybag asks for {count} {tag} iterations of its password key derivation, more than \
+         the {ceiling} ibackup accepts (100 times what iOS uses); no real backup does, so the \
+         keybag is damaged or made to stall the check"
+    )]
+    TooManyIterations {
+        /// `ITER` or `DPIC`.
+        tag: &'static str,
+        /// The count the keybag states.
+        count: u32,
+        /// The most ibackup accepts for that tag.
+        ceiling: u32,
     },
     /// No class key is wrapped with the password, so there is nothing the password can unlock.
     #[error("the keybag holds no class key protected by the backup password")]
@@ -426,14 +447,29 @@ fn kdf_params(
             .filter(|&n| n > 0)
             .ok_or(KeybagError::Missing { tag: "ITER" })?,
     };
+    within_ceiling("ITER", sha1.iterations, MAX_SHA1_ITERATIONS)?;
     // Keybags from iOS 10.2 on add the SHA-256 step; earlier ones have neither record.
     let sha256 = match (dp_salt, dp_iterations) {
         (None, None) => None,
-        (Some(salt), Some(iterations)) if iterations > 0 => Some(KdfStep { salt, iterations }),
+        (Some(salt), Some(iterations)) if iterations > 0 => {
+            within_ceiling("DPIC", iterations, MAX_SHA256_ITERATIONS)?;
+            Some(KdfStep { salt, iterations })
+        }
         (Some(_), _) => return Err(KeybagError::Missing { tag: "DPIC" }),
         (None, Some(_)) => return Err(KeybagError::Missing { tag: "DPSL" }),
     };
     Ok(KdfParams { sha256, sha1 })
+}
+
+fn within_ceiling(tag: &'static str, count: u32, ceiling: u32) -> Result<(), KeybagError> {
+    if count > ceiling {
+        return Err(KeybagError::TooManyIterations {
+            tag,
+            count,
+            ceiling,
+        });
+    }
+    Ok(())
 }
 
 /// The key-encryption key for `password`:
@@ -725,6 +761,41 @@ mod tests {
         assert_eq!(
             keybag.unlock(&Password::from("x")).unwrap_err(),
             KeybagError::NoPasswordClasses
+        );
+    }
+
+    #[test]
+    fn iteration_counts_above_the_ceilings_are_refused_before_any_derivation() {
+        let base = |iter: u32, dpic: u32| {
+            let mut out = Vec::new();
+            tlv(&mut out, b"SALT", &[1; 20]);
+            num(&mut out, b"ITER", iter);
+            tlv(&mut out, b"DPSL", &[2; 20]);
+            num(&mut out, b"DPIC", dpic);
+            out
+        };
+        assert!(Keybag::parse(&base(MAX_SHA1_ITERATIONS, MAX_SHA256_ITERATIONS)).is_ok());
+        assert_eq!(
+            Keybag::parse(&base(10_000, u32::MAX)).unwrap_err(),
+            KeybagError::TooManyIterations {
+                tag: "DPIC",
+                count: u32::MAX,
+                ceiling: MAX_SHA256_ITERATIONS
+            }
+        );
+        let sha1 = Keybag::parse(&base(MAX_SHA1_ITERATIONS + 1, 10)).unwrap_err();
+        assert_eq!(
+            sha1,
+            KeybagError::TooManyIterations {
+                tag: "ITER",
+                count: MAX_SHA1_ITERATIONS + 1,
+                ceiling: MAX_SHA1_ITERATIONS
+            }
+        );
+        let text = sha1.to_string();
+        assert!(
+            text.contains("1000001") && text.contains("1000000"),
+            "{text}"
         );
     }
 

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{ffi, Connection, OpenFlags};
-use zeroize::Zeroizing;
+
+use super::decrypting_vfs::EncryptedDb;
 
 /// The first 16 bytes of every SQLite database file.
 pub const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
@@ -47,11 +48,7 @@ pub struct Row<'a> {
 
 /// An open, read-only Manifest.db.
 pub struct Manifest {
-    // Declared before `plaintext` so that it is dropped (and lets go of the bytes) first.
     conn: Connection,
-    /// The decrypted database of an encrypted backup, which SQLite reads in place. Wiped when
-    /// the manifest is dropped; never written anywhere.
-    _plaintext: Option<Zeroizing<Vec<u8>>>,
 }
 
 /// Whether the file at `path` starts with the SQLite header (an encrypted manifest does not).
@@ -146,23 +143,15 @@ impl Manifest {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(readonly_uri(path), flags)?;
         Self::check_schema(&conn)?;
-        Ok(Manifest {
-            conn,
-            _plaintext: None,
-        })
+        Ok(Manifest { conn })
     }
 
-    /// Opens a decrypted Manifest.db held in memory, read-only; the bytes never reach the disk.
-    pub fn from_plaintext(plaintext: Zeroizing<Vec<u8>>) -> Result<Self, ManifestError> {
-        if !plaintext.starts_with(SQLITE_MAGIC) {
-            return Err(ManifestError::NotSqlite);
-        }
-        let conn = open_in_memory(&plaintext)?;
+    /// Opens an encrypted Manifest.db read-only, decrypting only the pages SQLite reads
+    /// (`decrypting_vfs`); its plaintext is never held whole and never reaches the disk.
+    pub fn from_encrypted(db: EncryptedDb) -> Result<Self, ManifestError> {
+        let conn = db.connect()?;
         Self::check_schema(&conn)?;
-        Ok(Manifest {
-            conn,
-            _plaintext: Some(plaintext),
-        })
+        Ok(Manifest { conn })
     }
 
     fn check_schema(conn: &Connection) -> Result<(), ManifestError> {

@@ -6,6 +6,7 @@ pub mod bplist;
 pub mod content_check;
 pub mod contents;
 pub mod crypto;
+pub mod decrypting_vfs;
 mod deep;
 mod error;
 pub mod folder;

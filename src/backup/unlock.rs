@@ -1,19 +1,18 @@
 //! Opening an encrypted backup with its password: the keybag from Manifest.plist is unlocked,
-//! the ManifestKey unwrapped, and Manifest.db decrypted into wiped-on-drop memory and opened
-//! from there. Nothing decrypted is written anywhere. The per-file keys are unwrapped later, by
-//! `verify --deep`, from the [`ClassKeys`] returned here.
+//! the ManifestKey unwrapped, and Manifest.db opened through the decrypting VFS, which decrypts
+//! only the pages SQLite reads (memory stays bounded whatever its size). Nothing decrypted is
+//! written anywhere. The per-file keys are unwrapped later, by `verify --deep`, from the
+//! [`ClassKeys`] returned here.
 
 use std::path::Path;
 
 use super::crypto;
+use super::decrypting_vfs::{EncryptedDb, HEAD_LEN, MAX_ENCRYPTED_DB_BYTES};
 use super::error::BackupError;
 use super::keybag::{ClassKeys, Keybag, KeybagError, Password};
 use super::manifest::Manifest;
 use super::plists::ManifestPlist;
-
-/// Manifest.db files larger than this are refused rather than decrypted in memory (the largest
-/// real ones are a few hundred MB).
-const MAX_MANIFEST_BYTES: u64 = 4 << 30;
+use crate::untrusted_file::{self, Links};
 
 /// Unlocks the keybag in Manifest.plist with `password` (iOS 5-9 backups, whose manifest is
 /// not encrypted, need nothing more).
@@ -78,17 +77,26 @@ pub fn open_encrypted(
         path: db_path.to_path_buf(),
         source,
     };
-    let len = std::fs::metadata(db_path).map_err(io)?.len();
-    if len > MAX_MANIFEST_BYTES {
-        return Err(io(std::io::Error::other(format!(
-            "it is {len} bytes, more than any real Manifest.db"
-        ))));
+    // Never a link, FIFO or device, and the size checked on the open handle.
+    let file = untrusted_file::open_regular(db_path, Links::Refuse).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    if len > MAX_ENCRYPTED_DB_BYTES {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "it is {len} bytes, more than the {MAX_ENCRYPTED_DB_BYTES} bytes (16 GiB) ibackup \
+                 accepts for an encrypted Manifest.db; a backup of a million files has one of \
+                 well under 1 GB, so this one is damaged or not a Manifest.db"
+            ),
+        )));
     }
-    let ciphertext = std::fs::read(db_path).map_err(io)?;
-    let whole =
-        crypto::decrypt_whole(&key, &ciphertext).map_err(|e| locked(db_path, e.to_string()))?;
-    let (plaintext, unpadded) = unpad(whole).map_err(|e| locked(db_path, e.to_string()))?;
-    if !crypto::is_sqlite(&plaintext) {
+    let mut db = EncryptedDb::new(file, key).map_err(|e| locked(db_path, e.to_string()))?;
+    let head = db
+        .head(HEAD_LEN)
+        .map_err(|e| locked(db_path, e.to_string()))?;
+    let (plaintext_len, unpadded) = plaintext_len(&head, db.encrypted_len(), db.padding())
+        .map_err(|e| locked(db_path, e.to_string()))?;
+    if !crypto::is_sqlite(&head) {
         return Err(locked(
             db_path,
             "it decrypts to something other than a SQLite database (the ManifestKey or the file \
@@ -96,7 +104,9 @@ pub fn open_encrypted(
                 .into(),
         ));
     }
-    let manifest = Manifest::from_plaintext(plaintext).map_err(|source| BackupError::Manifest {
+    drop(head);
+    db.set_len(plaintext_len);
+    let manifest = Manifest::from_encrypted(db).map_err(|source| BackupError::Manifest {
         path: db_path.to_path_buf(),
         source,
     })?;
@@ -107,26 +117,57 @@ pub fn open_encrypted(
     })
 }
 
-/// The plaintext of a decrypted Manifest.db and whether it was written without padding.
+/// How many bytes of a decrypted Manifest.db are the database, and whether it was written
+/// without padding, from its first decrypted bytes (`head`), its length and its padding.
 ///
 /// The whole decrypted text is taken as unpadded when it is exactly the length its SQLite header
 /// declares (which a padded one never is: padding adds 1 to 16 bytes to a whole number of pages),
 /// or when its last block is not valid padding but it is SQLite all the same. Otherwise the
 /// padding is removed as usual; anything else is bad padding (a damaged file or ManifestKey).
-fn unpad(
-    whole: crypto::Decrypted,
-) -> Result<(zeroize::Zeroizing<Vec<u8>>, bool), crypto::CryptoError> {
-    let crypto::Decrypted { mut bytes, padding } = whole;
-    let full = bytes.len() as u64;
-    let declared = crypto::sqlite_declared_len(&bytes);
+fn plaintext_len(
+    head: &[u8],
+    full: u64,
+    padding: Option<usize>,
+) -> Result<(u64, bool), crypto::CryptoError> {
     match padding {
-        _ if declared == Some(full) => Ok((bytes, true)),
-        Some(pad) => {
-            let len = bytes.len() - pad;
-            bytes.truncate(len);
-            Ok((bytes, false))
-        }
-        None if crypto::is_sqlite(&bytes) => Ok((bytes, true)),
+        _ if crypto::sqlite_declared_len(head) == Some(full) => Ok((full, true)),
+        Some(pad) => Ok((full - pad as u64, false)),
+        None if crypto::is_sqlite(head) => Ok((full, true)),
         None => Err(crypto::CryptoError::BadPadding),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(page_size: u16, pages: u32) -> Vec<u8> {
+        let mut head = vec![0u8; HEAD_LEN];
+        head[..16].copy_from_slice(crypto::SQLITE_HEADER);
+        head[16..18].copy_from_slice(&page_size.to_be_bytes());
+        head[24..28].copy_from_slice(&1u32.to_be_bytes());
+        head[28..32].copy_from_slice(&pages.to_be_bytes());
+        head[92..96].copy_from_slice(&1u32.to_be_bytes());
+        head
+    }
+
+    #[test]
+    fn padding_is_removed_unless_the_database_fills_the_whole_plaintext() {
+        let head = header(4096, 2);
+        assert_eq!(
+            plaintext_len(&head, 8192 + 16, Some(16)).unwrap(),
+            (8192, false)
+        );
+        // Exactly the declared length: unpadded, even if the last bytes look like padding.
+        assert_eq!(plaintext_len(&head, 8192, Some(1)).unwrap(), (8192, true));
+        // No valid padding but SQLite: unpadded.
+        assert_eq!(
+            plaintext_len(&head, 8192 * 3, None).unwrap(),
+            (8192 * 3, true)
+        );
+        assert!(matches!(
+            plaintext_len(&[0u8; HEAD_LEN], 4096, None),
+            Err(crypto::CryptoError::BadPadding)
+        ));
     }
 }
