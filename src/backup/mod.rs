@@ -9,6 +9,8 @@ pub mod crypto;
 mod deep;
 mod error;
 pub mod folder;
+#[cfg(unix)]
+mod handle_vfs;
 pub mod icloud;
 pub mod judge;
 pub mod keybag;
