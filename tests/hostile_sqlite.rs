@@ -94,7 +94,11 @@ fn assert_answer(backup: &Path, code: i32, words: &[&str]) -> String {
         run.max_rss_kb
     );
     for word in words {
-        assert!(run.out.contains(word), "{what}: {word:?} not in:\n{}", run.out);
+        assert!(
+            run.out.contains(word),
+            "{what}: {word:?} not in:\n{}",
+            run.out
+        );
     }
     support::assert_plain_words(&run.out, &what);
     run.out
@@ -191,21 +195,29 @@ fn a_files_that_is_not_a_plain_table_is_refused_at_once() {
 #[test]
 fn a_huge_relative_path_is_refused_naming_its_row_without_reading_it() {
     let (_dir, backup) = backup();
-    let conn = Connection::open(backup.join("Manifest.db")).unwrap();
-    let rowid: i64 = conn
+    let db = backup.join("Manifest.db");
+    let rowid: i64 = Connection::open(&db)
+        .unwrap()
         .query_row(
             "SELECT rowid FROM Files WHERE flags = 1 ORDER BY rowid LIMIT 1",
             [],
             |r| r.get(0),
         )
         .unwrap();
-    conn.execute(
-        "UPDATE Files SET relativePath = printf('%.*c', 300000000, 'a') WHERE rowid = ?1",
-        [rowid],
-    )
-    .unwrap();
-    drop(conn);
-    let out = assert_answer(&backup, 2, &["Manifest.db", "relativePath"]);
+    // Written by another process: the peak memory of this one is what its children inherit
+    // in their ru_maxrss, and it must stay small for the measure to mean anything.
+    let script = "import sqlite3, sys\n\
+                  c = sqlite3.connect(sys.argv[1])\n\
+                  c.execute(\"UPDATE Files SET relativePath = printf('%.*c', 300000000, 'a') \
+                  WHERE rowid = ?\", (int(sys.argv[2]),))\n\
+                  c.commit()\n";
+    let status = std::process::Command::new("python3")
+        .args(["-c", script, db.to_str().unwrap(), &rowid.to_string()])
+        .status()
+        .expect("python3 writes the 300 MB path");
+    assert!(status.success());
+    assert!(std::fs::metadata(&db).unwrap().len() > 300_000_000);
+    let out = assert_answer(&backup, 2, &["Manifest.db", "relativePath", "300,000,000"]);
     assert!(out.contains(&format!("row {rowid}")), "{out}");
 }
 
@@ -265,7 +277,11 @@ fn rows_that_live_only_in_the_wal_get_a_clear_answer() {
             .unwrap();
         }
         std::fs::copy(&work, &db).unwrap();
-        std::fs::copy(dir.path().join("work.db-wal"), backup.join("Manifest.db-wal")).unwrap();
+        std::fs::copy(
+            dir.path().join("work.db-wal"),
+            backup.join("Manifest.db-wal"),
+        )
+        .unwrap();
         drop(conn);
         let before = support::tree_fingerprint(&backup);
         assert_answer(&backup, 2, &["Manifest.db-wal", "sqlite3"]);
@@ -285,7 +301,11 @@ fn the_json_error_names_the_wal_case() {
     )
     .unwrap();
     std::fs::copy(&work, backup.join("Manifest.db")).unwrap();
-    std::fs::copy(dir.path().join("work.db-wal"), backup.join("Manifest.db-wal")).unwrap();
+    std::fs::copy(
+        dir.path().join("work.db-wal"),
+        backup.join("Manifest.db-wal"),
+    )
+    .unwrap();
     drop(conn);
     let run = support::Ibackup::without_phone(
         ["verify", backup.to_str().unwrap(), "--json"],

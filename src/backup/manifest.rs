@@ -117,7 +117,7 @@ pub enum ManifestError {
         "it is in WAL mode and its file list is in Manifest.db-wal beside it, not in \
          Manifest.db itself (the database was copied or left before its changes were merged \
          in). ibackup does not merge them, since that writes to the backup. To check it, copy \
-         the backup folder, run `sqlite3 Manifest.db \"PRAGMA wal_checkpoint(TRUNCATE)\"` in \
+         the backup folder, run `sqlite3 Manifest.db \"PRAGMA wal_checkpoint\"` in \
          the copy, and check the copy"
     )]
     RowsInWal,
@@ -406,7 +406,8 @@ impl Manifest {
             Some(other) => return refuse(&format!("a table of the kind {other:?}")),
         }
         let mut found = [false; COLUMNS.len()];
-        let mut stmt = conn.prepare("SELECT name, hidden FROM pragma_table_xinfo('Files', 'main')")?;
+        let mut stmt =
+            conn.prepare("SELECT name, hidden FROM pragma_table_xinfo('Files', 'main')")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let column: String = row.get(0)?;
@@ -689,13 +690,19 @@ mod tests {
         let manifest = Manifest::from_bytes(&image(&long_domain)).unwrap();
         let e = manifest.scan(|_| {}).unwrap_err().to_string();
         assert!(e.contains("row 1 has a domain of 5,000 bytes"), "{e}");
-        assert!(manifest.names(1).unwrap_err().to_string().contains("domain"));
+        assert!(manifest
+            .names(1)
+            .unwrap_err()
+            .to_string()
+            .contains("domain"));
         let within = format!(
             "{FILES} INSERT INTO Files VALUES ('ab', 'D', printf('%.*c', 4096, 'p'), 1,
                                                 zeroblob(1000000));"
         );
         let manifest = Manifest::from_bytes(&image(&within)).unwrap();
-        manifest.scan(|row| assert_eq!(row.relative_path.len(), 4096)).unwrap();
+        manifest
+            .scan(|row| assert_eq!(row.relative_path.len(), 4096))
+            .unwrap();
     }
 
     /// A table b-tree page (type 5, interior) whose `cells` cells and right-most pointer all
@@ -729,9 +736,11 @@ mod tests {
         ))
         .unwrap();
         let leaf: u32 = conn
-            .query_row("SELECT rootpage FROM sqlite_master WHERE name = 'Files'", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT rootpage FROM sqlite_master WHERE name = 'Files'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         let pages: u32 = conn
             .pragma_query_value(None, "page_count", |r| r.get(0))
@@ -765,7 +774,10 @@ mod tests {
             rows += 1;
             assert!(rows < 5_000_000, "the scan runs for ever");
         });
-        assert!(matches!(result, Err(ManifestError::TooMuchWork)), "{result:?}");
+        assert!(
+            matches!(result, Err(ManifestError::TooMuchWork)),
+            "{result:?}"
+        );
         // What it made up before it stopped stays within the budget (a scan takes more than five
         // steps a row).
         let budget = BUDGET_BASE_STEPS + BUDGET_STEPS_PER_BYTE * bytes.len() as u64;
@@ -773,7 +785,10 @@ mod tests {
         // Spent: a later statement stops at its first look at the budget.
         let mut again = 0u64;
         let result = manifest.scan(|_| again += 1);
-        assert!(matches!(result, Err(ManifestError::TooMuchWork)), "{result:?}");
+        assert!(
+            matches!(result, Err(ManifestError::TooMuchWork)),
+            "{result:?}"
+        );
         assert!(again < STEPS_PER_CHECK, "{again}");
     }
 
