@@ -242,40 +242,24 @@ fn rows_that_live_only_in_the_wal_get_a_clear_answer() {
     for table_in_main in [false, true] {
         let (dir, backup) = backup();
         let db = backup.join("Manifest.db");
-        let rows: Vec<(String, String, String, i64, Option<Vec<u8>>)> = {
-            let conn = Connection::open(&db).unwrap();
-            let mut stmt = conn.prepare("SELECT * FROM Files").unwrap();
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
-            rows
-        };
         // Written elsewhere, copied while the writer still holds it open (so nothing is
         // checkpointed), as a copy of a backup being written would be.
         let work = dir.path().join("work.db");
         let conn = Connection::open(&work).unwrap();
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;")
-            .unwrap();
-        let create = "CREATE TABLE Files (fileID TEXT PRIMARY KEY, domain TEXT,
-                      relativePath TEXT, flags INTEGER, file BLOB)";
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+             CREATE TABLE Files (fileID TEXT PRIMARY KEY, domain TEXT, relativePath TEXT,
+                                 flags INTEGER, file BLOB);",
+        )
+        .unwrap();
         if table_in_main {
-            conn.execute_batch(create).unwrap();
             conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
                 .unwrap();
-        } else {
-            conn.execute_batch(create).unwrap();
         }
-        for row in &rows {
-            conn.execute(
-                "INSERT INTO Files VALUES (?1, ?2, ?3, ?4, ?5)",
-                rusqlite::params![row.0, row.1, row.2, row.3, row.4],
-            )
+        conn.execute("ATTACH DATABASE ?1 AS sound", [db.to_str().unwrap()])
             .unwrap();
-        }
+        conn.execute_batch("INSERT INTO main.Files SELECT * FROM sound.Files; DETACH sound;")
+            .unwrap();
         std::fs::copy(&work, &db).unwrap();
         std::fs::copy(
             dir.path().join("work.db-wal"),

@@ -55,10 +55,10 @@ pub const MAX_NAME_BYTES: usize = 4096;
 /// with (a million: the schema and a small manifest's every query fit many times over)...
 pub const BUDGET_BASE_STEPS: u64 = 1_000_000;
 
-/// ...plus this many for each byte of the database. Scanning `Files` takes about ten steps a
-/// row and looking a row's names up about twenty; even rows of empty names take ten bytes or
-/// more on disk, so a full scan plus several lookups per row fits with room to spare, whatever
-/// the size (a 500 MB manifest of a million files gets 8 billion steps and needs about 40
+/// ...plus this many for each byte of the database. Scanning `Files` takes 8 steps a row and
+/// looking a row's names up 11; even rows of empty names take ten bytes or more on disk (160
+/// steps), so a full scan plus several lookups per row fits with room to spare, whatever the
+/// size (a 900 MB manifest of a million files gets 14 billion steps and needs about 20
 /// million). A statement that runs out is interrupted: only a damaged or hostile database (a
 /// b-tree whose pages point at one another, say) gets there, and the rows it could make up
 /// before that stay in proportion to its size.
@@ -365,6 +365,12 @@ impl Manifest {
     /// same checks as a file: for tests and the fuzz target.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ManifestError> {
         Self::from_plaintext(Zeroizing::new(bytes.to_vec()))
+    }
+
+    /// A Manifest.db behind a connection opened some other way (a decrypting VFS, say): hardened
+    /// and checked like every other before it is handed out.
+    pub fn from_connection(conn: Connection) -> Result<Self, ManifestError> {
+        Self::checked(conn, None)
     }
 
     /// Hardens a fresh connection and checks its schema.
