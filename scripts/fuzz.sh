@@ -8,7 +8,8 @@
 #   scripts/fuzz.sh 10000000 mbfile keybag
 #
 # Each target starts from its committed seeds (fuzz/seeds/TARGET) and grows its own corpus in
-# fuzz/corpus/TARGET (not committed). A crash stops the script: its input is in
+# fuzz/corpus/TARGET (not committed); fuzz/dicts/TARGET.dict, when there is one, gives libFuzzer
+# words to splice in (SQL for manifest_db). A crash stops the script: its input is in
 # fuzz/artifacts/TARGET; copy it to fuzz/regressions/TARGET and add a test that replays it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,8 +22,10 @@ for t in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$t"
   start=$(date +%s)
   log=$(mktemp)
+  dict=()
+  [ -f "fuzz/dicts/$t.dict" ] && dict=(-dict="fuzz/dicts/$t.dict")
   if cargo +nightly fuzz run -O "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
-       -runs="$runs" -rss_limit_mb=1024 -timeout=5 -max_len=65536 >"$log" 2>&1; then
+       -runs="$runs" -rss_limit_mb=1024 -timeout=5 -max_len=65536 ${dict[@]+"${dict[@]}"} >"$log" 2>&1; then
     line=$(grep -E '^Done [0-9]+ runs' "$log" | tail -1)
     echo "$t: ${line:-done} ($(( $(date +%s) - start )) s), no crash"
   else

@@ -37,6 +37,10 @@ impl BackupError {
             BackupError::NotABackup { .. } => "backup.not_a_backup",
             BackupError::Io { .. } => "backup.unreadable",
             BackupError::Plist { .. } => "backup.plist_damaged",
+            BackupError::Manifest {
+                source: ManifestError::RowsInWal,
+                ..
+            } => "backup.manifest_in_wal",
             BackupError::Manifest { .. } => "backup.manifest_damaged",
             BackupError::WrongPassword { .. } => "backup.wrong_password",
             BackupError::Locked { .. } => "backup.keys_damaged",
@@ -67,6 +71,15 @@ impl BackupError {
                  not the iPhone's passcode or the Apple Account password. Give it with \
                  --password-file FILE (- reads standard input), the IBACKUP_PASSWORD environment \
                  variable, or type it when asked."
+            }
+            BackupError::Manifest {
+                source: ManifestError::RowsInWal,
+                ..
+            } => {
+                "Finder and iTunes do not leave a finished backup like this: a copy taken while \
+                 the backup was being written, or a tool that opened Manifest.db for writing, \
+                 does. Copy the backup again once it has finished, or check a copy as the \
+                 message says, or make a fresh backup."
             }
             BackupError::Plist { .. }
             | BackupError::Manifest { .. }

@@ -10,6 +10,8 @@ pub mod decrypting_vfs;
 mod deep;
 mod error;
 pub mod folder;
+#[cfg(unix)]
+mod handle_vfs;
 pub mod icloud;
 pub mod judge;
 pub mod keybag;

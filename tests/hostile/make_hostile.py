@@ -472,6 +472,181 @@ def device_name_huge(path):
     set_info(path, **{"Device Name": "A" * (20 << 20)})
 
 
+# --- SQLite attack surface (Manifest.db) ---------------------------------------------------
+# A Files that is not a plain table, values larger than any real backup holds, a b-tree that
+# multiplies itself, rows only in the -wal, a Manifest.db that is a link: each stops the check
+# with exit 2 and words naming what is wrong, within the time and memory limits.
+
+def sound_rows(path):
+    conn = sqlite3.connect(db(path))
+    rows = conn.execute("SELECT fileID, domain, relativePath, flags, file FROM Files").fetchall()
+    conn.close()
+    return rows
+
+
+def new_manifest(path, sql, rows=()):
+    """Replaces Manifest.db by a database built by `sql`, holding `rows` when Files takes them."""
+    os.remove(db(path))
+    conn = sqlite3.connect(db(path))
+    conn.executescript(sql)
+    if rows:
+        conn.executemany("INSERT INTO Files VALUES (?, ?, ?, ?, ?)", rows)
+    conn.commit()
+    conn.close()
+
+
+@case([2], "a view")
+def sqlite_files_recursive_view(path):
+    new_manifest(path, """CREATE VIEW Files AS WITH RECURSIVE n(i) AS
+        (SELECT 1 UNION ALL SELECT i + 1 FROM n)
+        SELECT i AS rowid, hex(i) AS fileID, 'HomeDomain' AS domain, 'a' AS relativePath, 1 AS flags,
+               NULL AS file FROM n""")
+
+
+@case([2], "a view")
+def sqlite_files_cross_join_view(path):
+    rows = sound_rows(path)
+    new_manifest(path, """CREATE TABLE Real (fileID TEXT, domain TEXT, relativePath TEXT,
+                                          flags INTEGER, file BLOB);
+        CREATE VIEW Files AS SELECT a.rowid AS rowid, a.* FROM Real a, Real b, Real c, Real d, Real e, Real f""")
+    conn = sqlite3.connect(db(path))
+    conn.executemany("INSERT INTO Real VALUES (?, ?, ?, ?, ?)", rows)
+    conn.commit()
+    conn.close()
+
+
+@case([2], "a view")
+def sqlite_files_zeroblob_view(path):
+    new_manifest(path, """CREATE VIEW Files AS SELECT 1 AS rowid, 'ab' AS fileID, 'D' AS domain,
+        'p' AS relativePath, 1 AS flags, zeroblob(1000000000) AS file""")
+
+
+@case([2], "generated")
+def sqlite_files_generated_zeroblob(path):
+    rows = [r[:4] for r in sound_rows(path)]
+    os.remove(db(path))
+    conn = sqlite3.connect(db(path))
+    conn.execute("""CREATE TABLE Files (fileID TEXT, domain TEXT, relativePath TEXT, flags INTEGER,
+                    file BLOB GENERATED ALWAYS AS (zeroblob(1000000000)) VIRTUAL)""")
+    conn.executemany("INSERT INTO Files (fileID, domain, relativePath, flags) VALUES (?, ?, ?, ?)",
+                     rows)
+    conn.commit()
+    conn.close()
+
+
+@case([2], "virtual table")
+def sqlite_files_virtual_table(path):
+    new_manifest(path, "CREATE VIRTUAL TABLE Files USING fts4(fileID, domain, relativePath, flags, file)",
+                 sound_rows(path))
+
+
+@case([2], "relativePath")
+def sqlite_huge_relative_path(path):
+    """5 MB, over the 1 MiB any one value may take: refused before it is read."""
+    fid, _ = first_file(path)
+    rows_sql(path, "UPDATE Files SET relativePath = printf('%.*c', 5000000, 'a') WHERE fileID = ?",
+             (fid,))
+
+
+@case([2], "domain")
+def sqlite_long_domain(path):
+    """10 KB, over the 4 KiB a name may take."""
+    fid, _ = first_file(path)
+    rows_sql(path, "UPDATE Files SET domain = printf('%.*c', 10000, 'D') WHERE fileID = ?", (fid,))
+
+
+@case([2], "file")
+def sqlite_huge_record(path):
+    fid, _ = first_file(path)
+    rows_sql(path, "UPDATE Files SET file = zeroblob(2000000) WHERE fileID = ?", (fid,))
+
+
+@case([2], "more work")
+def sqlite_self_multiplying_btree(path):
+    """A Files b-tree of 18 interior pages, each with every child pointer on the next one: a
+    scan would visit its one leaf 72^18 times. The work budget stops it."""
+    rows = sound_rows(path)[:3]
+    os.remove(db(path))
+    conn = sqlite3.connect(db(path))
+    conn.execute("PRAGMA page_size = 512")
+    conn.execute("CREATE TABLE Files (fileID TEXT, domain TEXT, relativePath TEXT, flags INTEGER, file BLOB)")
+    conn.executemany("INSERT INTO Files VALUES (?, ?, ?, ?, NULL)", [r[:4] for r in rows])
+    conn.commit()
+    leaf = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'Files'").fetchone()[0]
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute("UPDATE sqlite_master SET rootpage = ? WHERE name = 'Files'", (pages + 1,))
+    conn.commit()
+    conn.close()
+    data = bytearray(open(db(path), "rb").read())
+    levels = 18
+    for level in range(levels):
+        child = pages + level + 2 if level + 1 < levels else leaf
+        data += interior_page(512, child, 71)
+    data[28:32] = (pages + levels).to_bytes(4, "big")
+    open(db(path), "wb").write(bytes(data))
+
+
+def interior_page(size, child, cells):
+    """A table b-tree interior page whose `cells` cells and right pointer all name `child`."""
+    page = bytearray(size)
+    start = size - 5 * cells
+    page[0] = 0x05
+    page[3:5] = cells.to_bytes(2, "big")
+    page[5:7] = start.to_bytes(2, "big")
+    page[8:12] = child.to_bytes(4, "big")
+    for i in range(cells):
+        at = start + 5 * i
+        page[12 + 2 * i:14 + 2 * i] = at.to_bytes(2, "big")
+        page[at:at + 4] = child.to_bytes(4, "big")
+        page[at + 4] = i + 1
+    return bytes(page)
+
+
+def wal_manifest(path, table_in_main):
+    """Manifest.db in WAL mode copied while its writer held it open: the rows (and, unless
+    `table_in_main`, the Files table itself) are only in Manifest.db-wal."""
+    rows = sound_rows(path)
+    work = path + ".work"
+    os.makedirs(work)
+    conn = sqlite3.connect(os.path.join(work, "m.db"))
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute("CREATE TABLE Files (fileID TEXT PRIMARY KEY, domain TEXT, relativePath TEXT, "
+                 "flags INTEGER, file BLOB)")
+    conn.commit()
+    if table_in_main:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.executemany("INSERT INTO Files VALUES (?, ?, ?, ?, ?)", rows)
+    conn.commit()
+    for suffix in ["", "-wal"]:
+        with open(os.path.join(work, "m.db" + suffix), "rb") as f:
+            data = f.read()
+        with open(db(path) + suffix, "wb") as f:
+            f.write(data)
+    conn.close()
+    for name in os.listdir(work):
+        os.remove(os.path.join(work, name))
+    os.rmdir(work)
+
+
+@case([2], "Manifest.db-wal")
+def sqlite_rows_only_in_wal(path):
+    wal_manifest(path, table_in_main=False)
+
+
+@case([2], "Manifest.db-wal")
+def sqlite_table_empty_rows_in_wal(path):
+    wal_manifest(path, table_in_main=True)
+
+
+@case([2], "symbolic link")
+def sqlite_manifest_links_elsewhere(path):
+    """Manifest.db a link to a sound database beside it: links are not followed in a backup."""
+    os.rename(db(path), os.path.join(path, "Manifest-real.db"))
+    os.symlink("Manifest-real.db", db(path))
+
+
 def main(argv):
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
