@@ -7,6 +7,10 @@
 //! plist (told by its first bytes) is checked too, in parallel: quick_check, or parsed with a
 //! size and shape limit. Each damaged file is reported once, in one list.
 //!
+//! A blob that cannot be opened when this pass comes to it (swapped since the listing, or refused
+//! by an access list the mode bits did not show), and a key database past the size ceiling, are
+//! "not checked" (`backup.blobs_unreadable`, exit 2), never "damaged": nothing was seen of them.
+//!
 //! Unlocking the keybag is `unlock`'s job and AES is `crypto`'s; this module only applies them.
 //! Nothing decrypted is written anywhere.
 
@@ -21,10 +25,20 @@ use super::crypto;
 use super::decrypting_vfs::{EncryptedDb, MAX_ENCRYPTED_DB_BYTES};
 use super::keybag::ClassKeys;
 use super::manifest::ManifestError;
-use super::problems::{content_problem, database_problems, undecryptable_problem};
+use super::problems::{
+    content_problem, database_problems, deep_unread_problem, undecryptable_problem,
+};
 use super::report::{BackupReport, DamagedRecord, DatabaseCheck};
 use super::scan::{FoundDatabase, Listed, Names, Progress};
 use crate::untrusted_file::{self, Links};
+
+/// Why one file's check came to nothing.
+enum Fault {
+    /// It could not be read (or was too big to read): not checked, not damaged.
+    Unread(String),
+    /// It was read, and it is not what it should be.
+    Bad(String),
+}
 
 /// The `--deep` pass over a backup whose manifest was read.
 pub(super) struct Deep<'a> {
@@ -48,19 +62,27 @@ impl Deep<'_> {
         manifest: &dyn Names,
         report: &mut BackupReport,
     ) -> Result<(), ManifestError> {
+        let mut unread = Vec::new();
         if let Some(keys) = self.keys {
-            self.decrypt_all(keys, intact, manifest, report)?;
+            unread.extend(self.decrypt_all(keys, intact, manifest, report)?);
         }
         if !self.encrypted {
             let keyed: HashSet<i64> = databases.iter().map(|d| d.rowid).collect();
-            self.check_contents(intact, &keyed, manifest, report)?;
+            unread.extend(self.check_contents(intact, &keyed, manifest, report)?);
         }
         for found in databases {
             if skip.contains(&found.rowid) {
                 continue;
             }
             let check = self.check_database(&found, changed.contains(&found.rowid));
-            let Some(result) = check else { continue };
+            let result = match check {
+                None => continue,
+                Some(Err(Fault::Unread(reason))) => {
+                    unread.push((found.rowid, reason));
+                    continue;
+                }
+                Some(Err(Fault::Bad(result))) | Some(Ok(result)) => result,
+            };
             if !self.encrypted {
                 report.files.content_checked += 1;
             }
@@ -74,29 +96,49 @@ impl Deep<'_> {
             });
         }
         database_problems(report);
+        let mut named = Vec::with_capacity(unread.len());
+        for (rowid, reason) in unread {
+            let (file_id, domain, path) = manifest.names(rowid)?;
+            named.push(DamagedRecord {
+                file_id,
+                domain,
+                path,
+                reason,
+            });
+        }
+        deep_unread_problem(&named, report);
         Ok(())
     }
 
-    /// Decrypts every intact blob in parallel, in constant memory per thread.
+    /// Decrypts every intact blob in parallel, in constant memory per thread. Returns the blobs
+    /// that could not be read (rowid and why), which are neither decrypted nor undecryptable.
     fn decrypt_all(
         &self,
         keys: &ClassKeys,
         intact: &[Listed],
         manifest: &dyn Names,
         report: &mut BackupReport,
-    ) -> Result<(), ManifestError> {
+    ) -> Result<Vec<(i64, String)>, ManifestError> {
         let total = intact.iter().filter_map(|l| l.expected).sum();
         self.progress.bytes_phase("Decrypting files", total);
-        let failures: Vec<(i64, String)> = intact
+        let failures: Vec<(i64, Fault)> = intact
             .par_iter()
             .filter_map(|listed| {
                 self.decrypt_one(keys, listed)
                     .err()
-                    .map(|reason| (listed.rowid, reason))
+                    .map(|fault| (listed.rowid, fault))
             })
             .collect();
         report.files.decrypted = (intact.len() - failures.len()) as u64;
-        for (rowid, reason) in failures {
+        let mut unread = Vec::new();
+        for (rowid, fault) in failures {
+            let reason = match fault {
+                Fault::Unread(reason) => {
+                    unread.push((rowid, reason));
+                    continue;
+                }
+                Fault::Bad(reason) => reason,
+            };
             let (file_id, domain, path) = manifest.names(rowid)?;
             report.files.undecryptable.push(DamagedRecord {
                 file_id,
@@ -106,54 +148,68 @@ impl Deep<'_> {
             });
         }
         undecryptable_problem(report);
-        Ok(())
+        Ok(unread)
     }
 
-    fn decrypt_one(&self, keys: &ClassKeys, listed: &Listed) -> Result<(), String> {
+    fn decrypt_one(&self, keys: &ClassKeys, listed: &Listed) -> Result<(), Fault> {
         let (Some(size), Some(wrapped)) = (listed.size, listed.key.as_deref()) else {
-            return Err("its record has no EncryptionKey".into());
+            return Err(Fault::Bad("its record has no EncryptionKey".into()));
         };
         let key = keys
             .unwrap_key(wrapped)
-            .map_err(|e| format!("its EncryptionKey cannot be unwrapped ({e})"))?;
+            .map_err(|e| Fault::Bad(format!("its EncryptionKey cannot be unwrapped ({e})")))?;
         let path = blob_path(self.root, &listed.id, self.flat);
-        let file = open_blob(&path).map_err(|e| format!("cannot open it: {e}"))?;
+        let file = open_blob(&path).map_err(|e| Fault::Unread(format!("cannot open it: {e}")))?;
         let check = crypto::check_blob_with_progress(file, &key, |n| self.progress.advance(n))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match e {
+                crypto::CryptoError::Read { .. } => Fault::Unread(e.to_string()),
+                e => Fault::Bad(e.to_string()),
+            })?;
         match check.plaintext_len {
-            None => Err("it ends in invalid padding (wrong key, or damaged data)".into()),
-            Some(len) if len != size => Err(format!(
-                "it decrypts to {len} bytes where the manifest states {size}"
+            None => Err(Fault::Bad(
+                "it ends in invalid padding (wrong key, or damaged data)".into(),
             )),
+            Some(len) if len != size => Err(Fault::Bad(format!(
+                "it decrypts to {len} bytes where the manifest states {size}"
+            ))),
             Some(_) => Ok(()),
         }
     }
 
     /// Checks every intact SQLite database and plist of an unencrypted backup other than the key
-    /// databases (`keyed`, listed in `databases` instead), in parallel.
+    /// databases (`keyed`, listed in `databases` instead), in parallel. Returns the blobs that
+    /// could not be opened (rowid and why): not checked, not damaged.
     fn check_contents(
         &self,
         intact: &[Listed],
         keyed: &HashSet<i64>,
         manifest: &dyn Names,
         report: &mut BackupReport,
-    ) -> Result<(), ManifestError> {
+    ) -> Result<Vec<(i64, String)>, ManifestError> {
         let total = intact.iter().filter_map(|l| l.size).sum();
         self.progress
             .bytes_phase("Checking databases and plists", total);
-        let results: Vec<(i64, Result<(), String>)> = intact
+        let results: Vec<(i64, Result<(), Fault>)> = intact
             .par_iter()
             .filter(|listed| !keyed.contains(&listed.rowid))
             .filter_map(|listed| {
                 let path = blob_path(self.root, &listed.id, self.flat);
-                let result = check_content(&path);
+                let result = match open_blob(&path) {
+                    Err(e) => Some(Err(Fault::Unread(format!("cannot open it: {e}")))),
+                    Ok(_) => check_content(&path).map(|r| r.map_err(Fault::Bad)),
+                };
                 self.progress.advance(listed.size.unwrap_or(0));
                 result.map(|r| (listed.rowid, r))
             })
             .collect();
-        report.files.content_checked += results.len() as u64;
+        let mut unread = Vec::new();
         for (rowid, result) in results {
-            if let Err(reason) = result {
+            if let Err(Fault::Unread(reason)) = result {
+                unread.push((rowid, reason));
+                continue;
+            }
+            report.files.content_checked += 1;
+            if let Err(Fault::Bad(reason)) = result {
                 let (file_id, domain, path) = manifest.names(rowid)?;
                 report.files.content_damaged.push(DamagedRecord {
                     file_id,
@@ -164,26 +220,37 @@ impl Deep<'_> {
             }
         }
         content_problem(report);
-        Ok(())
+        Ok(unread)
     }
 
     /// `PRAGMA quick_check` on one key database, opened read-only from its blob (decrypted as
     /// SQLite reads it for an encrypted backup). None when its blob is absent (already a missing file).
     /// `changed`: its size differs from the record's but its content is whole.
-    fn check_database(&self, found: &FoundDatabase, changed: bool) -> Option<String> {
+    fn check_database(
+        &self,
+        found: &FoundDatabase,
+        changed: bool,
+    ) -> Option<Result<String, Fault>> {
         let path = blob_path(self.root, &found.id, self.flat);
         // Only a regular file is checked, and a link is never followed: anything else in the
         // blob's place is already reported by the matching.
         if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) {
             return None;
         }
-        let result = if self.encrypted {
+        if self.encrypted {
             let keys = self.keys?;
-            decrypted_quick_check(&path, keys, found, changed, MAX_ENCRYPTED_DB_BYTES)
-        } else {
-            quick_check_file(&path)
-        };
-        Some(result.unwrap_or_else(|e| e))
+            return Some(decrypted_quick_check(
+                &path,
+                keys,
+                found,
+                changed,
+                MAX_ENCRYPTED_DB_BYTES,
+            ));
+        }
+        if let Err(e) = open_blob(&path) {
+            return Some(Err(Fault::Unread(format!("cannot open it: {e}"))));
+        }
+        Some(Ok(quick_check_file(&path).unwrap_or_else(|e| e)))
     }
 }
 
@@ -196,37 +263,40 @@ fn decrypted_quick_check(
     found: &FoundDatabase,
     changed: bool,
     max_bytes: u64,
-) -> Result<String, String> {
+) -> Result<String, Fault> {
+    let bad = |reason: String| Fault::Bad(reason);
     let wrapped = found
         .key
         .as_deref()
-        .ok_or("its record has no EncryptionKey")?;
+        .ok_or_else(|| bad("its record has no EncryptionKey".into()))?;
     let key = keys
         .unwrap_key(wrapped)
-        .map_err(|e| format!("its EncryptionKey cannot be unwrapped ({e})"))?;
+        .map_err(|e| bad(format!("its EncryptionKey cannot be unwrapped ({e})")))?;
     let file = untrusted_file::open_regular(path, Links::Refuse)
-        .map_err(|e| format!("cannot open it: {e}"))?;
+        .map_err(|e| Fault::Unread(format!("cannot open it: {e}")))?;
     let len = file
         .metadata()
-        .map_err(|e| format!("cannot read it: {e}"))?
+        .map_err(|e| Fault::Unread(format!("cannot read it: {e}")))?
         .len();
     if len > max_bytes {
-        return Err(format!(
+        return Err(Fault::Unread(format!(
             "not checked: it is {len} bytes, more than the {max_bytes} bytes ibackup decrypts to \
              check a database, far more than any real one"
-        ));
+        )));
     }
-    let mut db = EncryptedDb::new(file, key).map_err(|e| e.to_string())?;
+    let mut db = EncryptedDb::new(file, key).map_err(|e| bad(e.to_string()))?;
     let padding = db
         .padding()
-        .ok_or_else(|| crypto::CryptoError::BadPadding.to_string())?;
+        .ok_or_else(|| bad(crypto::CryptoError::BadPadding.to_string()))?;
     let plaintext_len = db.encrypted_len() - padding as u64;
     if !changed && found.size.is_some_and(|size| size != plaintext_len) {
-        return Err("it does not decrypt to the size the manifest states".into());
+        return Err(bad(
+            "it does not decrypt to the size the manifest states".into()
+        ));
     }
     db.set_len(plaintext_len);
-    let conn = db.connect().map_err(|e| e.to_string())?;
-    quick_check(&conn)
+    let conn = db.connect().map_err(|e| bad(e.to_string()))?;
+    quick_check(&conn).map_err(bad)
 }
 
 #[cfg(test)]
@@ -249,13 +319,86 @@ mod tests {
             key: Some(wrapped.into_boxed_slice()),
             rowid: 1,
         };
-        let refused = decrypted_quick_check(&path, &keys, &found, false, 63).unwrap_err();
+        let Err(Fault::Unread(refused)) = decrypted_quick_check(&path, &keys, &found, false, 63)
+        else {
+            panic!("a key database over the ceiling must be 'not checked'");
+        };
         assert!(
             refused.contains("64 bytes") && refused.contains("63 bytes"),
             "{refused}"
         );
-        let read = decrypted_quick_check(&path, &keys, &found, false, 64).unwrap_err();
+        let Err(Fault::Bad(read)) = decrypted_quick_check(&path, &keys, &found, false, 64) else {
+            panic!("a key database under the ceiling is read, and these bytes are no database");
+        };
         assert!(!read.contains("not checked"), "{read}");
+    }
+
+    /// Names for the unit tests below: every rowid is "HomeDomain/file".
+    struct SameNames;
+    impl Names for SameNames {
+        fn names(&self, _rowid: i64) -> Result<(String, String, String), ManifestError> {
+            Ok(("00".into(), "HomeDomain".into(), "file".into()))
+        }
+    }
+
+    /// A blob swapped for a FIFO after the listing, or refused by an access list the mode bits
+    /// did not show, is "not checked" (exit 2), never "damaged" (exit 1).
+    #[cfg(unix)]
+    #[test]
+    fn a_blob_that_cannot_be_opened_at_deep_time_is_not_checked_not_damaged() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let id = FileId::default();
+        let path = blob_path(dir.path(), &id, true);
+        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        let deep = Deep {
+            root: dir.path(),
+            flat: true,
+            keys: None,
+            encrypted: false,
+            progress: &(),
+        };
+        let listed = Listed {
+            id,
+            size: Some(10),
+            expected: Some(10),
+            rowid: 7,
+            key: None,
+            category: None,
+        };
+        let mut report = BackupReport {
+            schema: crate::backup::report::VERIFY_SCHEMA,
+            backup: Default::default(),
+            complete: false,
+            verdict: crate::backup::report::Verdict::Incomplete,
+            files: Default::default(),
+            size: crate::backup::report::SizeCounts {
+                declared_bytes: 0,
+                on_disk_bytes: 0,
+            },
+            domains: Vec::new(),
+            contents: Vec::new(),
+            manifest_read: true,
+            deep: true,
+            databases: Vec::new(),
+            problems: Vec::new(),
+        };
+        deep.run(
+            &[listed],
+            Vec::new(),
+            &HashSet::new(),
+            &HashSet::new(),
+            &SameNames,
+            &mut report,
+        )
+        .unwrap();
+        let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
+        assert_eq!(codes, ["backup.blobs_unreadable"], "{:?}", report.problems);
+        assert!(report.problems[0].message.contains("HomeDomain file"));
+        assert!(report.files.content_damaged.is_empty());
+        assert_eq!(report.files.content_checked, 0);
     }
 
     #[cfg(unix)]
@@ -274,7 +417,11 @@ mod tests {
             key: Some(wrapped.into_boxed_slice()),
             rowid: 1,
         };
-        let refused = decrypted_quick_check(&link, &keys, &found, false, u64::MAX).unwrap_err();
+        let Err(Fault::Unread(refused)) =
+            decrypted_quick_check(&link, &keys, &found, false, u64::MAX)
+        else {
+            panic!("a link in a key database's place must be refused unread");
+        };
         assert!(refused.contains("symbolic link"), "{refused}");
     }
 

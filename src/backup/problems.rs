@@ -8,7 +8,9 @@
 use super::blobs::BlobStore;
 use super::folder::{Folder, Loaded};
 use super::plists::SnapshotState;
-use super::report::{BackupReport, DatabaseCheck, Judged, Problem, Severity, SizeMismatch};
+use super::report::{
+    BackupReport, DamagedRecord, DatabaseCheck, Judged, Problem, Severity, SizeMismatch,
+};
 use crate::units::{human_count, plural};
 
 /// Problem codes (stable; listed in docs/json.md).
@@ -219,6 +221,32 @@ pub(super) fn unreadable_problem(store: &BlobStore, problems: &mut Vec<Problem>)
                     "they were"
                 },
                 path.display()
+            ),
+        ));
+    }
+}
+
+/// Files `--deep` came to but could not read (or would not, past a size ceiling): not checked,
+/// so the backup cannot be called complete, and not damaged either (exit 2, like the blobs the
+/// listing could not read).
+pub(super) fn deep_unread_problem(unread: &[DamagedRecord], report: &mut BackupReport) {
+    if let Some(first) = unread.first() {
+        report.problems.push(Problem::new(
+            codes::UNREADABLE,
+            Severity::Error,
+            format!(
+                "{} could not be read by the deep check, so {} not checked, for example {} {}: \
+                 {}. Check the permissions of the backup folder and of what it holds, and that \
+                 nothing is changing it, then run the check again.",
+                plural(unread.len() as u64, "file", "files"),
+                if unread.len() == 1 {
+                    "it was"
+                } else {
+                    "they were"
+                },
+                first.domain,
+                first.path,
+                first.reason
             ),
         ));
     }
