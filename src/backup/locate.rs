@@ -7,6 +7,7 @@
 //! `%USERPROFILE%\Apple\MobileSync\Backup` (Microsoft Store iTunes, Apple Devices).
 //! Linux has no Finder or iTunes, so no default: `IBACKUP_BACKUP_DIR` or a path names one.
 
+use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -36,12 +37,18 @@ impl Os {
 }
 
 /// The folders where Finder, iTunes or Apple Devices keep backups on `os`, most likely first.
-/// `env` reads an environment variable (empty values count as unset).
-pub fn default_backup_dirs(os: Os, env: impl Fn(&str) -> Option<String>) -> Vec<PathBuf> {
-    let var = |name: &str| env(name).filter(|v| !v.is_empty());
-    if let Some(dir) = var(BACKUP_DIR_ENV) {
+/// `env` reads an environment variable (empty values count as unset). `IBACKUP_BACKUP_DIR` is
+/// taken as it is, even when it is not UTF-8 (a Linux path may be any bytes); the home folders
+/// the defaults are built from are used only when they are text.
+pub fn default_backup_dirs(os: Os, env: impl Fn(&str) -> Option<OsString>) -> Vec<PathBuf> {
+    if let Some(dir) = env(BACKUP_DIR_ENV).filter(|v| !v.is_empty()) {
         return vec![PathBuf::from(dir)];
     }
+    let var = |name: &str| {
+        env(name)
+            .and_then(|v| v.into_string().ok())
+            .filter(|v| !v.is_empty())
+    };
     let mut dirs = Vec::new();
     match os {
         Os::MacOs => {
@@ -133,12 +140,12 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
         let vars: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        move |name| vars.get(name).cloned()
+        move |name| vars.get(name).map(OsString::from)
     }
 
     fn strings(dirs: Vec<PathBuf>) -> Vec<String> {
@@ -183,6 +190,16 @@ mod tests {
         }
         let empty = env(&[(BACKUP_DIR_ENV, ""), ("HOME", "/Users/a")]);
         assert_eq!(default_backup_dirs(Os::MacOs, empty).len(), 1);
+    }
+
+    /// A backup folder whose name is not UTF-8 is still a folder: the variable is not ignored.
+    #[cfg(unix)]
+    #[test]
+    fn a_backup_dir_that_is_not_utf8_is_used_as_it_is() {
+        use std::os::unix::ffi::OsStrExt;
+        let raw = std::ffi::OsStr::from_bytes(b"/srv/b\xffckups").to_owned();
+        let vars = |name: &str| (name == BACKUP_DIR_ENV).then(|| raw.clone());
+        assert_eq!(default_backup_dirs(Os::Linux, vars), [PathBuf::from(&raw)]);
     }
 
     #[cfg(unix)]

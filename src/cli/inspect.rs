@@ -164,7 +164,7 @@ fn gather_default(
     device_error: Option<&str>,
     has_message: bool,
 ) -> Result<Gathered, Failure> {
-    let dirs = locate::default_backup_dirs(Os::current(), |name| std::env::var(name).ok());
+    let dirs = locate::default_backup_dirs(Os::current(), |name| std::env::var_os(name));
     let mut paths = Vec::new();
     // A folder that is there but cannot be read is never "no backups": it is reported.
     let mut unreadable = Vec::new();
