@@ -49,11 +49,6 @@ fn rust_made() -> (tempfile::TempDir, PathBuf) {
     (dir, backup)
 }
 
-fn blob(backup: &Path, domain: &str, path: &str) -> PathBuf {
-    let id = support::sha1_hex(&format!("{domain}-{path}"));
-    backup.join(&id[..2]).join(id)
-}
-
 #[test]
 fn the_synthetic_sample_verifies_complete_with_its_password() {
     let sample = synthetic_sample();
@@ -245,7 +240,7 @@ fn our_own_encrypted_fixture_verifies_deep_and_python_decrypts_it() {
 fn a_truncated_encrypted_blob_is_the_wrong_size() {
     let (dir, backup) = rust_made();
     let pw = password_file(dir.path(), RUST_PASSWORD);
-    let memo = blob(&backup, "MediaDomain", "Media/Recordings/memo.m4a");
+    let memo = support::blob_of(&backup, "MediaDomain", "Media/Recordings/memo.m4a");
     let bytes = fs::read(&memo).unwrap();
     fs::write(&memo, &bytes[..70_000]).unwrap();
     let out = run(
@@ -274,7 +269,7 @@ fn a_corrupted_blob_with_bad_padding_is_found_only_by_deep() {
     let pw = password_file(dir.path(), RUST_PASSWORD);
     // 32 bytes of plaintext encrypt to 48: flipping the last byte of the second ciphertext block
     // flips the last plaintext byte of the padding block, 0x10 -> 0xEF, which is not padding.
-    let path = blob(&backup, "HomeDomain", "Library/thirty-two");
+    let path = support::blob_of(&backup, "HomeDomain", "Library/thirty-two");
     let mut bytes = fs::read(&path).unwrap();
     assert_eq!(bytes.len(), 48);
     bytes[31] ^= 0xFF;

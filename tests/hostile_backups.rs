@@ -6,103 +6,21 @@
 
 mod support;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::Value;
+use support::{Ibackup, Measure, Measured, TIME_LIMIT};
 
-const TIME_LIMIT: Duration = Duration::from_secs(5);
-/// Peak resident memory allowed to one run, in KiB.
-const MEMORY_LIMIT_KB: i64 = 200 * 1024;
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-    max_rss_kb: i64,
-}
-
-/// Runs ibackup, killing it past the time limit, and measures its peak memory with wait4.
-// The child is reaped by wait4 (which also reports its peak memory), not by Child::wait.
-#[allow(clippy::zombie_processes)]
-fn run(args: &[&str]) -> Run {
-    let start = Instant::now();
-    // The shared helper's clean environment, but spawned here: wait4 must reap the child.
-    let mut child = support::Ibackup::without_phone(args, Path::new("/nonexistent/ibackup-tests"))
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let pid = child.id() as libc::pid_t;
-    let (mut status, mut usage): (libc::c_int, libc::rusage) = (0, unsafe { std::mem::zeroed() });
-    loop {
-        // SAFETY: plain wait4 on our own child with valid out-pointers.
-        let done = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if done == pid {
-            break;
-        }
-        if start.elapsed() > TIME_LIMIT * 2 {
-            let _ = child.kill();
-            // SAFETY: as above, now blocking.
-            unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    Run {
-        code,
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
-        elapsed: start.elapsed(),
-        max_rss_kb: usage.ru_maxrss,
-    }
-}
-
-fn check_run(case: &str, args: &[&str], allowed: &[i32]) -> Run {
-    let r = run(args);
+/// Runs `ibackup ARGS` (no phone), killed past twice the time limit, and checks what every
+/// hostile case must give, an exit code among `allowed`, and that exit 2 says `error: ` first.
+fn check_run(case: &str, args: &[&str], allowed: &[i32]) -> Measured {
+    let r = Measure::new(Ibackup::offline(args).command())
+        .kill_after(TIME_LIMIT * 2)
+        .run();
     let what = format!("{case}: ibackup {}", args.join(" "));
-    assert!(r.elapsed < TIME_LIMIT, "{what} took {:?}", r.elapsed);
-    assert!(
-        r.code.is_some(),
-        "{what} did not exit normally: {}",
-        r.stderr
-    );
-    let code = r.code.unwrap();
-    assert!(
-        allowed.contains(&code),
-        "{what} exited {code}, allowed {allowed:?}: {}",
-        r.stderr
-    );
-    assert!(
-        !r.stderr.contains("panicked"),
-        "{what} panicked: {}",
-        r.stderr
-    );
-    assert!(
-        r.max_rss_kb < MEMORY_LIMIT_KB,
-        "{what} used {} KiB",
-        r.max_rss_kb
-    );
-    support::assert_plain_words(&format!("{}{}", r.stdout, r.stderr), &what);
-    if code == 2 && !r.stderr.is_empty() {
+    r.assert_exit_among(allowed, TIME_LIMIT, &what);
+    if r.code == Some(2) && !r.stderr.is_empty() {
         assert!(r.stderr.starts_with("error: "), "{what}: {}", r.stderr);
     }
     r

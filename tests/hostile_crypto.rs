@@ -4,8 +4,9 @@
 //! one exit code, in seconds and in bounded memory, whatever the sizes on disk. The big files are
 //! sparse, so the tests cost no disk.
 //!
-//! Each run is measured with wait4 (peak resident memory) and capped with `ulimit -v`, so that a
-//! regression fails here at once instead of taking gigabytes from the machine.
+//! Each run is measured (support::Measure: peak resident memory from wait4) with its address
+//! space capped, as `ulimit -v` would, so that a regression fails here at once instead of taking
+//! gigabytes from the machine.
 
 #![cfg(unix)]
 
@@ -13,130 +14,29 @@ mod support;
 mod support_encrypt;
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ibackup::backup::crypto::{decrypt_to_vec, expected_encrypted_len};
 use ibackup::backup::keybag::{Keybag, Password};
 use plist::Value;
-use serde_json::Value as Json;
+use support::{blob_of, tree_sizes_and_times, Ibackup, Measure, Measured, TIME_LIMIT};
 
 const PASSWORD: &str = "hostile pässword";
-const TIME_LIMIT: Duration = Duration::from_secs(5);
-/// Peak resident memory allowed to one run, in KiB.
-const MEMORY_LIMIT_KB: i64 = 200 * 1024;
 /// Address space given to one run: well above what a sound run maps, well below what reading a
 /// multi-gigabyte file into memory would need.
 const ADDRESS_SPACE_LIMIT: u64 = 3 << 30;
 
-struct Measured {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-    max_rss_kb: i64,
-}
-
-impl Measured {
-    fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-
-    fn json(&self) -> Json {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("no JSON ({e}): {}{}", self.stdout, self.stderr))
-    }
-}
-
-/// Runs ibackup with `--password-file`, killed past twice the time limit, measured by wait4.
-// The child is reaped by wait4 (which also reports its peak memory), not by Child::wait.
-#[allow(clippy::zombie_processes)]
-fn run(args: &[&str], password_file: &Path) -> Measured {
+/// Runs ibackup with `--password-file`, its address space capped, killed past twice the time
+/// limit, and checks the limits every run must keep and the one exit code expected.
+fn check(what: &str, args: &[&str], password_file: &Path, code: i32) -> Measured {
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--password-file", password_file.to_str().unwrap()]);
-    let ibackup =
-        support::Ibackup::without_phone(&all, Path::new("/nonexistent/ibackup-tests")).command();
-    // Through a shell that lowers the limit and execs: spawned without a fork of this (large)
-    // test process, whose pages would otherwise count in the child's peak memory.
-    let mut command = Command::new("/bin/sh");
-    command
-        .arg("-c")
-        .arg(format!(
-            "ulimit -v {} && exec \"$0\" \"$@\"",
-            ADDRESS_SPACE_LIMIT / 1024
-        ))
-        .arg(ibackup.get_program())
-        .args(ibackup.get_args());
-    for (key, value) in ibackup.get_envs() {
-        match value {
-            Some(value) => command.env(key, value),
-            None => command.env_remove(key),
-        };
-    }
-    let start = Instant::now();
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let pid = child.id() as libc::pid_t;
-    // SAFETY: rusage is plain data, valid when zeroed.
-    let (mut status, mut usage): (libc::c_int, libc::rusage) = (0, unsafe { std::mem::zeroed() });
-    loop {
-        // SAFETY: wait4 on our own child with valid out-pointers.
-        let done = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if done == pid {
-            break;
-        }
-        if start.elapsed() > TIME_LIMIT * 2 {
-            let _ = child.kill();
-            // SAFETY: as above, now blocking.
-            unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    Measured {
-        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
-        elapsed: start.elapsed(),
-        max_rss_kb: usage.ru_maxrss,
-    }
-}
-
-/// Runs and checks the limits every run must keep and the one exit code expected.
-fn check(what: &str, args: &[&str], password_file: &Path, code: i32) -> Measured {
-    let r = run(args, password_file);
-    assert!(
-        r.elapsed < TIME_LIMIT,
-        "{what}: took {:?}; {}",
-        r.elapsed,
-        r.all()
-    );
-    assert!(
-        r.max_rss_kb < MEMORY_LIMIT_KB,
-        "{what}: used {} KiB",
-        r.max_rss_kb
-    );
-    assert!(!r.stderr.contains("panicked"), "{what}: {}", r.stderr);
-    assert_eq!(r.code, Some(code), "{what}: {}", r.all());
-    support::assert_plain_words(&r.all(), what);
+    let r = Measure::new(Ibackup::offline(&all).command())
+        .address_space(ADDRESS_SPACE_LIMIT)
+        .kill_after(TIME_LIMIT * 2)
+        .run();
+    r.assert_exit(code, TIME_LIMIT, what);
     r
 }
 
@@ -187,30 +87,6 @@ fn small_database(scratch: &Path) -> Vec<u8> {
     let bytes = fs::read(&path).unwrap();
     fs::remove_file(&path).unwrap();
     bytes
-}
-
-fn blob(backup: &Path, domain: &str, path: &str) -> PathBuf {
-    let id = support::sha1_hex(&format!("{domain}-{path}"));
-    backup.join(&id[..2]).join(id)
-}
-
-/// Every path under `root` with its size and modification time: what changes if anything is
-/// written, without reading gigabytes of sparse files the way a content fingerprint would.
-fn sizes_and_times(root: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let meta = fs::symlink_metadata(&path).unwrap();
-            if meta.is_dir() {
-                stack.push(path.clone());
-            }
-            out.push((path, meta.len(), meta.modified().unwrap()));
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Makes `path` a sparse file of `len` bytes, keeping what it holds at the front.
@@ -306,7 +182,7 @@ fn a_4_gib_encrypted_manifest_of_nothing_is_refused_quickly_in_bounded_memory() 
     fs::remove_file(&db).unwrap();
     fs::File::create(&db).unwrap();
     extend_sparse(&db, 4 << 30);
-    let before = sizes_and_times(&fixture.backup);
+    let before = tree_sizes_and_times(&fixture.backup);
     let r = check(
         "4 GiB of zeros as Manifest.db",
         &["verify", fixture.path()],
@@ -320,7 +196,7 @@ fn a_4_gib_encrypted_manifest_of_nothing_is_refused_quickly_in_bounded_memory() 
         &fixture.password_file,
         2,
     );
-    assert_eq!(sizes_and_times(&fixture.backup), before);
+    assert_eq!(tree_sizes_and_times(&fixture.backup), before);
 }
 
 #[test]
@@ -391,7 +267,7 @@ fn a_2_gb_sparse_key_database_blob_gets_a_clear_answer_in_bounded_memory() {
     let fixture = encrypted_backup();
     set_recorded_size(&fixture, "Library/SMS/sms.db", None);
     extend_sparse(
-        &blob(&fixture.backup, "HomeDomain", "Library/SMS/sms.db"),
+        &blob_of(&fixture.backup, "HomeDomain", "Library/SMS/sms.db"),
         expected_encrypted_len(2_000_000_000),
     );
     let r = check(
@@ -413,7 +289,7 @@ fn a_2_gb_sparse_key_database_blob_gets_a_clear_answer_in_bounded_memory() {
 #[test]
 fn a_key_database_blob_that_is_a_symlink_is_not_read_through_the_link() {
     let fixture = encrypted_backup();
-    let sms = blob(&fixture.backup, "HomeDomain", "Library/SMS/sms.db");
+    let sms = blob_of(&fixture.backup, "HomeDomain", "Library/SMS/sms.db");
     let outside = fixture.dir.path().join("sms-elsewhere");
     fs::rename(&sms, &outside).unwrap();
     std::os::unix::fs::symlink(&outside, &sms).unwrap();

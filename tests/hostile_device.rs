@@ -13,137 +13,20 @@ mod support;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ibackup::device::transport::usbmuxd::{encode_frame, parse_dict, read_frame};
 use plist::{Dictionary, Value};
-use support::{Ibackup, SimPhone, SIM_UDID};
+use support::{mkfifo, Ibackup, Measure, SimPhone, SIM_UDID};
 use tempfile::TempDir;
 
-/// Peak resident memory allowed to one run, in KiB.
-const MEMORY_LIMIT_KB: i64 = 200 * 1024;
-
-/// What one bounded run gave.
-struct Bounded {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-    max_rss_kb: i64,
-}
-
-impl Bounded {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}): {}\nstderr: {}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-
-    /// Exited normally with `code`, within `limit`, in bounded memory, no panic.
-    fn assert_exit(&self, code: i32, limit: Duration, what: &str) {
-        assert!(
-            self.elapsed < limit,
-            "{what}: took {:?} (limit {limit:?}); stderr: {}",
-            self.elapsed,
-            self.stderr
-        );
-        assert_eq!(
-            self.code,
-            Some(code),
-            "{what}: stdout {}\nstderr {}",
-            self.stdout,
-            self.stderr
-        );
-        assert!(!self.stderr.contains("panicked"), "{what}: {}", self.stderr);
-        assert!(
-            self.max_rss_kb < MEMORY_LIMIT_KB,
-            "{what}: used {} KiB",
-            self.max_rss_kb
-        );
-        // The phone list prints "(USB)", which the debug-text check would take for a type.
-        if !self.stdout.contains("via usbmuxd (USB)") {
-            support::assert_plain_words(&format!("{}{}", self.stdout, self.stderr), what);
-        }
-    }
-}
-
-/// Runs a prepared `ibackup`, killed after `kill_after`, with at most 2 GiB of address space
-/// (so a read of /dev/zero fails instead of eating the machine) and, with `umask_zero`, under
-/// umask 000. Peak memory comes from wait4.
-// The child is reaped by wait4 (which reports its peak memory), not by Child::wait.
-#[allow(clippy::zombie_processes)]
-fn run_bounded(run: Ibackup, kill_after: Duration, umask_zero: bool) -> Bounded {
-    let mut command: Command = run.command();
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: only async-signal-safe calls (setrlimit, umask) between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            let limit = libc::rlimit {
-                rlim_cur: 2 << 30,
-                rlim_max: 2 << 30,
-            };
-            libc::setrlimit(libc::RLIMIT_AS, &limit);
-            if umask_zero {
-                libc::umask(0);
-            }
-            Ok(())
-        });
-    }
-    let start = Instant::now();
-    let mut child = command.spawn().expect("run ibackup");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain data; zero is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: wait4 on our own child with valid out-pointers.
-        if unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) } == pid {
-            break;
-        }
-        if start.elapsed() > kill_after {
-            let _ = child.kill();
-            // SAFETY: as above, blocking this time.
-            unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let elapsed = start.elapsed();
-    Bounded {
-        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
-        elapsed,
-        max_rss_kb: usage.ru_maxrss,
-    }
-}
-
-fn mkfifo(path: &Path) {
-    use std::os::unix::ffi::OsStrExt;
-    let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path that outlives the call.
-    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+/// A prepared `ibackup`, killed after `kill_after`, with at most 2 GiB of address space (so a
+/// read of /dev/zero fails instead of eating the machine).
+fn bounded(run: Ibackup, kill_after: Duration) -> Measure {
+    Measure::new(run.command())
+        .kill_after(kill_after)
+        .address_space(2 << 30)
 }
 
 fn mode(path: &Path) -> u32 {
@@ -169,11 +52,11 @@ fn assert_no_phone_values(text: &str, what: &str) {
 #[test]
 fn device_refuses_a_paired_session_without_tls() {
     let phone = SimPhone::with_profile("fault-no-tls");
-    let out = run_bounded(
+    let out = bounded(
         phone.command(&["device", "--json"]),
         Duration::from_secs(30),
-        false,
-    );
+    )
+    .run();
     out.assert_exit(2, Duration::from_secs(10), "device --json");
     let v = out.json();
     assert_eq!(v["schema"], "ibackup.error/1");
@@ -181,7 +64,7 @@ fn device_refuses_a_paired_session_without_tls() {
     assert!(out.stderr.contains("TLS"), "{}", out.stderr);
     assert_no_phone_values(&out.stdout, "device --json");
 
-    let text = run_bounded(phone.command(&["device"]), Duration::from_secs(30), false);
+    let text = bounded(phone.command(&["device"]), Duration::from_secs(30)).run();
     text.assert_exit(2, Duration::from_secs(10), "device");
     assert!(text.stdout.is_empty(), "{}", text.stdout);
     assert!(
@@ -194,11 +77,11 @@ fn device_refuses_a_paired_session_without_tls() {
 #[test]
 fn device_over_usb_refuses_a_paired_session_without_tls() {
     let phone = SimPhone::builder().usb().profile("fault-no-tls").start();
-    let out = run_bounded(
+    let out = bounded(
         phone.command(&["device", "--json", "--transport", "usb"]),
         Duration::from_secs(30),
-        false,
-    );
+    )
+    .run();
     out.assert_exit(2, Duration::from_secs(10), "device --transport usb");
     assert_eq!(out.json()["error"]["code"], "device.no_tls");
     assert_no_phone_values(&out.stdout, "device --transport usb");
@@ -209,13 +92,13 @@ fn inspect_reports_no_values_from_a_phone_without_tls() {
     let phone = SimPhone::with_profile("fault-no-tls");
     let backups = TempDir::new().unwrap();
     let run = |args: &[&str]| {
-        run_bounded(
+        bounded(
             phone
                 .command(args)
                 .env("IBACKUP_BACKUP_DIR", backups.path()),
             Duration::from_secs(30),
-            false,
         )
+        .run()
     };
     let out = run(&["inspect", "--json"]);
     out.assert_exit(0, Duration::from_secs(10), "inspect --json");
@@ -254,11 +137,11 @@ fn usb_phone_with_record(make: impl FnOnce(&Path)) -> SimPhone {
 }
 
 fn assert_record_refused(phone: &SimPhone, words: &str) {
-    let out = run_bounded(
+    let out = bounded(
         phone.command(&["device", "--json", "--transport", "usb"]),
         Duration::from_secs(20),
-        false,
-    );
+    )
+    .run();
     out.assert_exit(2, Duration::from_secs(5), words);
     let v = out.json();
     assert_eq!(v["error"]["code"], "device.bad_pair_record", "{v}");
@@ -297,11 +180,11 @@ fn pairing_does_not_block_on_a_fifo_system_configuration() {
         .profile_json(r#"{"paired": false}"#)
         .start();
     mkfifo(&phone.lockdown_dir().join("SystemConfiguration.plist"));
-    let out = run_bounded(
+    let out = bounded(
         phone.command(&["pair", "--json", "--transport", "usb"]),
         Duration::from_secs(60),
-        false,
-    );
+    )
+    .run();
     out.assert_exit(
         0,
         Duration::from_secs(30),
@@ -322,13 +205,14 @@ fn pairing_over_usb_writes_a_private_record_in_a_private_new_folder_under_umask_
     let scratch = TempDir::new().unwrap();
     let outer = scratch.path().join("new");
     let folder = outer.join("lockdown");
-    let out = run_bounded(
+    let out = bounded(
         phone
             .command(&["pair", "--json", "--transport", "usb"])
             .env("IBACKUP_LOCKDOWN_DIR", &folder),
         Duration::from_secs(60),
-        true,
-    );
+    )
+    .umask(0)
+    .run();
     out.assert_exit(0, Duration::from_secs(30), "pair under umask 000");
     let record = folder.join(format!("{SIM_UDID}.plist"));
     assert_eq!(out.json()["saved_to"], record.display().to_string());
@@ -359,11 +243,12 @@ fn pairing_again_replaces_a_readable_record_with_a_private_one_and_leaves_our_fo
     std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777)).unwrap();
     let before = std::fs::read(&record).unwrap();
-    let out = run_bounded(
+    let out = bounded(
         phone.command(&["pair", "--json", "--transport", "usb"]),
         Duration::from_secs(60),
-        true,
-    );
+    )
+    .umask(0)
+    .run();
     out.assert_exit(0, Duration::from_secs(30), "pair again under umask 000");
     assert_eq!(mode(&record), 0o600);
     assert_ne!(std::fs::read(&record).unwrap(), before, "a new record");
@@ -377,11 +262,9 @@ fn pairing_again_replaces_a_readable_record_with_a_private_one_and_leaves_our_fo
 #[test]
 fn pairing_over_usbmuxd_leaves_the_record_to_the_daemon() {
     let phone = SimPhone::with_profile("unpaired");
-    let out = run_bounded(
-        phone.command(&["pair", "--json"]),
-        Duration::from_secs(60),
-        true,
-    );
+    let out = bounded(phone.command(&["pair", "--json"]), Duration::from_secs(60))
+        .umask(0)
+        .run();
     out.assert_exit(0, Duration::from_secs(30), "pair over usbmuxd");
     assert_eq!(out.json()["saved_to"], "usbmuxd");
     let written: Vec<_> = std::fs::read_dir(phone.lockdown_dir()).unwrap().collect();
@@ -399,7 +282,7 @@ const HUGE: [&str; 4] = [
 ];
 
 fn assert_bad_environment(run: Ibackup, variable: &str, value: &str) {
-    let out = run_bounded(run, Duration::from_secs(20), false);
+    let out = bounded(run, Duration::from_secs(20)).run();
     let what = format!("{variable}={value:?}");
     out.assert_exit(2, Duration::from_secs(5), &what);
     let v = out.json();
@@ -449,13 +332,13 @@ fn empty_or_padded_numbers_are_the_default_or_the_number() {
     let phone = SimPhone::with_profile("no-phone");
     // Empty means unset: the default wait (2 s without a terminal), then "no phone".
     for value in ["", "  ", " 0 ", "1"] {
-        let out = run_bounded(
+        let out = bounded(
             phone
                 .command(&["device", "--json"])
                 .env("IBACKUP_DEVICE_WAIT", value),
             Duration::from_secs(20),
-            false,
-        );
+        )
+        .run();
         out.assert_exit(2, Duration::from_secs(8), value);
         assert_eq!(out.json()["error"]["code"], "device.none", "{value:?}");
     }
@@ -469,20 +352,20 @@ fn a_non_utf8_variable_is_refused_by_name() {
     use std::os::unix::ffi::OsStrExt;
     let phone = SimPhone::with_profile("no-phone");
     let odd = std::ffi::OsStr::from_bytes(b"\xff\xfe5");
-    let out = run_bounded(
+    let out = bounded(
         phone
             .command(&["device", "--json"])
             .env("IBACKUP_DEVICE_WAIT", odd),
         Duration::from_secs(20),
-        false,
-    );
+    )
+    .run();
     out.assert_exit(2, Duration::from_secs(5), "non-UTF-8 IBACKUP_DEVICE_WAIT");
     assert_eq!(out.json()["error"]["code"], "usage.bad_environment");
-    let out = run_bounded(
+    let out = bounded(
         Ibackup::new(["devices", "--json"]).env("USBMUXD_SOCKET_ADDRESS", odd),
         Duration::from_secs(20),
-        false,
-    );
+    )
+    .run();
     out.assert_exit(
         2,
         Duration::from_secs(5),
@@ -493,11 +376,11 @@ fn a_non_utf8_variable_is_refused_by_name() {
 
 #[test]
 fn a_bad_transport_variable_is_a_usage_error() {
-    let out = run_bounded(
+    let out = bounded(
         Ibackup::new(["devices"]).env("IBACKUP_TRANSPORT", "carrier-pigeon"),
         Duration::from_secs(20),
-        false,
-    );
+    )
+    .run();
     out.assert_exit(
         2,
         Duration::from_secs(5),
@@ -594,11 +477,11 @@ fn serve_fake(mut stream: UnixStream, list: &[u8], on_connect: OnConnect) {
 #[test]
 fn devices_with_twenty_stalled_phones_ends_within_one_deadline() {
     let daemon = fake_usbmuxd(20, OnConnect::Stall);
-    let out = run_bounded(
+    let out = bounded(
         Ibackup::new(["devices", "--json"]).env("USBMUXD_SOCKET_ADDRESS", &daemon.socket),
         Duration::from_secs(40),
-        false,
-    );
+    )
+    .run();
     // One overall deadline of 8 s, not 20 phones times 5 s.
     out.assert_exit(0, Duration::from_secs(15), "devices, 20 stalled phones");
     let v = out.json();
@@ -613,11 +496,11 @@ fn devices_with_twenty_stalled_phones_ends_within_one_deadline() {
         assert!(d["name"].is_null(), "{d}");
     }
     assert_eq!(v["not_shown"], 0);
-    let text = run_bounded(
+    let text = bounded(
         Ibackup::new(["devices"]).env("USBMUXD_SOCKET_ADDRESS", &daemon.socket),
         Duration::from_secs(40),
-        false,
-    );
+    )
+    .run();
     text.assert_exit(
         0,
         Duration::from_secs(15),
@@ -633,20 +516,20 @@ fn devices_with_twenty_stalled_phones_ends_within_one_deadline() {
 #[test]
 fn devices_caps_a_list_of_seven_thousand_phones_and_says_so() {
     let daemon = fake_usbmuxd(7_000, OnConnect::Refuse);
-    let out = run_bounded(
+    let out = bounded(
         Ibackup::new(["devices", "--json"]).env("USBMUXD_SOCKET_ADDRESS", &daemon.socket),
         Duration::from_secs(40),
-        false,
-    );
+    )
+    .run();
     out.assert_exit(0, Duration::from_secs(15), "devices, 7,000 phones");
     let v = out.json();
     assert_eq!(v["devices"].as_array().unwrap().len(), 64, "{}", out.stderr);
     assert_eq!(v["not_shown"], 7_000 - 64);
-    let text = run_bounded(
+    let text = bounded(
         Ibackup::new(["devices"]).env("USBMUXD_SOCKET_ADDRESS", &daemon.socket),
         Duration::from_secs(40),
-        false,
-    );
+    )
+    .run();
     text.assert_exit(0, Duration::from_secs(15), "devices (text), 7,000 phones");
     assert_eq!(
         text.stdout.matches("-FAKE").count(),
@@ -656,11 +539,11 @@ fn devices_caps_a_list_of_seven_thousand_phones_and_says_so() {
     );
     assert!(text.stdout.contains("6,936 more"), "{}", text.stdout);
     // `device` with that many phones names a few, not 7,000.
-    let out = run_bounded(
+    let out = bounded(
         Ibackup::new(["device", "--json"]).env("USBMUXD_SOCKET_ADDRESS", &daemon.socket),
         Duration::from_secs(40),
-        false,
-    );
+    )
+    .run();
     out.assert_exit(2, Duration::from_secs(15), "device, 7,000 phones");
     let message = out.json()["error"]["message"].as_str().unwrap().to_string();
     assert!(message.len() < 2_000, "{} bytes", message.len());

@@ -13,108 +13,20 @@
 mod support;
 mod support_encrypt;
 
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Ibackup, Spec};
-
-const TIME_LIMIT: Duration = Duration::from_secs(5);
-/// Peak resident memory allowed to one run, in KiB.
-const MEMORY_LIMIT_KB: i64 = 200 * 1024;
-const NOWHERE: &str = "/nonexistent/ibackup-tests";
-
-struct Outcome {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Outcome {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
-    }
-
-    fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
+use support::{blob_of, mkfifo, Ibackup, Measure, Measured, Spec, TIME_LIMIT};
 
 /// Runs `ibackup`, killed after twice the time limit, and checks the exit code, the time, the
-/// peak memory (from wait4) and that nothing panicked.
-// The child is reaped by wait4 (which also reports its peak memory), not by Child::wait.
-#[allow(clippy::zombie_processes)]
-fn run(what: &str, ibackup: Ibackup, expected: i32) -> Outcome {
-    let start = Instant::now();
-    let mut child = ibackup
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let pid = child.id() as libc::pid_t;
-    let (mut status, mut usage): (libc::c_int, libc::rusage) = (0, unsafe { std::mem::zeroed() });
-    loop {
-        // SAFETY: wait4 on our own child with valid out-pointers.
-        if unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) } == pid {
-            break;
-        }
-        if start.elapsed() > TIME_LIMIT * 2 {
-            let _ = child.kill();
-            // SAFETY: as above, now blocking.
-            unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let elapsed = start.elapsed();
-    let outcome = Outcome {
-        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
-    };
-    assert!(elapsed < TIME_LIMIT, "{what}: took {elapsed:?}");
-    assert_eq!(outcome.code, Some(expected), "{what}: {}", outcome.all());
-    assert!(
-        !outcome.stderr.contains("panicked"),
-        "{what}: {}",
-        outcome.stderr
-    );
-    assert!(
-        usage.ru_maxrss < MEMORY_LIMIT_KB,
-        "{what}: used {} KiB",
-        usage.ru_maxrss
-    );
-    support::assert_plain_words(&outcome.all(), what);
+/// peak memory, that nothing panicked and that it printed plain words.
+fn run(what: &str, ibackup: Ibackup, expected: i32) -> Measured {
+    let outcome = Measure::new(ibackup.command())
+        .kill_after(TIME_LIMIT * 2)
+        .run();
+    outcome.assert_exit(expected, TIME_LIMIT, what);
     outcome
-}
-
-fn ibackup(args: &[&str]) -> Ibackup {
-    Ibackup::without_phone(args, Path::new(NOWHERE))
-}
-
-fn mkfifo(path: &Path) {
-    use std::os::unix::ffi::OsStrExt;
-    let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
-    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o644) }, 0);
 }
 
 fn chmod(path: &Path, mode: u32) {
@@ -125,12 +37,6 @@ fn backup(folder: &Path, name: &str) -> PathBuf {
     let path = folder.join(name);
     support::write_backup(&path, &Spec::default());
     path
-}
-
-/// The one listed file's blob, by domain and path.
-fn blob(backup: &Path, domain: &str, path: &str) -> PathBuf {
-    let id = support::sha1_hex(&format!("{domain}-{path}"));
-    backup.join(&id[..2]).join(id)
 }
 
 /// The first regular blob of a backup written by `support::write_backup`.
@@ -251,17 +157,21 @@ fn a_fifo_or_device_in_one_backup_does_not_stop_the_others_in_its_folder() {
 
     let named = run(
         "inspect FOLDER --json",
-        ibackup(&["inspect", folder_arg, "--json"]),
+        Ibackup::offline(["inspect", folder_arg, "--json"]),
         0,
     );
     assert_others_reported("inspect FOLDER", &named.json(), &folder, &good, &bad);
     let by_default = run(
         "inspect --json (IBACKUP_BACKUP_DIR)",
-        ibackup(&["inspect", "--json"]).env("IBACKUP_BACKUP_DIR", &folder),
+        Ibackup::offline(["inspect", "--json"]).env("IBACKUP_BACKUP_DIR", &folder),
         0,
     );
     assert_others_reported("inspect", &by_default.json(), &folder, &good, &bad);
-    let text = run("inspect FOLDER", ibackup(&["inspect", folder_arg]), 0);
+    let text = run(
+        "inspect FOLDER",
+        Ibackup::offline(["inspect", folder_arg]),
+        0,
+    );
     for (name, reason) in &bad {
         assert!(
             text.all().contains(name),
@@ -280,7 +190,7 @@ fn a_fifo_or_device_in_one_backup_does_not_stop_the_others_in_its_folder() {
         let path_arg = path.to_str().unwrap();
         for args in [vec!["verify", path_arg], vec!["inspect", path_arg]] {
             let what = format!("{} {name}", args[0]);
-            let out = run(&what, ibackup(&args), 2);
+            let out = run(&what, Ibackup::offline(&args), 2);
             assert!(out.stderr.contains(reason), "{what}: {}", out.stderr);
             assert!(out.stderr.contains(path_arg), "{what}: {}", out.stderr);
         }
@@ -303,7 +213,7 @@ fn a_blob_that_is_a_link_is_never_read_through() {
     }
     let len = std::fs::metadata(&outside).unwrap().len();
     support::add_sparse_file(&path, "HomeDomain", "Library/SMS/sms.db", len);
-    let sms = blob(&path, "HomeDomain", "Library/SMS/sms.db");
+    let sms = blob_of(&path, "HomeDomain", "Library/SMS/sms.db");
     std::fs::remove_file(&sms).unwrap();
     std::os::unix::fs::symlink(&outside, &sms).unwrap();
     // And an ordinary blob that links to a FIFO: following it would block.
@@ -319,7 +229,7 @@ fn a_blob_that_is_a_link_is_never_read_through() {
         vec!["verify", path_arg, "--json", "--deep"],
     ] {
         let what = args.join(" ");
-        let report = run(&what, ibackup(&args), 2).json();
+        let report = run(&what, Ibackup::offline(&args), 2).json();
         assert_eq!(report["verdict"], "unchecked", "{what}: {report:#}");
         assert_eq!(
             report["files"]["not_a_file"].as_array().unwrap().len(),
@@ -351,7 +261,10 @@ fn an_unreadable_blob_is_could_not_check_and_named() {
         vec!["verify", path_arg, "--json", "--deep"],
     ] {
         let what = args.join(" ");
-        outcomes.push((what.clone(), run(&what, ibackup(&args).unprivileged(), 2)));
+        outcomes.push((
+            what.clone(),
+            run(&what, Ibackup::offline(&args).unprivileged(), 2),
+        ));
     }
     chmod(&locked, 0o644);
     for (what, out) in &outcomes {
@@ -389,12 +302,12 @@ fn an_unreadable_encrypted_blob_is_could_not_check_with_deep() {
         .iter()
         .find(|f| f.flags == 1 && f.size > 0)
         .expect("a file");
-    let locked = blob(&path, &file.domain, &file.relative_path);
+    let locked = blob_of(&path, &file.domain, &file.relative_path);
     chmod(&locked, 0o000);
     let path_arg = path.to_str().unwrap();
     let out = run(
         "verify --deep --json (encrypted)",
-        ibackup(&["verify", path_arg, "--deep", "--json"])
+        Ibackup::offline(["verify", path_arg, "--deep", "--json"])
             .env("IBACKUP_PASSWORD", "pw")
             .unprivileged(),
         2,
@@ -443,19 +356,19 @@ fn an_unreadable_backup_in_a_folder_is_named_never_skipped() {
     let folder_arg = folder.to_str().unwrap();
     let named = run(
         "inspect FOLDER --json",
-        ibackup(&["inspect", folder_arg, "--json"]).unprivileged(),
+        Ibackup::offline(["inspect", folder_arg, "--json"]).unprivileged(),
         0,
     );
     let by_default = run(
         "inspect --json (IBACKUP_BACKUP_DIR)",
-        ibackup(&["inspect", "--json"])
+        Ibackup::offline(["inspect", "--json"])
             .env("IBACKUP_BACKUP_DIR", &folder)
             .unprivileged(),
         0,
     );
     let text = run(
         "inspect FOLDER",
-        ibackup(&["inspect", folder_arg]).unprivileged(),
+        Ibackup::offline(["inspect", folder_arg]).unprivileged(),
         0,
     );
     for (path, mode) in locked {

@@ -10,6 +10,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use support::{Ibackup, Run, SimPhone, Spec};
+#[cfg(unix)]
+use support::{Measure, Measured};
 
 /// A name as an attacker would write it: an OSC retitle, clear-screen and colour sequences, CR
 /// and BS, bidi and zero-width characters, C1 controls (NEL, CSI), and a newline followed by a
@@ -65,19 +67,7 @@ fn run(args: &[&str], scratch: &Path) -> Run {
 fn backup_with_hostile_row(dir: &Path) -> PathBuf {
     let backup = dir.join("b");
     support::write_backup(&backup, &Spec::default());
-    let domain = format!("HomeDomain{HOSTILE}");
-    let id = support::sha1_hex(&format!("{domain}-{HOSTILE}"));
-    let conn = rusqlite::Connection::open(backup.join("Manifest.db")).unwrap();
-    conn.execute(
-        "INSERT INTO Files VALUES (?1, ?2, ?3, 1, ?4)",
-        rusqlite::params![
-            id,
-            domain,
-            HOSTILE,
-            support::mbfile(HOSTILE, 0o100644, Some(12), None, false)
-        ],
-    )
-    .unwrap();
+    support::add_file_row(&backup, &format!("HomeDomain{HOSTILE}"), HOSTILE, 12);
     backup
 }
 
@@ -240,51 +230,12 @@ fn the_phones_values_are_escaped_on_every_page() {
     assert_eq!(device["connection_type"], format!("USB{HOSTILE}"));
 }
 
-/// How a run went when only its size matters: exit code, bytes on stdout and stderr, peak
-/// resident memory (KiB, from wait4).
-#[cfg(unix)]
-struct Measured {
-    code: Option<i32>,
-    stdout_bytes: usize,
-    stderr: String,
-    max_rss_kb: i64,
-}
-
 /// Runs `ibackup ARGS` (no phone), counting what it prints without keeping it.
 #[cfg(unix)]
-// The child is reaped by wait4 (which also reports its peak memory), not by Child::wait.
-#[allow(clippy::zombie_processes)]
 fn measured(args: &[&str], scratch: &Path) -> Measured {
-    use std::io::Read;
-    use std::process::Stdio;
-    let mut child = Ibackup::without_phone(args, scratch)
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let counter = std::thread::spawn(move || {
-        let (mut total, mut buf) = (0, vec![0u8; 1 << 16]);
-        while let Ok(n @ 1..) = out.read(&mut buf) {
-            total += n;
-        }
-        total
-    });
-    let mut stderr = String::new();
-    let _ = err.read_to_string(&mut stderr);
-    let pid = child.id() as libc::pid_t;
-    let (mut status, mut usage): (libc::c_int, libc::rusage) = (0, unsafe { std::mem::zeroed() });
-    // SAFETY: wait4 on our own child with valid out-pointers.
-    unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    Measured {
-        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
-        stdout_bytes: counter.join().unwrap(),
-        stderr,
-        max_rss_kb: usage.ru_maxrss,
-    }
+    Measure::new(Ibackup::without_phone(args, scratch).command())
+        .count_stdout()
+        .run()
 }
 
 /// Text output of a page whose values are huge: a few KB. Memory: what reading the value takes,
@@ -295,19 +246,15 @@ fn assert_small(run: &Measured, what: &str, max_rss_mb: i64) {
         "{what}: exit {:?}, {} bytes out, {} MB peak",
         run.code,
         run.stdout_bytes,
-        run.max_rss_kb / 1024
+        run.max_rss_kib / 1024
     );
-    assert!(!run.stderr.contains("panicked"), "{what}: {}", run.stderr);
+    run.assert_no_panic(what);
     assert!(
         run.stdout_bytes < 64 * 1024,
         "{what}: printed {} bytes",
         run.stdout_bytes
     );
-    assert!(
-        run.max_rss_kb < max_rss_mb * 1024,
-        "{what}: {} MB peak",
-        run.max_rss_kb / 1024
-    );
+    run.assert_memory_below(max_rss_mb * 1024, what);
 }
 
 #[cfg(unix)]
@@ -336,11 +283,7 @@ fn a_60_mb_device_name_prints_a_few_kb_in_bounded_memory() {
     // JSON carries the name whole, and needs no more memory for it.
     let json = measured(&["verify", b, "--json"], dir.path());
     assert!(json.stdout_bytes > name.len());
-    assert!(
-        json.max_rss_kb < 400 * 1024,
-        "verify --json: {} MB peak",
-        json.max_rss_kb / 1024
-    );
+    json.assert_memory_below(400 * 1024, "verify --json");
 }
 
 #[cfg(unix)]

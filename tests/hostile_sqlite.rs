@@ -8,100 +8,24 @@
 
 mod support;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
+use support::{mkfifo, Ibackup, Measure, TIME_LIMIT};
 
-const TIME_LIMIT: Duration = Duration::from_secs(5);
-/// Peak resident memory allowed to one run, in KiB.
-const MEMORY_LIMIT_KB: i64 = 200 * 1024;
-
-struct Measured {
-    code: Option<i32>,
-    out: String,
-    elapsed: Duration,
-    max_rss_kb: i64,
-}
-
-/// Runs `ibackup ARGS` (no phone), killed at twice the time limit, with its peak memory.
-// The child is reaped by wait4 (which reports its peak memory), not by Child::wait.
-#[allow(clippy::zombie_processes)]
-fn measure(args: &[&str]) -> Measured {
-    let start = Instant::now();
-    let mut child = support::Ibackup::without_phone(args, Path::new("/nonexistent/ibackup-tests"))
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let readers: Vec<_> = [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ]
-    .into_iter()
-    .map(|mut stream| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stream.read_to_string(&mut text);
-            text
-        })
-    })
-    .collect();
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data; all zeroes is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: wait4 on our own child with valid out-pointers.
-        if unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) } == pid {
-            break;
-        }
-        if start.elapsed() > TIME_LIMIT * 2 {
-            let _ = child.kill();
-            // SAFETY: as above, now blocking.
-            unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let out: String = readers.into_iter().map(|r| r.join().unwrap()).collect();
-    Measured {
-        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
-        out,
-        elapsed: start.elapsed(),
-        max_rss_kb: usage.ru_maxrss,
-    }
-}
-
-/// `verify BACKUP` answers `code` in time and memory, with all of `words` in what it printed.
+/// `verify BACKUP` (no phone, killed at twice the time limit) answers `code` in time and memory,
+/// with all of `words` in what it printed; returns that.
 fn assert_answer(backup: &Path, code: i32, words: &[&str]) -> String {
-    let run = measure(&["verify", backup.to_str().unwrap()]);
+    let run = Measure::new(Ibackup::offline(["verify", backup.to_str().unwrap()]).command())
+        .kill_after(TIME_LIMIT * 2)
+        .run();
     let what = format!("verify {}", backup.display());
-    assert!(
-        run.elapsed < TIME_LIMIT,
-        "{what} took {:?}: {}",
-        run.elapsed,
-        run.out
-    );
-    assert_eq!(run.code, Some(code), "{what}: {}", run.out);
-    assert!(
-        run.max_rss_kb < MEMORY_LIMIT_KB,
-        "{what} used {} KiB",
-        run.max_rss_kb
-    );
+    run.assert_exit(code, TIME_LIMIT, &what);
+    let out = run.all();
     for word in words {
-        assert!(
-            run.out.contains(word),
-            "{what}: {word:?} not in:\n{}",
-            run.out
-        );
+        assert!(out.contains(word), "{what}: {word:?} not in:\n{out}");
     }
-    support::assert_plain_words(&run.out, &what);
-    run.out
+    out
 }
 
 /// A sound backup in a fresh folder.
@@ -117,13 +41,6 @@ fn replace_manifest(backup: &Path, sql: &str) {
     let db = backup.join("Manifest.db");
     std::fs::remove_file(&db).unwrap();
     Connection::open(&db).unwrap().execute_batch(sql).unwrap();
-}
-
-fn mkfifo(path: &Path) {
-    use std::os::unix::ffi::OsStrExt;
-    let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
-    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
 }
 
 #[test]
@@ -204,8 +121,9 @@ fn a_huge_relative_path_is_refused_naming_its_row_without_reading_it() {
             |r| r.get(0),
         )
         .unwrap();
-    // Written by another process: the peak memory of this one is what its children inherit
-    // in their ru_maxrss, and it must stay small for the measure to mean anything.
+    // Written by another process: what this one holds counts in the ru_maxrss of the runs it
+    // measures (tests/support/measured.rs), and it must stay small for the measure to mean
+    // anything.
     let script = "import sqlite3, sys\n\
                   c = sqlite3.connect(sys.argv[1])\n\
                   c.execute(\"UPDATE Files SET relativePath = printf('%.*c', 300000000, 'a') \
@@ -291,11 +209,7 @@ fn the_json_error_names_the_wal_case() {
     )
     .unwrap();
     drop(conn);
-    let run = support::Ibackup::without_phone(
-        ["verify", backup.to_str().unwrap(), "--json"],
-        Path::new("/nonexistent/ibackup-tests"),
-    )
-    .run();
+    let run = Ibackup::offline(["verify", backup.to_str().unwrap(), "--json"]).run();
     assert_eq!(run.code(), Some(2), "{}", run.stderr());
     let value = run.json();
     assert_eq!(value["error"]["code"], "backup.manifest_in_wal", "{value}");

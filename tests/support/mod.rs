@@ -1,11 +1,16 @@
 //! Test support: the backup writer (writer.rs), the one way to run the `ibackup` binary
-//! (run.rs), the simulated phone (phone.rs), and small helpers for reading what a run printed.
+//! (run.rs), and to measure a run's time and memory (measured.rs), the simulated phone
+//! (phone.rs), the files of a test's folders (tree.rs), and small helpers for reading what a run
+//! printed.
 
 #![allow(dead_code, unused_imports)]
 
+#[cfg(unix)]
+mod measured;
 mod mtime;
 mod phone;
 mod run;
+mod tree;
 #[cfg(unix)]
 mod unprivileged;
 mod writer;
@@ -14,11 +19,12 @@ use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use sha1::{Digest, Sha1};
-
+#[cfg(unix)]
+pub use measured::*;
 pub use mtime::*;
 pub use phone::*;
 pub use run::*;
+pub use tree::*;
 #[cfg(unix)]
 pub use unprivileged::*;
 pub use writer::*;
@@ -114,9 +120,9 @@ pub fn finding<'a>(report: &'a serde_json::Value, code: &str) -> &'a serde_json:
         .unwrap_or_else(|| panic!("no {code} in {:#}", report["findings"]))
 }
 
-/// Adds a file row of `size` bytes to `backup`'s Manifest.db and its blob, written sparse so a
-/// test of a multi-gigabyte backup costs no disk.
-pub fn add_sparse_file(backup: &Path, domain: &str, path: &str, size: u64) {
+/// Adds a row for a regular file of `size` bytes to `backup`'s Manifest.db, without its blob;
+/// returns its fileID.
+pub fn add_file_row(backup: &Path, domain: &str, path: &str, size: u64) -> String {
     let id = sha1_hex(&format!("{domain}-{path}"));
     let conn = rusqlite::Connection::open(backup.join("Manifest.db")).unwrap();
     conn.execute(
@@ -129,7 +135,13 @@ pub fn add_sparse_file(backup: &Path, domain: &str, path: &str, size: u64) {
         ],
     )
     .unwrap();
-    drop(conn);
+    id
+}
+
+/// Adds a file row of `size` bytes to `backup`'s Manifest.db and its blob, written sparse so a
+/// test of a multi-gigabyte backup costs no disk.
+pub fn add_sparse_file(backup: &Path, domain: &str, path: &str, size: u64) {
+    let id = add_file_row(backup, domain, path, size);
     fs::create_dir_all(backup.join(&id[..2])).unwrap();
     fs::File::create(backup.join(&id[..2]).join(&id))
         .unwrap()
@@ -145,43 +157,4 @@ pub fn problem_codes(report: &serde_json::Value) -> Vec<String> {
         .iter()
         .map(|p| p["code"].as_str().unwrap().to_string())
         .collect()
-}
-
-/// Names, kinds, sizes, modes and contents of every entry under `root`, sorted: equal
-/// fingerprints mean an untouched tree.
-pub fn tree_fingerprint(root: &Path) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            let path = entry.path();
-            let meta = fs::symlink_metadata(&path).unwrap();
-            let rel = path.strip_prefix(root).unwrap().display().to_string();
-            #[cfg(unix)]
-            let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
-            #[cfg(not(unix))]
-            let mode = meta.permissions().readonly() as u32;
-            let what = if meta.is_dir() {
-                stack.push(path.clone());
-                format!("dir {mode:o}")
-            } else if meta.file_type().is_symlink() {
-                format!("link -> {}", fs::read_link(&path).unwrap().display())
-            } else if !meta.is_file() {
-                // A FIFO or a device is never opened: reading one could block or never end.
-                format!("special {mode:o}")
-            } else {
-                // Streamed, not read whole: a test process that once held a large file passes
-                // that peak to every child it spawns after (ru_maxrss survives exec).
-                let mut hasher = Sha1::new();
-                if let Ok(mut file) = fs::File::open(&path) {
-                    let _ = std::io::copy(&mut file, &mut hasher);
-                }
-                format!("file {mode:o} {} {:x?}", meta.len(), hasher.finalize())
-            };
-            out.push((rel, what));
-        }
-    }
-    out.sort();
-    out
 }

@@ -58,6 +58,12 @@ impl Ibackup {
             .env("IBACKUP_DEVICE_WAIT", "1")
     }
 
+    /// [`Ibackup::without_phone`] for a run that needs no folder of its own: the socket and
+    /// the pair records are looked for in a folder that does not exist.
+    pub fn offline<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Ibackup {
+        Ibackup::without_phone(args, Path::new("/nonexistent/ibackup-tests"))
+    }
+
     pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Ibackup {
         self.command.env(key, value);
         self
