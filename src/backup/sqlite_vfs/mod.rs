@@ -1,6 +1,6 @@
-//! The one way ibackup hands SQLite a database: a read-only SQLite VFS (registered once, as
-//! `ibackup-readonly`) whose files are not paths but [`Source`]s of bytes that ibackup opened,
-//! checked and handed to [`connect`] itself.
+//! How ibackup hands SQLite a database file it opened itself: a read-only SQLite VFS (registered
+//! once, as `ibackup-readonly`) whose files are not paths but sources of bytes (`Source`) that
+//! ibackup opened, checked and handed to `connect`.
 //!
 //! SQLite opens databases by name. Checking a path and then giving SQLite the same path leaves a
 //! window in which the file can be swapped for a FIFO (SQLite's own open would then block for
@@ -9,13 +9,13 @@
 //! no plaintext file to name at all. So SQLite is given a made-up name that stands for one source
 //! waiting in this module, and reads through it:
 //!
-//! - [`PlainFile`]: a database file opened by [`crate::untrusted_file::open_regular`] (never a
+//! - `PlainFile`: a database file opened by [`crate::untrusted_file::open_regular`] (never a
 //!   link, FIFO or device), read by position: SQLite reads the very handle that was checked;
 //! - [`decrypting::EncryptedDb`]: an encrypted database (an encrypted backup's Manifest.db, a key
 //!   database under `--deep`), decrypted block by block as SQLite asks for pages, so its
 //!   plaintext is never held whole and never reaches the disk.
 //!
-//! Whatever the source, the VFS opens nothing by name but sources handed to [`connect`], and only
+//! Whatever the source, the VFS opens nothing by name but sources handed to `connect`, and only
 //! read-only: it writes, truncates and deletes nothing, says no journal, WAL or temporary file
 //! exists and refuses to open one, and marks the database immutable so SQLite takes no locks
 //! (none can block or be left behind). Reads past the end are short reads, zero-filled, as SQLite
@@ -38,10 +38,12 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{ffi, Connection, OpenFlags};
 
-pub use plain::PlainFile;
+pub(crate) use plain::PlainFile;
 
-/// Bytes SQLite reads as a database file.
-pub trait Source: Send {
+/// Bytes SQLite reads as a database file. Crate-private: the VFS hands [`Source::read_at`]
+/// SQLite's own buffer, which may be uninitialised, so every implementation must only write to
+/// it, never read it (a positional read into it, a copy into it, zeros).
+pub(crate) trait Source: Send {
     /// How many bytes the database has (SQLite's file size).
     fn size(&mut self) -> io::Result<u64>;
 
@@ -58,7 +60,7 @@ const NAME_PREFIX: &str = "ibackup-readonly-";
 /// A read-only connection to the database `source` holds. The connection owns the source from
 /// here on; it is dropped when the connection closes. Nothing else is set up: a Manifest.db
 /// connection is hardened next (`manifest::harden`).
-pub fn connect(source: impl Source + 'static) -> rusqlite::Result<Connection> {
+pub(crate) fn connect(source: impl Source + 'static) -> rusqlite::Result<Connection> {
     callbacks::register()?;
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let token = NEXT.fetch_add(1, Ordering::Relaxed);

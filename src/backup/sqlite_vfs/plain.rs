@@ -10,12 +10,12 @@ use super::Source;
 use crate::untrusted_file;
 
 /// A regular file, open for reading, that SQLite reads through [`super::connect`].
-pub struct PlainFile(File);
+pub(crate) struct PlainFile(File);
 
 impl PlainFile {
     /// Takes a file opened by [`untrusted_file::open_regular`]; its type is checked again on the
     /// handle, so nothing but a regular file is ever read as a database.
-    pub fn new(file: File) -> io::Result<Self> {
+    pub(crate) fn new(file: File) -> io::Result<Self> {
         untrusted_file::check_regular(&file)?;
         Ok(PlainFile(file))
     }
