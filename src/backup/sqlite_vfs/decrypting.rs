@@ -178,52 +178,12 @@ fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::super::read_for_sqlite;
+    use super::super::test_support::{database, encrypt, encrypted_db, KEY};
     use super::*;
-    use aes::cipher::{block_padding::NoPadding, block_padding::Pkcs7, BlockEncryptMut, KeyIvInit};
     use rusqlite::ffi;
 
-    type Aes256CbcEnc = cbc::Encryptor<aes::Aes256>;
-
-    const KEY: [u8; 32] = [0x24; 32];
-
-    fn encrypt(plaintext: &[u8], pad: bool) -> Vec<u8> {
-        let mut buf = plaintext.to_vec();
-        buf.resize(plaintext.len() + BLOCK_LEN, 0);
-        let enc = Aes256CbcEnc::new(&KEY.into(), &[0u8; BLOCK_LEN].into());
-        let len = if pad {
-            enc.encrypt_padded_mut::<Pkcs7>(&mut buf, plaintext.len())
-                .unwrap()
-                .len()
-        } else {
-            enc.encrypt_padded_mut::<NoPadding>(&mut buf, plaintext.len())
-                .unwrap()
-                .len()
-        };
-        buf.truncate(len);
-        buf
-    }
-
-    fn database(rows: usize) -> Vec<u8> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("plain.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch("PRAGMA page_size = 1024; CREATE TABLE t (n INTEGER, s TEXT);")
-            .unwrap();
-        for n in 0..rows {
-            conn.execute(
-                "INSERT INTO t VALUES (?1, ?2)",
-                rusqlite::params![n as i64, format!("row {n} {}", "x".repeat(n % 300))],
-            )
-            .unwrap();
-        }
-        drop(conn);
-        std::fs::read(&path).unwrap()
-    }
-
     fn encrypted_file(dir: &tempfile::TempDir, ciphertext: &[u8]) -> EncryptedDb {
-        let path = dir.path().join("encrypted");
-        std::fs::write(&path, ciphertext).unwrap();
-        EncryptedDb::new(File::open(&path).unwrap(), FileKey::from_bytes(&KEY)).unwrap()
+        encrypted_db(&dir.path().join("encrypted"), ciphertext)
     }
 
     #[test]
@@ -278,105 +238,13 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_reads_a_padded_and_an_unpadded_database_through_the_vfs() {
-        let plain = database(3000);
-        for pad in [true, false] {
-            let dir = tempfile::tempdir().unwrap();
-            let mut db = encrypted_file(&dir, &encrypt(&plain, pad));
-            if let (true, Some(padding)) = (pad, db.padding()) {
-                db.set_len(db.encrypted_len() - padding as u64);
-            }
-            let conn = db.connect().unwrap();
-            let (count, sum): (i64, i64) = conn
-                .query_row("SELECT count(*), sum(length(s)) FROM t", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .unwrap();
-            assert_eq!(count, 3000);
-            assert!(sum > 3000);
-            let check: String = conn
-                .query_row("PRAGMA quick_check", [], |r| r.get(0))
-                .unwrap();
-            assert_eq!(check, "ok");
-            // Sorting needs temporary space: it stays in memory.
-            let last: i64 = conn
-                .query_row("SELECT n FROM t ORDER BY s DESC, n LIMIT 1", [], |r| {
-                    r.get(0)
-                })
-                .unwrap();
-            assert!(last >= 0);
-        }
-    }
-
-    #[test]
-    fn the_database_cannot_be_written_and_nothing_lands_beside_it() {
-        let plain = database(10);
-        let dir = tempfile::tempdir().unwrap();
-        let db = encrypted_file(&dir, &encrypt(&plain, false));
-        let conn = db.connect().unwrap();
-        assert!(conn.execute("INSERT INTO t VALUES (1, 'x')", []).is_err());
-        assert!(conn.execute_batch("CREATE TABLE u (x)").is_err());
-        drop(conn);
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["encrypted"]);
-    }
-
-    #[test]
-    fn a_database_in_wal_mode_is_read_from_its_main_file() {
-        // Immutable: SQLite looks for no -wal beside it and reads what the file holds.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("wal.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; CREATE TABLE t (n); INSERT INTO t VALUES (1);",
-        )
-        .unwrap();
-        drop(conn);
-        let plain = std::fs::read(&path).unwrap();
-        assert_eq!(plain[18], 2, "the header says WAL");
-        let db = encrypted_file(&dir, &encrypt(&plain, false));
-        let count = db
-            .connect()
-            .and_then(|conn| conn.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)));
-        assert_eq!(count.unwrap(), 1);
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert!(
-            names.iter().all(|n| n == "wal.db" || n == "encrypted"),
-            "{names:?}"
-        );
-    }
-
-    #[test]
     fn a_wrong_key_gives_sqlite_an_error_not_a_crash() {
-        let plain = database(10);
         let dir = tempfile::tempdir().unwrap();
+        let plain = std::fs::read(database(dir.path(), "t.db", 10)).unwrap();
         let path = dir.path().join("encrypted");
         std::fs::write(&path, encrypt(&plain, true)).unwrap();
         let db =
             EncryptedDb::new(File::open(&path).unwrap(), FileKey::from_bytes(&[1; 32])).unwrap();
-        let conn = db.connect().unwrap();
-        assert!(conn
-            .query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
-            .is_err());
-    }
-
-    #[test]
-    fn a_file_that_shrinks_after_it_is_opened_is_a_read_error() {
-        let plain = database(500);
-        let dir = tempfile::tempdir().unwrap();
-        let db = encrypted_file(&dir, &encrypt(&plain, false));
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(dir.path().join("encrypted"))
-            .unwrap()
-            .set_len(4096)
-            .unwrap();
         let conn = db.connect().unwrap();
         assert!(conn
             .query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))

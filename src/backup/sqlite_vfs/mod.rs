@@ -30,6 +30,8 @@
 mod callbacks;
 pub mod decrypting;
 mod plain;
+#[cfg(test)]
+mod test_support;
 
 use std::ffi::CStr;
 use std::io;
@@ -61,10 +63,14 @@ const NAME_PREFIX: &str = "ibackup-readonly-";
 /// here on; it is dropped when the connection closes. Nothing else is set up: a Manifest.db
 /// connection is hardened next (`manifest::harden`).
 pub(crate) fn connect(source: impl Source + 'static) -> rusqlite::Result<Connection> {
+    connect_boxed(Box::new(source))
+}
+
+fn connect_boxed(source: Box<dyn Source>) -> rusqlite::Result<Connection> {
     callbacks::register()?;
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let token = NEXT.fetch_add(1, Ordering::Relaxed);
-    waiting().push((token, Box::new(source)));
+    waiting().push((token, source));
     let opened = Connection::open_with_flags_and_vfs(
         format!("{NAME_PREFIX}{token}"),
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -118,29 +124,9 @@ fn read_for_sqlite(source: &mut dyn Source, offset: u64, out: &mut [u8]) -> std:
 
 #[cfg(test)]
 mod tests {
+    use super::test_support::{database, every_source};
     use super::*;
-    use crate::untrusted_file::{open_regular, Links};
     use std::path::Path;
-
-    /// A database of `rows` rows written by SQLite itself, in `dir`.
-    fn database(dir: &Path, name: &str, rows: usize) -> std::path::PathBuf {
-        let path = dir.join(name);
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch("PRAGMA page_size = 1024; CREATE TABLE t (n INTEGER, s TEXT);")
-            .unwrap();
-        for n in 0..rows {
-            conn.execute(
-                "INSERT INTO t VALUES (?1, ?2)",
-                rusqlite::params![n as i64, format!("row {n} {}", "x".repeat(n % 300))],
-            )
-            .unwrap();
-        }
-        path
-    }
-
-    fn plain(path: &Path) -> PlainFile {
-        PlainFile::new(open_regular(path, Links::Refuse).unwrap()).unwrap()
-    }
 
     fn count(conn: &Connection) -> rusqlite::Result<i64> {
         conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
@@ -202,33 +188,45 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_reads_a_plain_file_through_its_handle() {
+    fn sqlite_reads_every_kind_of_source() {
         let dir = tempfile::tempdir().unwrap();
-        let path = database(dir.path(), "plain.db", 3000);
-        let conn = connect(plain(&path)).unwrap();
-        assert_eq!(count(&conn).unwrap(), 3000);
-        let check: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(check, "ok");
-        // Sorting needs temporary space: it stays in memory.
-        let last: i64 = conn
-            .query_row("SELECT n FROM t ORDER BY s DESC, n LIMIT 1", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert!(last >= 0);
+        let path = database(dir.path(), "t.db", 3000);
+        for (file, source) in every_source(&path) {
+            let conn = connect_boxed(source).unwrap();
+            let (count, sum): (i64, i64) = conn
+                .query_row("SELECT count(*), sum(length(s)) FROM t", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .unwrap();
+            assert_eq!(count, 3000, "{}", file.display());
+            assert!(sum > 3000);
+            let check: String = conn
+                .query_row("PRAGMA quick_check", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(check, "ok");
+            // Sorting needs temporary space: it stays in memory.
+            let last: i64 = conn
+                .query_row("SELECT n FROM t ORDER BY s DESC, n LIMIT 1", [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert!(last >= 0);
+        }
     }
 
     #[test]
     fn the_database_cannot_be_written_and_nothing_lands_beside_it() {
         let dir = tempfile::tempdir().unwrap();
-        let path = database(dir.path(), "plain.db", 10);
-        let conn = connect(plain(&path)).unwrap();
-        assert!(conn.execute("INSERT INTO t VALUES (1, 'x')", []).is_err());
-        assert!(conn.execute_batch("CREATE TABLE u (x)").is_err());
-        drop(conn);
-        assert_eq!(names_in(dir.path()), ["plain.db"]);
+        let path = database(dir.path(), "t.db", 10);
+        let sources = every_source(&path);
+        let before = names_in(dir.path());
+        for (file, source) in sources {
+            let conn = connect_boxed(source).unwrap();
+            assert!(conn.execute("INSERT INTO t VALUES (1, 'x')", []).is_err());
+            assert!(conn.execute_batch("CREATE TABLE u (x)").is_err());
+            drop(conn);
+            assert_eq!(names_in(dir.path()), before, "{}", file.display());
+        }
     }
 
     #[test]
@@ -243,24 +241,30 @@ mod tests {
         .unwrap();
         drop(conn);
         assert_eq!(std::fs::read(&path).unwrap()[18], 2, "the header says WAL");
-        let conn = connect(plain(&path)).unwrap();
-        assert_eq!(count(&conn).unwrap(), 1);
-        drop(conn);
-        assert_eq!(names_in(dir.path()), ["wal.db"]);
+        let sources = every_source(&path);
+        let before = names_in(dir.path());
+        for (file, source) in sources {
+            let conn = connect_boxed(source).unwrap();
+            assert_eq!(count(&conn).unwrap(), 1, "{}", file.display());
+            drop(conn);
+            assert_eq!(names_in(dir.path()), before);
+        }
     }
 
     #[test]
     fn a_file_that_shrinks_after_it_is_opened_is_an_error_not_a_crash() {
         let dir = tempfile::tempdir().unwrap();
-        let path = database(dir.path(), "plain.db", 500);
-        let conn = connect(plain(&path)).unwrap();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(4096)
-            .unwrap();
-        assert!(count(&conn).is_err());
+        let path = database(dir.path(), "t.db", 500);
+        for (file, source) in every_source(&path) {
+            let conn = connect_boxed(source).unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_len(4096)
+                .unwrap();
+            assert!(count(&conn).is_err(), "{}", file.display());
+        }
     }
 
     #[test]
@@ -274,7 +278,7 @@ mod tests {
         );
         assert!(refused.is_err());
         let dir = tempfile::tempdir().unwrap();
-        let path = database(dir.path(), "plain.db", 1);
+        let path = database(dir.path(), "t.db", 1);
         let by_path =
             Connection::open_with_flags_and_vfs(&path, OpenFlags::SQLITE_OPEN_READ_ONLY, vfs);
         assert!(by_path.is_err());
@@ -284,7 +288,7 @@ mod tests {
             vfs,
         );
         assert!(writable.is_err());
-        assert_eq!(names_in(dir.path()), ["plain.db"]);
+        assert_eq!(names_in(dir.path()), ["t.db"]);
     }
 
     #[test]
