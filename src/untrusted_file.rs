@@ -33,11 +33,18 @@ pub enum Links {
 /// are errors of kind [`io::ErrorKind::InvalidInput`] with a sentence saying what the path is.
 pub fn open_regular(path: &Path, links: Links) -> io::Result<File> {
     let file = open_nonblocking(path, links)?;
+    check_regular(&file)?;
+    Ok(file)
+}
+
+/// Checks on an open handle that it is a regular file; anything else is an error of kind
+/// [`io::ErrorKind::InvalidInput`] saying what it is, as [`open_regular`] gives.
+pub fn check_regular(file: &File) -> io::Result<()> {
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(not_regular(&meta));
     }
-    Ok(file)
+    Ok(())
 }
 
 /// Reads a whole regular file of at most `max` bytes (see [`open_regular`]). A file longer than

@@ -229,7 +229,7 @@ pub(crate) fn check_aligned(len: u64) -> Result<(), CryptoError> {
 
 /// Decrypts whole blocks in place, CBC-chained from `iv`: the previous ciphertext block, or
 /// zeros at the start of a file. This is what lets a file be decrypted from any block on
-/// (`decrypting_vfs`). `data.len()` must be a multiple of [`BLOCK_LEN`].
+/// (`sqlite_vfs::decrypting`). `data.len()` must be a multiple of [`BLOCK_LEN`].
 pub(crate) fn decrypt_in_place(key: &FileKey, iv: &[u8; BLOCK_LEN], data: &mut [u8]) {
     let mut decryptor = Aes256CbcDec::new(key.as_bytes().into(), iv.into());
     decrypt_blocks(&mut decryptor, data);

@@ -22,7 +22,6 @@ use rayon::prelude::*;
 use super::blobs::{blob_path, open_blob};
 use super::content_check::{check_content, quick_check, quick_check_file};
 use super::crypto;
-use super::decrypting_vfs::{EncryptedDb, MAX_ENCRYPTED_DB_BYTES};
 use super::keybag::ClassKeys;
 use super::manifest::ManifestError;
 use super::problems::{
@@ -30,6 +29,7 @@ use super::problems::{
 };
 use super::report::{BackupReport, DamagedRecord, DatabaseCheck};
 use super::scan::{FoundDatabase, Listed, Names, Progress};
+use super::sqlite_vfs::decrypting::{EncryptedDb, MAX_ENCRYPTED_DB_BYTES};
 use crate::untrusted_file::{self, Links};
 
 /// Why one file's check came to nothing.

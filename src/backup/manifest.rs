@@ -6,9 +6,9 @@
 //! connection to one goes through [`harden`] and [`Manifest`]'s schema check before its first
 //! row is read (docs/design.md, "Manifest.db is hostile input"):
 //!
-//! - on Unix the file is opened by [`crate::untrusted_file::open_regular`] (never blocks, links
-//!   refused, type checked on the handle) and SQLite reads that very handle through the
-//!   `ibackup-handle` VFS (`handle_vfs`), so it cannot be swapped after the check;
+//! - the file is opened by [`crate::untrusted_file::open_regular`] (never blocks, links refused,
+//!   type checked on the handle) and SQLite reads that very handle through `sqlite_vfs`, so it
+//!   cannot be swapped after the check;
 //! - `Files` must be a plain table: a view, a virtual table, a generated column among the five
 //!   read, or a column hiding the rowid is refused before any row is read;
 //! - SQLite's own limits are lowered ([`MAX_VALUE_BYTES`] per value, short SQL, few columns,
@@ -32,7 +32,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{ffi, Connection, ErrorCode, OpenFlags, OptionalExtension};
 use zeroize::Zeroizing;
 
-use super::decrypting_vfs::EncryptedDb;
+use super::sqlite_vfs::{self, decrypting::EncryptedDb, PlainFile};
 
 use crate::units::human_count;
 use crate::untrusted_file::{open_regular, Links};
@@ -92,10 +92,6 @@ const COLUMNS: [&str; 5] = ["fileID", "domain", "relativePath", "flags", "file"]
 /// damaged or hostile file could make say something else.
 const SCAN: &str =
     "SELECT rowid, fileID, domain, relativePath, flags, file FROM main.Files NOT INDEXED";
-
-const OPEN_FLAGS: OpenFlags = OpenFlags::SQLITE_OPEN_READ_ONLY
-    .union(OpenFlags::SQLITE_OPEN_URI)
-    .union(OpenFlags::SQLITE_OPEN_NO_MUTEX);
 
 /// Why the manifest could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -202,26 +198,11 @@ pub fn readonly_uri(path: &Path) -> String {
     uri
 }
 
-/// A read-only, immutable connection to the database `file` (opened from `path` by
-/// [`open_regular`], which checked it). On Unix SQLite reads through `file` itself, so the path
-/// being swapped since the check changes nothing; elsewhere it opens `path` again.
-/// Not hardened: call [`harden`] next.
-pub fn open_handle(file: &File, path: &Path) -> Result<Connection, rusqlite::Error> {
-    #[cfg(unix)]
-    {
-        let _ = path;
-        super::handle_vfs::register()?;
-        Connection::open_with_flags_and_vfs(
-            super::handle_vfs::uri(file),
-            OPEN_FLAGS,
-            super::handle_vfs::NAME,
-        )
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = file;
-        Connection::open_with_flags(readonly_uri(path), OPEN_FLAGS)
-    }
+/// A read-only, immutable connection to the database `file` (opened by [`open_regular`], which
+/// checked it). SQLite reads through `file` itself, never its path, so the path being swapped
+/// since the check changes nothing. Not hardened: call [`harden`] next.
+pub fn open_handle(file: File) -> Result<Connection, ManifestError> {
+    Ok(sqlite_vfs::connect(PlainFile::new(file)?)?)
 }
 
 /// A read-only connection that reads the database straight from `bytes`, without copying them
@@ -344,7 +325,7 @@ impl Manifest {
         if !header.starts_with(SQLITE_MAGIC) {
             return Err(ManifestError::NotSqlite);
         }
-        let conn = open_handle(&file, path)?;
+        let conn = open_handle(file)?;
         // A file list that is not there may be in a WAL that was never merged.
         let in_wal = unmerged_wal(path, &header);
         match Self::checked(conn, None) {
@@ -370,7 +351,7 @@ impl Manifest {
     }
 
     /// Opens an encrypted Manifest.db read-only, decrypting only the pages SQLite reads
-    /// (`decrypting_vfs`); its plaintext is never held whole and never reaches the disk.
+    /// (`sqlite_vfs::decrypting`); its plaintext is never held whole and never reaches the disk.
     pub fn from_encrypted(db: EncryptedDb) -> Result<Self, ManifestError> {
         Self::checked(db.connect()?, None)
     }
@@ -861,8 +842,7 @@ mod unix_tests {
         mkfifo(&path);
         let (done, result) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let read = open_handle(&file, &path)
-                .map_err(ManifestError::from)
+            let read = open_handle(file)
                 .and_then(|conn| Manifest::checked(conn, None))
                 .and_then(|m| {
                     let mut ids = Vec::new();

@@ -7,11 +7,11 @@
 use std::path::Path;
 
 use super::crypto;
-use super::decrypting_vfs::{EncryptedDb, HEAD_LEN, MAX_ENCRYPTED_DB_BYTES};
 use super::error::BackupError;
 use super::keybag::{ClassKeys, Keybag, KeybagError, Password};
 use super::manifest::Manifest;
 use super::plists::ManifestPlist;
+use super::sqlite_vfs::decrypting::{EncryptedDb, HEAD_LEN, MAX_ENCRYPTED_DB_BYTES};
 use crate::untrusted_file::{self, Links};
 
 /// Unlocks the keybag in Manifest.plist with `password` (iOS 5-9 backups, whose manifest is
