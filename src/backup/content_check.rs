@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 use super::blobs::open_blob;
 use super::manifest;
@@ -95,15 +95,12 @@ fn check_plist(mut file: File) -> Option<Result<(), String>> {
     )
 }
 
-/// quick_check on a database file, opened read-only and immutable. SQLite opens the file itself,
-/// and it would follow a link and block on a FIFO: the blob is first opened with [`open_blob`]
-/// (a regular file, not a link), so only the instant between the two opens is left for a swap.
+/// quick_check on a database file, read-only. The blob is opened with [`open_blob`] (a regular
+/// file, not a link, never blocking) and SQLite reads that very handle through the read-only VFS
+/// (`sqlite_vfs`), so nothing swapped in after the check can make it block or read elsewhere.
 pub(super) fn quick_check_file(path: &Path) -> Result<String, String> {
-    open_blob(path).map_err(|e| format!("it could not be opened: {e}"))?;
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_URI
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    Connection::open_with_flags(manifest::readonly_uri(path), flags)
+    let file = open_blob(path).map_err(|e| format!("it could not be opened: {e}"))?;
+    manifest::open_handle(file)
         .map_err(|e| e.to_string())
         .and_then(|conn| quick_check(&conn))
 }

@@ -173,31 +173,6 @@ fn read_header(file: &File) -> std::io::Result<Vec<u8>> {
     Ok(header)
 }
 
-/// A `file:` URI for `path` that SQLite opens read-only and immutable: it takes no lock and
-/// writes nothing beside the database (https://sqlite.org/uri.html).
-pub fn readonly_uri(path: &Path) -> String {
-    let text: String = if cfg!(windows) {
-        let s = path.to_string_lossy().replace('\\', "/");
-        if s.as_bytes().get(1) == Some(&b':') {
-            format!("/{s}")
-        } else {
-            s
-        }
-    } else {
-        path.to_string_lossy().into_owned()
-    };
-    let mut uri = String::from("file:");
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"/-_.~:".contains(&byte) {
-            uri.push(byte as char);
-        } else {
-            uri.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    uri.push_str("?mode=ro&immutable=1");
-    uri
-}
-
 /// A read-only, immutable connection to the database `file` (opened by [`open_regular`], which
 /// checked it). SQLite reads through `file` itself, never its path, so the path being swapped
 /// since the check changes nothing. Not hardened: call [`harden`] next.
@@ -557,14 +532,6 @@ pub fn manifest_db_path(backup: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uri_escapes_what_sqlite_would_misread() {
-        assert_eq!(
-            readonly_uri(Path::new("/a b/c?d#e%f/Manifest.db")),
-            "file:/a%20b/c%3Fd%23e%25f/Manifest.db?mode=ro&immutable=1"
-        );
-    }
 
     #[test]
     fn opens_read_only_and_streams_rows() {
