@@ -36,17 +36,21 @@ const MAX_CHECKED_PLIST: u64 = 16 << 20;
 /// a SQLite database nor a plist (or a plist too big or too nested to parse within limits),
 /// else whether it passed quick_check or parsed.
 pub(super) fn check_content(path: &Path) -> Option<Result<(), String>> {
-    let file = match open_blob(path) {
-        Ok(file) => file,
-        Err(e) => return Some(Err(format!("it could not be read: {e}"))),
-    };
+    match open_blob(path) {
+        Ok(file) => check_open_content(file),
+        Err(e) => Some(Err(format!("it could not be read: {e}"))),
+    }
+}
+
+/// [`check_content`] on a blob already opened with [`open_blob`]: the handle is read, and a
+/// database is quick_checked through it, so the blob is opened once.
+pub(super) fn check_open_content(file: File) -> Option<Result<(), String>> {
     let mut head = Vec::with_capacity(100);
     if let Err(e) = (&file).take(100).read_to_end(&mut head) {
         return Some(Err(format!("it could not be read: {e}")));
     }
     if head.starts_with(manifest::SQLITE_MAGIC) {
-        drop(file);
-        Some(match quick_check_file(path) {
+        Some(match quick_check_handle(file) {
             Ok(result) if result == "ok" => Ok(()),
             Ok(result) => Err(format!("SQLite's quick_check reports: {result}")),
             Err(e) => Err(format!("SQLite reports: {e}")),
@@ -95,11 +99,10 @@ fn check_plist(mut file: File) -> Option<Result<(), String>> {
     )
 }
 
-/// quick_check on a database file, read-only. The blob is opened with [`open_blob`] (a regular
-/// file, not a link, never blocking) and SQLite reads that very handle through the read-only VFS
-/// (`sqlite_vfs`), so nothing swapped in after the check can make it block or read elsewhere.
-pub(super) fn quick_check_file(path: &Path) -> Result<String, String> {
-    let file = open_blob(path).map_err(|e| format!("it could not be opened: {e}"))?;
+/// quick_check on a database blob already opened with [`open_blob`] (a regular file, not a link,
+/// never blocking): SQLite reads that very handle through the read-only VFS (`sqlite_vfs`), so
+/// nothing swapped in after the check can make it block or read elsewhere.
+pub(super) fn quick_check_handle(file: File) -> Result<String, String> {
     manifest::open_handle(file)
         .map_err(|e| e.to_string())
         .and_then(|conn| quick_check(&conn))
@@ -114,6 +117,12 @@ pub(super) fn quick_check(conn: &Connection) -> Result<String, String> {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    /// The blob at `path` opened as `--deep` opens it, then quick_checked through the handle.
+    fn quick_check_file(path: &Path) -> Result<String, String> {
+        let file = open_blob(path).map_err(|e| format!("it could not be opened: {e}"))?;
+        quick_check_handle(file)
+    }
     use std::io::Write;
     use std::time::{Duration, Instant};
 

@@ -20,7 +20,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::blobs::{blob_path, open_blob};
-use super::content_check::{check_content, quick_check, quick_check_file};
+use super::content_check::{check_open_content, quick_check, quick_check_handle};
 use super::crypto;
 use super::keybag::ClassKeys;
 use super::manifest::ManifestError;
@@ -196,7 +196,7 @@ impl Deep<'_> {
                 let path = blob_path(self.root, &listed.id, self.flat);
                 let result = match open_blob(&path) {
                     Err(e) => Some(Err(Fault::Unread(format!("cannot open it: {e}")))),
-                    Ok(_) => check_content(&path).map(|r| r.map_err(Fault::Bad)),
+                    Ok(file) => check_open_content(file).map(|r| r.map_err(Fault::Bad)),
                 };
                 self.progress.advance(listed.size.unwrap_or(0));
                 result.map(|r| (listed.rowid, r))
@@ -247,10 +247,10 @@ impl Deep<'_> {
                 MAX_ENCRYPTED_DB_BYTES,
             ));
         }
-        if let Err(e) = open_blob(&path) {
-            return Some(Err(Fault::Unread(format!("cannot open it: {e}"))));
+        match open_blob(&path) {
+            Err(e) => Some(Err(Fault::Unread(format!("cannot open it: {e}")))),
+            Ok(file) => Some(Ok(quick_check_handle(file).unwrap_or_else(|e| e))),
         }
-        Some(Ok(quick_check_file(&path).unwrap_or_else(|e| e)))
     }
 }
 
