@@ -167,16 +167,18 @@ fn open_nonblocking(path: &Path, links: Links) -> io::Result<File> {
     options.open(path)
 }
 
+/// Makes a FIFO at `path`, for the unit tests of every module that must not block on one.
+#[cfg(all(test, unix))]
+pub(crate) fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use std::os::unix::ffi::OsStrExt;
-
-    fn mkfifo(path: &Path) {
-        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-        // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
-        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
-    }
 
     #[test]
     fn a_regular_file_is_read_whole() {

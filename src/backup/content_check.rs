@@ -126,12 +126,7 @@ mod tests {
     use std::io::Write;
     use std::time::{Duration, Instant};
 
-    fn mkfifo(path: &Path) {
-        use std::os::unix::ffi::OsStrExt;
-        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-        // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
-        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
-    }
+    use crate::untrusted_file::mkfifo;
 
     /// A blob swapped for a FIFO after the listing: the check says it could not be read, at
     /// once, instead of holding a worker thread for ever.

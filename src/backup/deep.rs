@@ -346,13 +346,10 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_blob_that_cannot_be_opened_at_deep_time_is_not_checked_not_damaged() {
-        use std::os::unix::ffi::OsStrExt;
         let dir = tempfile::tempdir().unwrap();
         let id = FileId::default();
         let path = blob_path(dir.path(), &id, true);
-        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-        // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
-        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        crate::untrusted_file::mkfifo(&path);
         let deep = Deep {
             root: dir.path(),
             flat: true,

@@ -775,14 +775,9 @@ mod tests {
 #[cfg(all(test, unix))]
 mod unix_tests {
     use super::*;
-    use std::os::unix::ffi::OsStrExt;
     use std::time::Duration;
 
-    fn mkfifo(path: &Path) {
-        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-        // SAFETY: `name` is a valid NUL-terminated path that outlives the call.
-        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
-    }
+    use crate::untrusted_file::mkfifo;
 
     fn sample(dir: &Path) -> PathBuf {
         let path = dir.join("Manifest.db");

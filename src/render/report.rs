@@ -8,7 +8,7 @@ use std::fmt::Write;
 use chrono::{DateTime, Local, Utc};
 
 use super::text::{field, field_or, Style};
-use crate::backup::report::{BackupReport, FileRef, Severity, Verdict};
+use crate::backup::report::{BackupReport, DamagedRecord, FileRef, Severity, Verdict};
 use crate::units::{human_bytes, human_count, plural};
 
 /// How many missing or wrong-size files are named before "and N more".
@@ -98,6 +98,16 @@ fn verdict_line(report: &BackupReport, style: Style) -> String {
     }
 }
 
+/// A damaged or undecryptable file and why, for the examples under its problem.
+fn damaged(file: &DamagedRecord) -> String {
+    format!(
+        "{} {}: {}",
+        field(&file.domain),
+        field(&file.path),
+        field(&file.reason)
+    )
+}
+
 fn name(file: &FileRef) -> String {
     format!(
         "{} {}  [{}]",
@@ -143,33 +153,11 @@ fn problems(report: &BackupReport, style: Style, verbose: bool, out: &mut String
             "backup.files_missing" => report.files.missing.iter().map(name).collect(),
             "backup.files_truncated" => mismatches(report, true),
             "backup.files_changed" => mismatches(report, false),
-            "backup.content_damaged" => report
-                .files
-                .content_damaged
-                .iter()
-                .map(|f| {
-                    format!(
-                        "{} {}: {}",
-                        field(&f.domain),
-                        field(&f.path),
-                        field(&f.reason)
-                    )
-                })
-                .collect(),
+            "backup.content_damaged" => report.files.content_damaged.iter().map(damaged).collect(),
             "backup.file_id_mismatch" => report.files.file_id_mismatch.iter().map(name).collect(),
-            "backup.blobs_undecryptable" => report
-                .files
-                .undecryptable
-                .iter()
-                .map(|f| {
-                    format!(
-                        "{} {}: {}",
-                        field(&f.domain),
-                        field(&f.path),
-                        field(&f.reason)
-                    )
-                })
-                .collect(),
+            "backup.blobs_undecryptable" => {
+                report.files.undecryptable.iter().map(damaged).collect()
+            }
             "backup.database_damaged" => report
                 .databases
                 .iter()
