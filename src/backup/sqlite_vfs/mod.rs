@@ -43,8 +43,7 @@ use rusqlite::{ffi, Connection, OpenFlags};
 pub(crate) use plain::PlainFile;
 
 /// Bytes SQLite reads as a database file. Crate-private: the VFS hands [`Source::read_at`]
-/// SQLite's own buffer, which may be uninitialised, so every implementation must only write to
-/// it, never read it (a positional read into it, a copy into it, zeros).
+/// SQLite's own buffer (zeroed first, so it is always initialised memory).
 pub(crate) trait Source: Send {
     /// How many bytes the database has (SQLite's file size).
     fn size(&mut self) -> io::Result<u64>;
