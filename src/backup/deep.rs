@@ -96,16 +96,10 @@ impl Deep<'_> {
             });
         }
         database_problems(report);
-        let mut named = Vec::with_capacity(unread.len());
-        for (rowid, reason) in unread {
-            let (file_id, domain, path) = manifest.names(rowid)?;
-            named.push(DamagedRecord {
-                file_id,
-                domain,
-                path,
-                reason,
-            });
-        }
+        let named = unread
+            .into_iter()
+            .map(|(rowid, reason)| record(manifest, rowid, reason))
+            .collect::<Result<Vec<_>, _>>()?;
         deep_unread_problem(&named, report);
         Ok(())
     }
@@ -139,13 +133,10 @@ impl Deep<'_> {
                 }
                 Fault::Bad(reason) => reason,
             };
-            let (file_id, domain, path) = manifest.names(rowid)?;
-            report.files.undecryptable.push(DamagedRecord {
-                file_id,
-                domain,
-                path,
-                reason,
-            });
+            report
+                .files
+                .undecryptable
+                .push(record(manifest, rowid, reason)?);
         }
         undecryptable_problem(report);
         Ok(unread)
@@ -210,13 +201,10 @@ impl Deep<'_> {
             }
             report.files.content_checked += 1;
             if let Err(Fault::Bad(reason)) = result {
-                let (file_id, domain, path) = manifest.names(rowid)?;
-                report.files.content_damaged.push(DamagedRecord {
-                    file_id,
-                    domain,
-                    path,
-                    reason,
-                });
+                report
+                    .files
+                    .content_damaged
+                    .push(record(manifest, rowid, reason)?);
             }
         }
         content_problem(report);
@@ -252,6 +240,21 @@ impl Deep<'_> {
             Ok(file) => Some(Ok(quick_check_handle(file).unwrap_or_else(|e| e))),
         }
     }
+}
+
+/// The file at `rowid`, named from the manifest, with what was wrong with it.
+fn record(
+    manifest: &dyn Names,
+    rowid: i64,
+    reason: String,
+) -> Result<DamagedRecord, ManifestError> {
+    let (file_id, domain, path) = manifest.names(rowid)?;
+    Ok(DamagedRecord {
+        file_id,
+        domain,
+        path,
+        reason,
+    })
 }
 
 /// `PRAGMA quick_check` on an encrypted key database, read through the decrypting VFS: only the
