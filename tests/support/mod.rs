@@ -1,18 +1,23 @@
 //! Test support: the backup writer (writer.rs), the one way to run the `ibackup` binary
 //! (run.rs), and to measure a run's time and memory (measured.rs), the simulated phone
-//! (phone.rs), the files of a test's folders (tree.rs), and small helpers for reading what a run
-//! printed.
+//! (phone.rs), the files of a test's folders (tree.rs), what the kernel saw done to a tree during
+//! a run (watch.rs), a child run with a private view of the mounts (mounts.rs), and small helpers
+//! for reading what a run printed.
 
 #![allow(dead_code, unused_imports)]
 
 #[cfg(unix)]
 mod measured;
+#[cfg(target_os = "linux")]
+mod mounts;
 mod mtime;
 mod phone;
 mod run;
 mod tree;
 #[cfg(unix)]
 mod unprivileged;
+#[cfg(target_os = "linux")]
+mod watch;
 mod writer;
 
 use std::fs;
@@ -21,12 +26,16 @@ use std::process::Output;
 
 #[cfg(unix)]
 pub use measured::*;
+#[cfg(target_os = "linux")]
+pub use mounts::*;
 pub use mtime::*;
 pub use phone::*;
 pub use run::*;
 pub use tree::*;
 #[cfg(unix)]
 pub use unprivileged::*;
+#[cfg(target_os = "linux")]
+pub use watch::*;
 pub use writer::*;
 
 pub fn stdout(out: &Output) -> String {

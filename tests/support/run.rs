@@ -93,6 +93,14 @@ impl Ibackup {
         self
     }
 
+    /// Runs in a mount namespace of its own with `plan` applied (see mounts.rs). Check
+    /// [`super::private_mounts`] first: where the namespace cannot be made, the run fails.
+    #[cfg(target_os = "linux")]
+    pub fn in_private_mounts(mut self, plan: &[super::Mount]) -> Ibackup {
+        super::in_private_mounts(&mut self.command, plan);
+        self
+    }
+
     /// The prepared command, for a test that must spawn and reap the child itself.
     pub fn command(self) -> Command {
         self.command

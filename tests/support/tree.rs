@@ -43,8 +43,24 @@ fn entries(root: &Path) -> Vec<(PathBuf, fs::Metadata)> {
 }
 
 /// Names, kinds, sizes, modes and contents of every entry under `root`, sorted: equal
-/// fingerprints mean an untouched tree.
+/// fingerprints mean an untouched tree. A file the test cannot read is fingerprinted as
+/// unreadable, with the error's kind, never as if it were empty.
 pub fn tree_fingerprint(root: &Path) -> Vec<(String, String)> {
+    fingerprint(root, false)
+}
+
+/// [`tree_fingerprint`] with each entry's modification and inode change times (to the
+/// nanosecond) added: a file rewritten with the same bytes, dated back, or chmod-ed and
+/// restored still differs, since no one can set a change time back (root included). Only for
+/// trees the test itself leaves alone between the two fingerprints: its own chmod shows too.
+#[cfg(unix)]
+pub fn tree_fingerprint_with_times(root: &Path) -> Vec<(String, String)> {
+    fingerprint(root, true)
+}
+
+fn fingerprint(root: &Path, times: bool) -> Vec<(String, String)> {
+    #[cfg(not(unix))]
+    let _ = times;
     let mut out: Vec<_> = entries(root)
         .into_iter()
         .map(|(path, meta)| {
@@ -53,7 +69,7 @@ pub fn tree_fingerprint(root: &Path) -> Vec<(String, String)> {
             let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
             #[cfg(not(unix))]
             let mode = meta.permissions().readonly() as u32;
-            let what = if meta.is_dir() {
+            let mut what = if meta.is_dir() {
                 format!("dir {mode:o}")
             } else if meta.file_type().is_symlink() {
                 format!("link -> {}", fs::read_link(&path).unwrap().display())
@@ -61,19 +77,36 @@ pub fn tree_fingerprint(root: &Path) -> Vec<(String, String)> {
                 // A FIFO or a device is never opened: reading one could block or never end.
                 format!("special {mode:o}")
             } else {
-                // Streamed, not read whole: the test process's memory counts in what the runs
-                // it measures use (see measured.rs).
-                let mut hasher = Sha1::new();
-                if let Ok(mut file) = fs::File::open(&path) {
-                    let _ = std::io::copy(&mut file, &mut hasher);
-                }
-                format!("file {mode:o} {} {:x?}", meta.len(), hasher.finalize())
+                format!("file {mode:o} {} {}", meta.len(), content_hash(&path))
             };
+            #[cfg(unix)]
+            if times {
+                use std::os::unix::fs::MetadataExt;
+                what += &format!(
+                    " mtime {}.{:09} ctime {}.{:09}",
+                    meta.mtime(),
+                    meta.mtime_nsec(),
+                    meta.ctime(),
+                    meta.ctime_nsec()
+                );
+            }
             (rel, what)
         })
         .collect();
     out.sort();
     out
+}
+
+/// The SHA-1 of a file's bytes, or why it could not be read.
+fn content_hash(path: &Path) -> String {
+    // Streamed, not read whole: the test process's memory counts in what the runs it measures
+    // use (see measured.rs).
+    let mut hasher = Sha1::new();
+    let read = fs::File::open(path).and_then(|mut file| std::io::copy(&mut file, &mut hasher));
+    match read {
+        Ok(_) => format!("{:x?}", hasher.finalize()),
+        Err(e) => format!("unreadable ({:?})", e.kind()),
+    }
 }
 
 /// Every path under `root` with its size and modification time, sorted: what changes if
