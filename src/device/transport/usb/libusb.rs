@@ -45,15 +45,31 @@ struct MuxInterface {
 /// libusb itself starts happily there and lists no devices, which would read as "no iPhone".
 #[cfg(target_os = "linux")]
 fn missing_usb_bus() -> Option<DeviceError> {
-    // libusb's Linux backend opens devices under usbfs. [libusb libusb/os/linux_usbfs.c find_usbfs_path]
+    // libusb's Linux backend opens devices under usbfs, and takes a usbfs folder only when it
+    // lists an entry: a machine with a USB controller has one per bus there, so an empty folder
+    // (a container given an empty /dev) has no bus either. [libusb libusb/os/linux_usbfs.c
+    // find_usbfs_path]
     let usbfs = ["/dev/bus/usb", "/proc/bus/usb"];
-    if usbfs.iter().any(|p| std::path::Path::new(p).exists()) {
+    if usbfs
+        .iter()
+        .any(|p| lists_an_entry(std::path::Path::new(p)))
+    {
         return None;
     }
     Some(DeviceError::UsbUnavailable {
-        cause: "this machine has no USB bus that libusb can use (/dev/bus/usb is missing)".to_string(),
+        cause: "this machine has no USB bus that libusb can use (/dev/bus/usb is missing or empty)".to_string(),
         fix: "Run ibackup on the machine the iPhone is plugged into (in a container or VM, pass the USB bus through, for example `--device /dev/bus/usb` for Docker), or use the usbmuxd daemon: --transport usbmuxd.".to_string(),
     })
+}
+
+/// Whether the usbfs folder `path` holds an entry. One we may not list counts as there: libusb
+/// then says what it may not do, which is the more useful message.
+#[cfg(target_os = "linux")]
+fn lists_an_entry(path: &std::path::Path) -> bool {
+    match std::fs::read_dir(path) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) => e.kind() == io::ErrorKind::PermissionDenied,
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
