@@ -299,6 +299,14 @@ mod tests {
         let data = HAND_WRITTEN.concat();
         assert_eq!(data.len(), 6 + 153 + 82, "the sizes counted by hand");
         let records = parse(&data).unwrap();
+        assert_eq!(records.len(), 2);
+        let numbers = |r: &Record| {
+            let (mode, inode, uid, gid) = (r.mode, r.inode, r.user_id, r.group_id);
+            (mode, inode, uid, gid, r.mtime, r.size, r.protection_class)
+        };
+        let file = (0o100644, 0x12345, 501, 20, 1_400_000_000, 4096, 3);
+        assert_eq!(numbers(&records[0]), file);
+        assert_eq!(numbers(&records[1]), (0o120755, 7, 0, 80, 1_442_840_576, 0, 0));
         let digest: Vec<u8> = (0..20).collect();
         let mut key = vec![4, 0, 0, 0];
         key.extend(0xa0..=0xc7);
