@@ -445,7 +445,10 @@ mod tests {
                 Some(value) => assert_ne!(value, whole, "cut at {cut}"),
             }
         }
-        assert!(refused > bytes.len() * 9 / 10, "only {refused} cuts refused");
+        assert!(
+            refused > bytes.len() * 9 / 10,
+            "only {refused} cuts refused"
+        );
         assert_eq!(
             Bplist::parse(b"bplist00").unwrap_err(),
             BplistError {
@@ -485,6 +488,9 @@ mod tests {
                 }
             }
         }
-        assert!(same >= 6 * 4 && refused > bytes.len(), "{same} same, {refused} refused");
+        assert!(
+            same >= 6 * 4 && refused > bytes.len(),
+            "{same} same, {refused} refused"
+        );
     }
 }

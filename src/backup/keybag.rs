@@ -877,8 +877,7 @@ mod tests {
                         .map_or(bytes.len(), |r| r.0);
                     let iter = records
                         .iter()
-                        .filter(|r| &r.1 == b"ITER" && r.0 < header_end)
-                        .last()
+                        .rfind(|r| &r.1 == b"ITER" && r.0 < header_end)
                         .map(|r| u32::from_be_bytes(r.2.try_into().unwrap()));
                     assert_eq!(Some(keybag.kdf.sha1.iterations), iter, "round {round}");
                     let values: Vec<&[u8]> = records
@@ -903,7 +902,11 @@ mod tests {
                     available,
                 }) => {
                     refused += 1;
-                    assert_eq!((offset, available), (end, bytes.len() - end), "round {round}");
+                    assert_eq!(
+                        (offset, available),
+                        (end, bytes.len() - end),
+                        "round {round}"
+                    );
                     assert!(needed > available as u64, "round {round}");
                 }
                 Err(KeybagError::BadLength {
@@ -918,15 +921,18 @@ mod tests {
                     assert_eq!((&record.1[..], record.2.len()), (tag.as_bytes(), found));
                     assert_ne!(expected, found, "round {round}");
                 }
-                Err(
-                    KeybagError::Missing { .. } | KeybagError::TooManyIterations { .. },
-                ) => refused += 1,
+                Err(KeybagError::Missing { .. } | KeybagError::TooManyIterations { .. }) => {
+                    refused += 1
+                }
                 Err(other) => panic!("round {round}: {other}"),
             }
         }
         // Most single-byte changes land in values (salts, keys) and still parse; changes to a
         // length or a tag are refused. Both must happen.
-        assert!(parsed > 500 && refused > 200, "{parsed} parsed, {refused} refused");
+        assert!(
+            parsed > 500 && refused > 200,
+            "{parsed} parsed, {refused} refused"
+        );
     }
 
     #[test]

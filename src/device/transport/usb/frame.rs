@@ -425,7 +425,10 @@ mod tests {
             }
             Err(FrameError::Short { need, got }) => {
                 assert!(need > got, "{bytes:02x?}");
-                assert!(got == bytes.len() || got == word(4) as usize, "{bytes:02x?}");
+                assert!(
+                    got == bytes.len() || got == word(4) as usize,
+                    "{bytes:02x?}"
+                );
                 false
             }
             Err(FrameError::TooLarge { length, max }) => {
@@ -484,7 +487,10 @@ mod tests {
             let wide = next() % 2 == 0;
             match announced_length(&bytes, wide) {
                 Ok(None) => assert!(bytes.len() < NARROW_HEADER),
-                Ok(Some(length)) => assert_eq!(length, u32::from_be_bytes(bytes[4..8].try_into().unwrap()) as usize),
+                Ok(Some(length)) => assert_eq!(
+                    length,
+                    u32::from_be_bytes(bytes[4..8].try_into().unwrap()) as usize
+                ),
                 Err(_) => assert!(decode(&bytes, wide).is_err()),
             }
             if check_decode(&bytes, wide) {
@@ -493,7 +499,10 @@ mod tests {
                 refused += 1;
             }
         }
-        assert!(decoded > 1000 && refused > 10_000, "{decoded} decoded, {refused} refused");
+        assert!(
+            decoded > 1000 && refused > 10_000,
+            "{decoded} decoded, {refused} refused"
+        );
     }
 
     // Packets written out by hand, byte by byte, from usbmuxd's description of the framing
@@ -605,7 +614,10 @@ mod tests {
                 payload: b"pong".to_vec(),
             }
         );
-        assert_eq!(announced_length(&DEVICE_TCP_REPLY[..8], false), Ok(Some(36)));
+        assert_eq!(
+            announced_length(&DEVICE_TCP_REPLY[..8], false),
+            Ok(Some(36))
+        );
     }
 
     #[test]
