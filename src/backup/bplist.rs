@@ -367,43 +367,130 @@ mod tests {
         assert_eq!(bp.lookup(&top, "absent").unwrap(), None);
     }
 
+    /// The whole tree under `index` as the `plist` crate's value, following references at most
+    /// `depth` levels down (a corrupted file may hold a cycle).
+    fn tree(bp: &Bplist, index: u64, depth: usize) -> Result<Value, BplistError> {
+        if depth == 0 {
+            return err("too deep for the test", 0);
+        }
+        Ok(match bp.object(index)? {
+            Object::Null => return err("null has no plist value", 0),
+            Object::Bool(b) => Value::Boolean(b),
+            Object::Int(n) => match i64::try_from(n) {
+                Ok(n) => Value::Integer(n.into()),
+                Err(_) => Value::Integer((n as u64).into()),
+            },
+            Object::Real(r) => Value::Real(r),
+            Object::Date(_) => return err("dates are not compared", 0),
+            Object::Data(d) => Value::Data(d.to_vec()),
+            Object::String(s) => Value::String(s.into_owned()),
+            Object::Uid(u) => Value::Uid(plist::Uid::new(u)),
+            Object::Array(refs) => Value::Array(
+                refs.iter()
+                    .map(|i| tree(bp, i, depth - 1))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Object::Dict(dict) => {
+                let mut out = Dictionary::new();
+                for (k, v) in dict.entries() {
+                    let key = match bp.object(k)? {
+                        Object::String(key) => key.into_owned(),
+                        _ => return err("a key that is not a string", 0),
+                    };
+                    out.insert(key, tree(bp, v, depth - 1)?);
+                }
+                Value::Dictionary(out)
+            }
+        })
+    }
+
+    /// What our reader makes of `bytes`, checked against the `plist` crate, an independent
+    /// decoder: every error names a byte inside the buffer, and whenever both read the whole
+    /// tree they read the same tree. Returns our tree, if we read it all.
+    fn read_and_compare(bytes: &[u8], what: &str) -> Option<Value> {
+        let within = |e: &BplistError| assert!(e.offset < bytes.len().max(1), "{what}: {e}");
+        let bp = match Bplist::parse(bytes) {
+            Ok(bp) => bp,
+            Err(e) => {
+                within(&e);
+                return None;
+            }
+        };
+        let ours = match tree(&bp, bp.top(), 16) {
+            Ok(value) => value,
+            Err(e) => {
+                within(&e);
+                return None;
+            }
+        };
+        if let Ok(theirs) = Value::from_reader(std::io::Cursor::new(bytes)) {
+            assert_eq!(ours, theirs, "{what}: the two decoders disagree");
+        }
+        Some(ours)
+    }
+
     #[test]
-    fn every_truncation_is_an_error_not_a_panic() {
+    fn every_truncation_is_refused_inside_the_buffer_or_read_as_the_plist_crate_reads_it() {
         let mut dict = Dictionary::new();
         dict.insert("k".into(), Value::String("value".into()));
         dict.insert("d".into(), Value::Data(vec![0; 100]));
-        let bytes = binary(&Value::Dictionary(dict));
+        let whole = Value::Dictionary(dict);
+        let bytes = binary(&whole);
+        assert_eq!(read_and_compare(&bytes, "whole"), Some(whole.clone()));
+        let mut refused = 0;
         for cut in 0..bytes.len() {
-            let _ = Bplist::parse(&bytes[..cut]).map(|bp| {
-                for i in 0..4 {
-                    let _ = bp.object(i);
-                }
-            });
+            match read_and_compare(&bytes[..cut], &format!("cut at {cut}")) {
+                None => refused += 1,
+                // The trailer is the last 32 bytes: a cut file cannot hold the whole tree.
+                Some(value) => assert_ne!(value, whole, "cut at {cut}"),
+            }
         }
-        assert!(Bplist::parse(b"bplist00").is_err());
+        assert!(
+            refused > bytes.len() * 9 / 10,
+            "only {refused} cuts refused"
+        );
+        assert_eq!(
+            Bplist::parse(b"bplist00").unwrap_err(),
+            BplistError {
+                what: "not a binary plist",
+                offset: 0
+            }
+        );
         assert!(Bplist::parse(b"<?xml version").is_err());
     }
 
     #[test]
-    fn every_single_byte_corruption_is_survived() {
+    fn every_single_byte_corruption_is_refused_or_read_as_the_plist_crate_reads_it() {
         let mut dict = Dictionary::new();
         dict.insert(
             "k".into(),
             Value::Array(vec![Value::Uid(plist::Uid::new(1))]),
         );
-        let bytes = binary(&Value::Dictionary(dict));
+        let whole = Value::Dictionary(dict);
+        let bytes = binary(&whole);
+        assert_eq!(read_and_compare(&bytes, "whole"), Some(whole.clone()));
+        let (mut same, mut refused) = (0, 0);
         for at in 0..bytes.len() {
             for flip in [0x01u8, 0x0F, 0x80, 0xFF] {
                 let mut bad = bytes.clone();
                 bad[at] ^= flip;
-                if let Ok(bp) = Bplist::parse(&bad) {
-                    for i in 0..4 {
-                        if let Ok(Object::Dict(d)) = bp.object(i) {
-                            let _ = bp.lookup(&d, "k");
+                let what = format!("byte {at} ^ {flip:#04x}");
+                match read_and_compare(&bad, &what) {
+                    None => refused += 1,
+                    Some(value) => {
+                        // The trailer's first six bytes are unused: changing them changes
+                        // nothing.
+                        if at >= bytes.len() - 32 && at < bytes.len() - 26 {
+                            assert_eq!(value, whole, "{what}");
                         }
+                        same += usize::from(value == whole);
                     }
                 }
             }
         }
+        assert!(
+            same >= 6 * 4 && refused > bytes.len(),
+            "{same} same, {refused} refused"
+        );
     }
 }

@@ -707,16 +707,66 @@ mod tests {
         );
     }
 
-    #[test]
-    fn every_truncation_is_an_error_or_a_smaller_keybag_never_a_panic() {
-        let bytes = keybag_bytes("pw", true);
-        for len in 0..bytes.len() {
-            let _ = Keybag::parse(&bytes[..len]);
+    /// (start, tag, value) of each whole TLV record, walked here without the parser's help;
+    /// stops at the first record that runs past the end.
+    fn walk(bytes: &[u8]) -> Vec<(usize, [u8; 4], &[u8])> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while let Some(header) = bytes.get(at..at + 8) {
+            let len = u32::from_be_bytes(header[4..8].try_into().unwrap()) as usize;
+            let Some(value) = bytes.get(at + 8..at + 8 + len) else {
+                break;
+            };
+            out.push((at, header[..4].try_into().unwrap(), value));
+            at += 8 + len;
         }
-        assert!(matches!(
-            Keybag::parse(&bytes[..bytes.len() - 1]),
-            Err(KeybagError::Truncated { .. })
-        ));
+        out
+    }
+
+    #[test]
+    fn every_truncation_is_located_or_parses_to_the_records_before_the_cut() {
+        let bytes = keybag_bytes("pw", true);
+        let whole = Keybag::parse(&bytes).unwrap();
+        let mut parsed = 0;
+        for len in 0..=bytes.len() {
+            let records = walk(&bytes[..len]);
+            let boundary = records.last().map_or(0, |(at, _, v)| at + 8 + v.len());
+            let has = |tag: &[u8; 4]| records.iter().any(|r| &r.1 == tag);
+            match Keybag::parse(&bytes[..len]) {
+                Err(KeybagError::Truncated {
+                    offset,
+                    needed,
+                    available,
+                }) => {
+                    assert_ne!(boundary, len, "a whole cut at {len} called truncated");
+                    assert_eq!((offset, available), (boundary, len - boundary));
+                    assert!(needed > available as u64, "cut at {len}");
+                }
+                Ok(keybag) => {
+                    assert_eq!(boundary, len, "a record cut at {len} was accepted");
+                    assert_eq!(keybag.kdf.sha1, whole.kdf.sha1, "cut at {len}");
+                    let wrapped = records.iter().filter(|r| &r.1 == b"WPKY").count();
+                    assert_eq!(keybag.classes.len(), wrapped, "cut at {len}");
+                    // A class cut before its PBKY is the same class without a public key.
+                    let mut expected = whole.classes[..wrapped].to_vec();
+                    if !has(b"PBKY") {
+                        for class in expected.iter_mut().filter(|c| c.class == 3) {
+                            class.public_key = None;
+                        }
+                    }
+                    assert_eq!(keybag.classes, expected, "cut at {len}");
+                    parsed += 1;
+                }
+                Err(KeybagError::Missing { tag }) => {
+                    assert_eq!(boundary, len, "cut at {len}");
+                    assert!(!has(tag.as_bytes().try_into().unwrap()), "{tag} is there");
+                }
+                Err(other) => panic!("a cut at {len}: {other}"),
+            }
+        }
+        // The cuts after ITER and DPWT (no SHA-256 step yet), after DPSL, and after each of
+        // the 16 class records (3 classes of 5, one PBKY); a cut between DPIC and DPSL is not.
+        assert_eq!(parsed, 2 + 1 + 16, "cuts that parse");
         assert!(matches!(
             Keybag::parse(&[0u8; 5]),
             Err(KeybagError::Truncated { offset: 0, .. })
@@ -800,9 +850,10 @@ mod tests {
     }
 
     #[test]
-    fn pseudo_random_bytes_never_panic() {
+    fn mutated_keybags_are_refused_where_they_break_or_parse_to_what_they_hold() {
         let mut state = 0x2545F4914F6CDD1Du64;
         let base = keybag_bytes("pw", true);
+        let (mut parsed, mut refused) = (0, 0);
         for round in 0..2000 {
             let mut bytes = base.clone();
             for _ in 0..(round % 8 + 1) {
@@ -812,10 +863,76 @@ mod tests {
                 let at = (state as usize) % bytes.len();
                 bytes[at] = (state >> 32) as u8;
             }
-            if let Ok(keybag) = Keybag::parse(&bytes) {
-                let _ = keybag.unlock_with_kek(&[0; KEY_LEN]);
+            let records = walk(&bytes);
+            let end = records.last().map_or(0, |(at, _, v)| at + 8 + v.len());
+            match Keybag::parse(&bytes) {
+                Ok(keybag) => {
+                    parsed += 1;
+                    assert_eq!(end, bytes.len(), "round {round}: a cut record accepted");
+                    // The header is what comes before the second UUID; its last ITER counts.
+                    let header_end = records
+                        .iter()
+                        .filter(|r| &r.1 == b"UUID")
+                        .nth(1)
+                        .map_or(bytes.len(), |r| r.0);
+                    let iter = records
+                        .iter()
+                        .rfind(|r| &r.1 == b"ITER" && r.0 < header_end)
+                        .map(|r| u32::from_be_bytes(r.2.try_into().unwrap()));
+                    assert_eq!(Some(keybag.kdf.sha1.iterations), iter, "round {round}");
+                    let values: Vec<&[u8]> = records
+                        .iter()
+                        .filter(|r| &r.1 == b"WPKY")
+                        .map(|r| r.2)
+                        .collect();
+                    for class in &keybag.classes {
+                        assert!(values.contains(&&class.wrapped_key[..]), "round {round}");
+                    }
+                    // A key-encryption key of zeros opens none of these class keys.
+                    assert!(matches!(
+                        keybag.unlock_with_kek(&[0; KEY_LEN]),
+                        Err(KeybagError::WrongPassword
+                            | KeybagError::DamagedClassKey { .. }
+                            | KeybagError::NoPasswordClasses)
+                    ));
+                }
+                Err(KeybagError::Truncated {
+                    offset,
+                    needed,
+                    available,
+                }) => {
+                    refused += 1;
+                    assert_eq!(
+                        (offset, available),
+                        (end, bytes.len() - end),
+                        "round {round}"
+                    );
+                    assert!(needed > available as u64, "round {round}");
+                }
+                Err(KeybagError::BadLength {
+                    tag,
+                    offset,
+                    expected,
+                    found,
+                }) => {
+                    refused += 1;
+                    let record = records.iter().find(|r| r.0 == offset);
+                    let record = record.unwrap_or_else(|| panic!("round {round}: {offset}"));
+                    assert_eq!((&record.1[..], record.2.len()), (tag.as_bytes(), found));
+                    assert_ne!(expected, found, "round {round}");
+                }
+                Err(KeybagError::Missing { .. } | KeybagError::TooManyIterations { .. }) => {
+                    refused += 1
+                }
+                Err(other) => panic!("round {round}: {other}"),
             }
         }
+        // Most single-byte changes land in values (salts, keys) and still parse; changes to a
+        // length or a tag are refused. Both must happen.
+        assert!(
+            parsed > 500 && refused > 200,
+            "{parsed} parsed, {refused} refused"
+        );
     }
 
     #[test]

@@ -241,6 +241,124 @@ mod tests {
         assert_eq!(records[2].protection_class, 4);
     }
 
+    /// A Manifest.mbdb of two records written out field by field from the published layout
+    /// (module head), not by `record` above: a file of an encrypted backup and a symlink with
+    /// absent and empty strings. Every number differs from its neighbours, so reading one
+    /// field in another's place shows.
+    const HAND_WRITTEN: &[&[u8]] = &[
+        b"mbdb\x05\x00", // magic and format version 5.0
+        // record 0
+        b"\x00\x0a", // domain: 10 bytes
+        b"HomeDomain",
+        b"\x00\x12", // path: 18 bytes
+        b"Library/SMS/sms.db",
+        b"\xff\xff", // link target: absent
+        b"\x00\x14", // data hash: 20 bytes
+        b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13",
+        b"\x00\x2c",         // encryption key: 44 bytes
+        b"\x04\x00\x00\x00", // its protection class, little-endian: 4
+        b"\xa0\xa1\xa2\xa3\xa4\xa5\xa6\xa7\xa8\xa9\xaa\xab\xac\xad\xae\xaf\xb0\xb1\xb2\xb3",
+        b"\xb4\xb5\xb6\xb7\xb8\xb9\xba\xbb\xbc\xbd\xbe\xbf\xc0\xc1\xc2\xc3\xc4\xc5\xc6\xc7",
+        b"\x81\xa4",                         // mode 0o100644: a regular file, rw-r--r--
+        b"\x00\x00\x00\x00\x00\x01\x23\x45", // inode 0x12345
+        b"\x00\x00\x01\xf5",                 // user id 501
+        b"\x00\x00\x00\x14",                 // group id 20
+        b"\x53\x72\x4e\x00",                 // mtime 1,400,000,000
+        b"\x53\x72\x4e\x64",                 // atime 1,400,000,100
+        b"\x53\x72\x4e\xc8",                 // ctime 1,400,000,200
+        b"\x00\x00\x00\x00\x00\x00\x10\x00", // size 4096
+        b"\x03",                             // protection class 3
+        b"\x01",                             // one property
+        b"\x00\x05",                         // its name: 5 bytes
+        b"flags",
+        b"\x00\x02", // its value: 2 bytes
+        b"\x00\x01",
+        // record 1
+        b"\x00\x0b", // domain: 11 bytes
+        b"MediaDomain",
+        b"\x00\x0a", // path: 10 bytes
+        b"Media/link",
+        b"\x00\x0b", // link target: 11 bytes
+        b"/var/mobile",
+        b"\xff\xff",                         // data hash: absent
+        b"\x00\x00",                         // encryption key: empty (not encrypted)
+        b"\xa1\xed",                         // mode 0o120755: a symlink
+        b"\x00\x00\x00\x00\x00\x00\x00\x07", // inode 7
+        b"\x00\x00\x00\x00",                 // user id 0
+        b"\x00\x00\x00\x50",                 // group id 80
+        b"\x56\x00\x00\x00",                 // mtime 1,442,840,576
+        b"\x56\x00\x00\x01",                 // atime
+        b"\x56\x00\x00\x02",                 // ctime
+        b"\x00\x00\x00\x00\x00\x00\x00\x00", // size 0
+        b"\x00",                             // protection class 0
+        b"\x00",                             // no properties
+    ];
+
+    #[test]
+    fn hand_written_manifest_decodes_field_by_field() {
+        let data = HAND_WRITTEN.concat();
+        assert_eq!(data.len(), 6 + 153 + 82, "the sizes counted by hand");
+        let records = parse(&data).unwrap();
+        assert_eq!(records.len(), 2);
+        let numbers = |r: &Record| {
+            let (mode, inode, uid, gid) = (r.mode, r.inode, r.user_id, r.group_id);
+            (mode, inode, uid, gid, r.mtime, r.size, r.protection_class)
+        };
+        let file = (0o100644, 0x12345, 501, 20, 1_400_000_000, 4096, 3);
+        assert_eq!(numbers(&records[0]), file);
+        assert_eq!(
+            numbers(&records[1]),
+            (0o120755, 7, 0, 80, 1_442_840_576, 0, 0)
+        );
+        let digest: Vec<u8> = (0..20).collect();
+        let mut key = vec![4, 0, 0, 0];
+        key.extend(0xa0..=0xc7);
+        assert_eq!(
+            records,
+            [
+                Record {
+                    domain: b"HomeDomain",
+                    path: b"Library/SMS/sms.db",
+                    link_target: None,
+                    digest: Some(&digest),
+                    encryption_key: Some(&key),
+                    mode: 0o100644,
+                    inode: 0x12345,
+                    user_id: 501,
+                    group_id: 20,
+                    mtime: 1_400_000_000,
+                    size: 4096,
+                    protection_class: 3,
+                },
+                Record {
+                    domain: b"MediaDomain",
+                    path: b"Media/link",
+                    link_target: Some(b"/var/mobile"),
+                    digest: None,
+                    encryption_key: None,
+                    mode: 0o120755,
+                    inode: 7,
+                    user_id: 0,
+                    group_id: 80,
+                    mtime: 1_442_840_576,
+                    size: 0,
+                    protection_class: 0,
+                },
+            ]
+        );
+        assert_eq!(records[0].kind(), Kind::File);
+        assert_eq!(records[1].kind(), Kind::Symlink);
+        // Without its last byte the second record has no property count.
+        assert_eq!(
+            parse(&data[..data.len() - 1]),
+            Err(MbdbError::Truncated {
+                record: 1,
+                offset: data.len() - 1,
+                field: "property count"
+            })
+        );
+    }
+
     #[test]
     fn every_truncation_and_bad_header_is_an_error_not_a_panic() {
         let mut data = MBDB_MAGIC.to_vec();
