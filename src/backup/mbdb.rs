@@ -372,15 +372,32 @@ mod tests {
             }
         }
         assert_eq!(parse(b"mbdb\x04\x00"), Err(MbdbError::BadHeader));
-        // Arbitrary bytes after the header never panic.
+        // Arbitrary bytes after the header never panic, and what comes back is consistent: a
+        // refusal names a place within the input and a record after the last whole one, and
+        // whatever parses whole keeps its records when more bytes follow.
         let mut noise = MBDB_MAGIC.to_vec();
         let mut x = 0x9E37_79B9u32;
+        let mut last_whole = MBDB_MAGIC.len();
         for _ in 0..4096 {
             x ^= x << 13;
             x ^= x >> 17;
             x ^= x << 5;
             noise.push(x as u8);
-            let _ = parse(&noise);
+            match parse(&noise) {
+                Ok(records) => {
+                    assert!(!records.is_empty(), "{} bytes parsed to nothing", noise.len());
+                    let before = parse(&noise[..last_whole]).unwrap();
+                    assert!(records.starts_with(&before), "{} bytes", noise.len());
+                    last_whole = noise.len();
+                }
+                Err(MbdbError::Truncated { record, offset, .. }) => {
+                    assert!(offset <= noise.len(), "offset {offset} of {}", noise.len());
+                    assert!(offset >= MBDB_MAGIC.len());
+                    let whole = parse(&noise[..last_whole]).unwrap().len();
+                    assert!(record >= whole, "record {record} after {whole} whole ones");
+                }
+                Err(other) => panic!("{} bytes: {other:?}", noise.len()),
+            }
         }
     }
 }
