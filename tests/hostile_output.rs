@@ -82,6 +82,7 @@ fn a_manifest_row_cannot_forge_a_line_or_reach_the_terminal() {
     assert_shown_clean(&verify.stdout(), "verify");
     assert_no_complete_line(&verify.stdout(), "verify");
     let verbose = run(&["verify", b, "-v"], dir.path());
+    assert_eq!(verbose.code(), Some(1), "{}", verbose.stderr());
     assert_shown_clean(&verbose.stdout(), "verify -v");
     assert_no_complete_line(&verbose.stdout(), "verify -v");
 
@@ -94,7 +95,7 @@ fn a_manifest_row_cannot_forge_a_line_or_reach_the_terminal() {
     assert_clean(&folder.stdout(), "inspect FOLDER");
 
     // JSON carries the row exactly as the manifest has it.
-    let json = run(&["verify", b, "--json"], dir.path()).json();
+    let json = run(&["verify", b, "--json"], dir.path()).json_exit(1);
     let missing = json["files"]["missing"].as_array().unwrap();
     assert!(missing.iter().any(|f| f["path"] == HOSTILE), "{missing:#?}");
 }
@@ -149,7 +150,7 @@ fn the_folder_name_and_the_plists_names_are_escaped() {
     assert_eq!(folder.code(), Some(0), "{}", folder.stderr());
     assert_shown_clean(&folder.stdout(), "inspect FOLDER");
 
-    let json = run(&["verify", b, "--json"], dir.path()).json();
+    let json = run(&["verify", b, "--json"], dir.path()).json_exit(1);
     assert_eq!(json["backup"]["device_name"], HOSTILE);
     assert_eq!(json["backup"]["path"], b);
 }
@@ -218,9 +219,9 @@ fn the_phones_values_are_escaped_on_every_page() {
         assert_clean(&out.stderr(), &what);
     }
     // JSON keeps the phone's values exactly.
-    let devices = phone.ibackup(&["devices", "--json"]).json();
+    let devices = phone.ibackup(&["devices", "--json"]).json_exit(0);
     assert_eq!(devices["devices"][0]["name"], HOSTILE);
-    let device = phone.ibackup(&["device", "--json"]).json();
+    let device = phone.ibackup(&["device", "--json"]).json_exit(0);
     assert_eq!(device["name"], HOSTILE);
     assert_eq!(device["connection_type"], format!("USB{HOSTILE}"));
 }
