@@ -87,7 +87,7 @@ fn an_unpaired_phone_is_not_ready_to_restore_it_is_unknown() {
         (Some(0), "complete\n")
     );
 
-    let inspect = phone.ibackup(&["inspect", path, "--json"]).json();
+    let inspect = phone.ibackup(&["inspect", path, "--json"]).json_exit(0);
     assert_eq!(inspect["restore"]["ready"], serde_json::Value::Null);
     assert!(codes(&inspect["findings"]).contains(&"restore.unknown".to_string()));
 }
@@ -103,7 +103,7 @@ fn quiet_verify_says_not_restorable_when_it_exits_1() {
         (quiet.code(), quiet.stdout().as_str()),
         (Some(1), "not restorable\n")
     );
-    let v = phone.ibackup(&["verify", path, "--json"]).json();
+    let v = phone.ibackup(&["verify", path, "--json"]).json_exit(1);
     assert_eq!(v["restore"]["ready"], false);
     // Without a phone the same backup is simply complete.
     let alone = without_a_phone(&["verify", path, "-q"], dir.path());
@@ -140,7 +140,7 @@ fn an_encrypted_backup_without_its_password_asks_for_it_first_and_counts_nothing
     assert!(text.contains("Contents    not known"), "{text}");
     assert!(!text.contains("0 files"), "{text}");
 
-    let report = without_a_phone(&["inspect", path, "--json"], dir.path()).json();
+    let report = without_a_phone(&["inspect", path, "--json"], dir.path()).json_exit(0);
     let found = codes(&report["findings"]);
     assert_eq!(
         found.first().map(String::as_str),
@@ -236,7 +236,7 @@ fn a_linked_backup_in_a_folder_of_backups_is_found_and_left_as_it_was() {
     assert_eq!(v["backups"].as_array().unwrap().len(), 1, "{v:#}");
     assert_eq!(v["backups"][0]["verdict"], "complete");
     // Found by default too.
-    let v = without_a_phone(&["inspect", "--json"], &folder).json();
+    let v = without_a_phone(&["inspect", "--json"], &folder).json_exit(0);
     assert_eq!(v["backups"].as_array().unwrap().len(), 1, "{v:#}");
     assert_eq!(support::tree_fingerprint(&real), before);
 }
@@ -272,7 +272,7 @@ fn a_device_that_is_not_connected_is_said_to_be_missing() {
         ],
         dir.path(),
     )
-    .json();
+    .json_exit(0);
     assert!(
         alone["device_error"]
             .as_str()
@@ -379,6 +379,7 @@ fn names_from_a_backup_cannot_drive_the_terminal() {
         }
     }
     // JSON keeps the name as it is (escaped by JSON itself).
-    let v = without_a_phone(&["verify", backup.to_str().unwrap(), "--json"], dir.path()).json();
+    let v =
+        without_a_phone(&["verify", backup.to_str().unwrap(), "--json"], dir.path()).json_exit(1);
     assert!(v.to_string().contains("\\u001b]0;owned"), "{v}");
 }

@@ -218,7 +218,8 @@ fn a_format_without_evidence_stays_an_error_that_says_why() {
     // An empty blob where the record states bytes is cut short, whatever it was.
     let (_dir2, backup2) = plain_backup();
     plant(&backup2, "CameraRollDomain", path, b"", 6000);
-    let (_, report) = verify(&backup2, &[]);
+    let (code, report) = verify(&backup2, &[]);
+    assert_eq!(code, 1, "{report}");
     assert_eq!(mismatch(&report, path)["judged"], "cut_short");
 }
 

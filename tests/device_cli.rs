@@ -55,7 +55,7 @@ fn device_text_reports_the_state() {
 #[test]
 fn low_storage_profile() {
     let phone = phone("low-storage");
-    let v = phone.ibackup(&["device", "--json"]).json();
+    let v = phone.ibackup(&["device", "--json"]).json_exit(0);
     assert_eq!(v["storage"]["total_bytes"], 64_000_000_000u64);
     assert_eq!(v["storage"]["available_bytes"], 850_000_000u64);
     assert!(phone
@@ -67,7 +67,7 @@ fn low_storage_profile() {
 #[test]
 fn battery_low_and_not_charging_profile() {
     let phone = phone("battery-low");
-    let v = phone.ibackup(&["device", "--json"]).json();
+    let v = phone.ibackup(&["device", "--json"]).json_exit(0);
     assert_eq!(
         v["battery"],
         serde_json::json!({"percent": 9, "charging": false, "external_power": false})
@@ -81,7 +81,7 @@ fn battery_low_and_not_charging_profile() {
 #[test]
 fn find_my_on_profile() {
     let phone = phone("find-my-on");
-    let v = phone.ibackup(&["device", "--json"]).json();
+    let v = phone.ibackup(&["device", "--json"]).json_exit(0);
     assert_eq!(v["find_my"], true);
     assert_eq!(v["backup"]["will_encrypt"], true);
     assert!(phone
@@ -93,7 +93,7 @@ fn find_my_on_profile() {
 #[test]
 fn ios_version_profile() {
     let phone = phone("ios-18.0");
-    let v = phone.ibackup(&["device", "--json"]).json();
+    let v = phone.ibackup(&["device", "--json"]).json_exit(0);
     assert_eq!(v["ios_version"], "18.0");
     assert_eq!(v["build_version"], "22A3354");
     assert_eq!(v["product_type"], "iPhone16,1");
@@ -128,7 +128,7 @@ fn pairing_waits_for_unlock_and_trust_then_saves_the_record() {
         .stdout()
         .contains("Paired with 00008110-001A2B3C4D5E801E"));
     // The record went to usbmuxd and opens a session now.
-    let v = phone.ibackup(&["device", "--json"]).json();
+    let v = phone.ibackup(&["device", "--json"]).json_exit(0);
     assert_eq!(v["paired"], true);
     assert_eq!(v["pair_record"], "usbmuxd");
     assert_eq!(v["battery"]["percent"], 80);

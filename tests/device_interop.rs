@@ -161,7 +161,7 @@ fn idevicepair_pairs_and_validates_and_ibackup_uses_its_record() {
     assert_lines(&battery, &["BatteryCurrentCapacity: 80"]);
 
     // ... and for ibackup, pinned to the DeviceCertificate libimobiledevice wrote.
-    let json = phone.ibackup(&["device", "--json"]).json();
+    let json = phone.ibackup(&["device", "--json"]).json_exit(0);
     assert_eq!(json["paired"], true, "{json}");
     assert_eq!(json["storage"]["total_bytes"], 128_000_000_000u64);
 }

@@ -379,7 +379,7 @@ fn an_encrypted_backup_without_its_password() {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/third-party/synthetic-encrypted-ios26");
     let out = scene.run(&["inspect", sample.to_str().unwrap(), "--json"]);
-    let report = out.json();
+    let report = out.json_exit(0);
     let f = finding(&report, "backup.encrypted_no_password");
     assert_eq!(f["fix"]["id"], "backup-password");
     assert_eq!(report["backups"][0]["backup"]["encrypted"], true);

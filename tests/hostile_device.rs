@@ -230,7 +230,7 @@ fn pairing_over_usb_writes_a_private_record_in_a_private_new_folder_under_umask_
         .command(&["device", "--json", "--transport", "usb"])
         .env("IBACKUP_LOCKDOWN_DIR", &folder)
         .run();
-    assert_eq!(out.json()["paired"], true, "{}", out.stderr());
+    assert_eq!(out.json_exit(0)["paired"], true, "{}", out.stderr());
 }
 
 #[test]

@@ -82,6 +82,7 @@ fn a_manifest_row_cannot_forge_a_line_or_reach_the_terminal() {
     assert_shown_clean(&verify.stdout(), "verify");
     assert_no_complete_line(&verify.stdout(), "verify");
     let verbose = run(&["verify", b, "-v"], dir.path());
+    assert_eq!(verbose.code(), Some(1), "{}", verbose.stderr());
     assert_shown_clean(&verbose.stdout(), "verify -v");
     assert_no_complete_line(&verbose.stdout(), "verify -v");
 
@@ -94,7 +95,7 @@ fn a_manifest_row_cannot_forge_a_line_or_reach_the_terminal() {
     assert_clean(&folder.stdout(), "inspect FOLDER");
 
     // JSON carries the row exactly as the manifest has it.
-    let json = run(&["verify", b, "--json"], dir.path()).json();
+    let json = run(&["verify", b, "--json"], dir.path()).json_exit(1);
     let missing = json["files"]["missing"].as_array().unwrap();
     assert!(missing.iter().any(|f| f["path"] == HOSTILE), "{missing:#?}");
 }
@@ -132,18 +133,15 @@ fn the_folder_name_and_the_plists_names_are_escaped() {
     let backup = backup_with_hostile_names(&parent);
     let b = backup.to_str().unwrap();
 
-    for args in [
-        vec!["verify", b],
-        vec!["verify", b, "-v"],
-        vec!["inspect", b],
+    // A blob is missing: verify finds the backup incomplete (1); inspect reports (0).
+    for (args, code) in [
+        (vec!["verify", b], 1),
+        (vec!["verify", b, "-v"], 1),
+        (vec!["inspect", b], 0),
     ] {
         let out = run(&args, dir.path());
         let what = args.join(" ");
-        assert!(
-            matches!(out.code(), Some(0 | 1)),
-            "{what}: {}",
-            out.stderr()
-        );
+        assert_eq!(out.code(), Some(code), "{what}: {}", out.stderr());
         assert_shown_clean(&out.stdout(), &what);
         assert_no_complete_line(&out.stdout(), &what);
         assert_clean(&out.stderr(), &what);
@@ -152,7 +150,7 @@ fn the_folder_name_and_the_plists_names_are_escaped() {
     assert_eq!(folder.code(), Some(0), "{}", folder.stderr());
     assert_shown_clean(&folder.stdout(), "inspect FOLDER");
 
-    let json = run(&["verify", b, "--json"], dir.path()).json();
+    let json = run(&["verify", b, "--json"], dir.path()).json_exit(1);
     assert_eq!(json["backup"]["device_name"], HOSTILE);
     assert_eq!(json["backup"]["path"], b);
 }
@@ -205,27 +203,25 @@ fn the_phones_values_are_escaped_on_every_page() {
     let b = backup.to_str().unwrap();
     let empty = dir.path().join("none");
     fs::create_dir_all(&empty).unwrap();
-    for args in [
-        vec!["devices"],
-        vec!["device"],
-        vec!["inspect"],
-        vec!["inspect", b],
-        vec!["verify", b],
+    // The phone answers: the phone commands and inspect report (0); the backup misses blobs,
+    // so verify finds it incomplete (1).
+    for (args, code) in [
+        (vec!["devices"], 0),
+        (vec!["device"], 0),
+        (vec!["inspect"], 0),
+        (vec!["inspect", b], 0),
+        (vec!["verify", b], 1),
     ] {
         let out = phone.command(&args).env("IBACKUP_BACKUP_DIR", &empty).run();
         let what = args.join(" ");
-        assert!(
-            matches!(out.code(), Some(0 | 1)),
-            "{what}: {}",
-            out.stderr()
-        );
+        assert_eq!(out.code(), Some(code), "{what}: {}", out.stderr());
         assert_shown_clean(&out.stdout(), &what);
         assert_clean(&out.stderr(), &what);
     }
     // JSON keeps the phone's values exactly.
-    let devices = phone.ibackup(&["devices", "--json"]).json();
+    let devices = phone.ibackup(&["devices", "--json"]).json_exit(0);
     assert_eq!(devices["devices"][0]["name"], HOSTILE);
-    let device = phone.ibackup(&["device", "--json"]).json();
+    let device = phone.ibackup(&["device", "--json"]).json_exit(0);
     assert_eq!(device["name"], HOSTILE);
     assert_eq!(device["connection_type"], format!("USB{HOSTILE}"));
 }

@@ -424,7 +424,7 @@ fn a_settings_blob_that_is_a_symlink_is_not_followed() {
     let outside = tmp.path().join("outside.plist");
     std::fs::rename(&blob, &outside).unwrap();
     std::os::unix::fs::symlink(&outside, &blob).unwrap();
-    let report = no_phone(&["verify", dir.to_str().unwrap(), "--json"], tmp.path()).json();
+    let report = no_phone(&["verify", dir.to_str().unwrap(), "--json"], tmp.path()).json_exit(2);
     assert_eq!(report["backup"]["icloud"]["backup_enabled"], Value::Null);
     // And the same file in place is read: the null above is the symlink's doing.
     std::fs::remove_file(&blob).unwrap();
@@ -478,7 +478,7 @@ fn an_encrypted_backup_gives_its_icloud_values_only_with_its_password() {
     assert!(!blob.starts_with(b"bplist00"));
 
     let without = Ibackup::new(["verify", path, "--json"]).run();
-    let report = without.json();
+    let report = without.json_exit(2);
     assert_eq!(report["backup"]["icloud"]["backup_enabled"], Value::Null);
     assert_eq!(report["backup"]["icloud"]["last_backup"], Value::Null);
 
@@ -494,6 +494,6 @@ fn an_encrypted_backup_gives_its_icloud_values_only_with_its_password() {
     let report = Ibackup::new(["verify", path, "--json"])
         .env("IBACKUP_PASSWORD", PASSWORD)
         .run()
-        .json();
+        .json_exit(1);
     assert_eq!(report["backup"]["icloud"]["backup_enabled"], Value::Null);
 }

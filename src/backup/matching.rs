@@ -8,7 +8,7 @@
 //! the blob's content is `judge`'s job and decrypting blobs is `deep`'s, on the files this
 //! module hands back.
 
-use super::blobs::{BlobKind, BlobStore};
+use super::blobs::{BlobKind, BlobStore, IdMap};
 use super::manifest::ManifestError;
 use super::report::{BackupReport, DomainSize, FileRef, Judged, SizeMismatch};
 use super::scan::{lossy, Listed, Names, Scan};
@@ -51,10 +51,20 @@ pub(super) fn match_blobs(
     };
     let mut intact = Vec::new();
     let mut mismatched = Vec::new();
+    // The blobs already matched with a row, taken out of the store (what stays there is an
+    // orphan). A Manifest.db without its primary key can list a fileID twice: the second row's
+    // blob is the same file, there, not missing.
+    let mut matched = IdMap::default();
     for listed in scan.listed {
-        let Some(blob) = store.blobs.remove(&listed.id) else {
-            files.missing.push(named(listed.rowid)?);
-            continue;
+        let blob = match store.blobs.remove(&listed.id) {
+            Some(blob) => *matched.entry(listed.id).or_insert(blob),
+            None => match matched.get(&listed.id) {
+                Some(blob) => *blob,
+                None => {
+                    files.missing.push(named(listed.rowid)?);
+                    continue;
+                }
+            },
         };
         if !matches!(blob.kind, BlobKind::File | BlobKind::Unreadable) {
             files.not_a_file.push(named(listed.rowid)?);

@@ -5,9 +5,19 @@
 
 Each case is a sound backup (made by tests/independent/make_backup.py) with one deliberate
 fault: damaged or hostile Manifest.db, plists, MBFile records, blobs and paths. OUT_DIR/cases.json
-lists every case with the exit codes ibackup may answer and, for some, words its output must
-contain. ibackup must answer each within seconds, without panicking, in bounded memory, and
-without changing the folder.
+lists every case with the one exit code `verify` must give and the one `inspect` must give (a
+list of one, so a reader sees at once that there is no choice), the entries made unreadable (with
+the mode each had) for the cases about permissions, and, for some, words the output must contain.
+ibackup must answer each within seconds, without panicking, in bounded memory, and without
+changing the folder.
+
+Exit codes (docs/exit-codes.md): 0 the backup is complete, 1 it is not (a finding), 2 it could
+not be checked. `inspect` prints a report (0) whenever it can read the backup's plists and file
+list, whatever they say, so it gives 2 only where `verify` gives 2 for those; a blob `verify`
+could not examine is no reason for `inspect` to fail.
+
+The unreadable cases only mean something when file permissions apply: tests/hostile_backups.rs
+runs them as an unprivileged user when it runs as root.
 """
 
 import json
@@ -24,12 +34,25 @@ import make_backup  # noqa: E402  (the independent writer, reused for the sound 
 CASES = []
 
 
-def case(exits, expect=None):
-    """Registers a fault: a function that damages the backup folder it is given."""
+def case(verify, expect=None, inspect=None):
+    """Registers a fault: a function that damages the backup folder it is given (and returns
+    the paths it made unreadable, if any). `verify` is the one exit code `verify` must give;
+    `inspect` the one `inspect` must give, by default 0 unless `verify` gives 2."""
+    if inspect is None:
+        inspect = 2 if verify == 2 else 0
+    assert verify in (0, 1, 2) and inspect in (0, 2), (verify, inspect)
+
     def register(fn):
-        CASES.append((fn.__name__, fn, exits, expect))
+        CASES.append((fn.__name__, fn, verify, inspect, expect))
         return fn
     return register
+
+
+def make_unreadable(path):
+    """Mode 000 on `path`; returns it with the mode it had, for the harness to give back."""
+    mode = os.stat(path).st_mode & 0o7777
+    os.chmod(path, 0)
+    return (path, mode)
 
 
 def db(path):
@@ -63,28 +86,28 @@ def archive(root_fields, extra=()):
 
 # --- Manifest.db ---------------------------------------------------------------------------
 
-@case([2], "Manifest.db")
+@case(2, "Manifest.db")
 def manifest_truncated(path):
     data = open(db(path), "rb").read()
     open(db(path), "wb").write(data[: len(data) // 3])
 
 
-@case([2], "Manifest.db")
+@case(2, "Manifest.db")
 def manifest_empty(path):
     open(db(path), "wb").close()
 
 
-@case([2], "not a SQLite database")
+@case(2, "not a SQLite database")
 def manifest_text(path):
     open(db(path), "w").write("this is not a database\n" * 100)
 
 
-@case([2], "not a SQLite database")
+@case(2, "not a SQLite database")
 def manifest_random_bytes(path):
     open(db(path), "wb").write(random.Random(5).randbytes(65536))
 
 
-@case([2], "encrypted")
+@case(2, "encrypted", inspect=0)
 def manifest_encrypted_looking(path):
     """IsEncrypted with a manifest that is not SQLite, and no password."""
     manifest = plistlib.load(open(os.path.join(path, "Manifest.plist"), "rb"))
@@ -93,7 +116,7 @@ def manifest_encrypted_looking(path):
     open(db(path), "wb").write(random.Random(6).randbytes(8192))
 
 
-@case([2], "Manifest.db")
+@case(2, "Manifest.db")
 def manifest_wrong_schema(path):
     os.remove(db(path))
     conn = sqlite3.connect(db(path))
@@ -102,7 +125,7 @@ def manifest_wrong_schema(path):
     conn.close()
 
 
-@case([2], "not a backup manifest")
+@case(2, "not a backup manifest")
 def manifest_missing_columns(path):
     os.remove(db(path))
     conn = sqlite3.connect(db(path))
@@ -112,33 +135,36 @@ def manifest_missing_columns(path):
     conn.close()
 
 
-@case([0])
+@case(0)
 def manifest_wrong_types(path):
     """A row of the wrong types counts as an unknown kind of row, nothing worse."""
     rows_sql(path, "INSERT INTO Files VALUES (12345, 67, 89.5, 'one', 'not a blob')")
 
 
-@case([1], "lists no files")
+@case(1, "lists no files")
 def manifest_lists_nothing(path):
     """A valid manifest with no rows, although Status.plist says finished."""
     rows_sql(path, "DELETE FROM Files")
 
 
-@case([2], "Manifest.db")
+@case(2, "Manifest.db")
 def manifest_is_a_folder(path):
     os.remove(db(path))
     os.mkdir(db(path))
 
 
-@case([2], "Manifest.db")
+@case(2, "Manifest.db")
 def manifest_is_dev_zero(path):
     os.remove(db(path))
     os.symlink("/dev/zero", db(path))
 
 
-@case([0, 1])
+@case(0, "0 missing")
 def manifest_duplicate_file_ids(path):
-    """No primary key, the same fileID twice."""
+    """No primary key, the same fileID twice (three rows listed again, word for word). Decided:
+    complete (0). Each row's blob is there, with the right size; a row listed twice is no file
+    missing, and restoring the same file twice restores it. ibackup once took the blob away with
+    the first row and called the second row's file missing (exit 1)."""
     conn = sqlite3.connect(db(path))
     rows = conn.execute("SELECT * FROM Files").fetchall()
     conn.execute("DROP TABLE Files")
@@ -150,24 +176,29 @@ def manifest_duplicate_file_ids(path):
 
 # --- plists ----------------------------------------------------------------------------------
 
-@case([2], "Info.plist")
+@case(2, "Info.plist")
 def info_garbage(path):
     open(os.path.join(path, "Info.plist"), "wb").write(b"\x00\xffgarbage<<<plist")
 
 
-@case([0, 1])
+@case(0, "Info.plist")
 def info_empty(path):
+    """An empty Info.plist. Decided: complete (0), with the warning a missing Info.plist gets.
+    Info.plist only describes the phone (the computer writes it first, when a backup starts, so
+    an interrupted start leaves it empty); a restore needs the manifest and the blobs, which are
+    all there. Garbage in Info.plist is another matter (info_garbage: 2), since it shows the
+    folder holds something else than a backup was written."""
     open(os.path.join(path, "Info.plist"), "wb").close()
 
 
-@case([2], "Info.plist")
+@case(2, "Info.plist")
 def info_deeply_nested(path):
     depth = 200000
     open(os.path.join(path, "Info.plist"), "w").write(
         '<?xml version="1.0"?><plist version="1.0">' + "<array>" * depth + "</array>" * depth + "</plist>")
 
 
-@case([2], "Info.plist")
+@case(2, "Info.plist")
 def info_huge(path):
     with open(os.path.join(path, "Info.plist"), "wb") as f:
         f.write(b'<?xml version="1.0"?><plist version="1.0"><dict><key>x</key><string>')
@@ -177,37 +208,37 @@ def info_huge(path):
         f.write(b"</string></dict></plist>")
 
 
-@case([2], "Info.plist")
+@case(2, "Info.plist")
 def info_is_a_folder(path):
     os.remove(os.path.join(path, "Info.plist"))
     os.mkdir(os.path.join(path, "Info.plist"))
 
 
-@case([2], "Status.plist")
+@case(2, "Status.plist")
 def status_binary_garbage(path):
     open(os.path.join(path, "Status.plist"), "wb").write(b"bplist00" + bytes(range(256)) * 4)
 
 
-@case([1], "Status.plist")
+@case(1, "Status.plist")
 def status_state_of_wrong_type(path):
     status = plistlib.load(open(os.path.join(path, "Status.plist"), "rb"))
     status["SnapshotState"] = 42
     plistlib.dump(status, open(os.path.join(path, "Status.plist"), "wb"), fmt=plistlib.FMT_BINARY)
 
 
-@case([2], "Manifest.plist")
+@case(2, "Manifest.plist")
 def manifest_plist_is_an_array(path):
     plistlib.dump([1, 2, 3], open(os.path.join(path, "Manifest.plist"), "wb"))
 
 
-@case([2], "Manifest.plist")
+@case(2, "Manifest.plist")
 def manifest_plist_bad_offset_table(path):
     data = bytearray(open(os.path.join(path, "Manifest.plist"), "rb").read())
     data[-8:] = (len(data) * 4).to_bytes(8, "big")
     open(os.path.join(path, "Manifest.plist"), "wb").write(bytes(data))
 
 
-@case([2], "Manifest.plist")
+@case(2, "Manifest.plist")
 def manifest_plist_self_multiplying(path):
     """A binary plist whose arrays all point at one another: 2^40 values once expanded."""
     count = 40
@@ -228,44 +259,44 @@ def manifest_plist_self_multiplying(path):
 
 # --- MBFile records --------------------------------------------------------------------------
 
-@case([1])
+@case(1)
 def record_uid_out_of_range(path):
     fid, _ = first_file(path)
     set_record(path, fid, archive({"Size": plistlib.UID(999), "$class": plistlib.UID(2)}))
 
 
-@case([1])
+@case(1)
 def record_cyclic_uids(path):
     fid, _ = first_file(path)
     set_record(path, fid, archive({"Size": plistlib.UID(2), "$class": plistlib.UID(4)},
                                   [plistlib.UID(3), plistlib.UID(2)]))
 
 
-@case([1])
+@case(1)
 def record_negative_size(path):
     fid, _ = first_file(path)
     set_record(path, fid, archive({"Size": -5, "$class": plistlib.UID(2)}))
 
 
-@case([1], "wrong size")
+@case(1, "wrong size")
 def record_absurd_size(path):
     fid, _ = first_file(path)
     set_record(path, fid, archive({"Size": 1 << 62, "$class": plistlib.UID(2)}))
 
 
-@case([1])
+@case(1)
 def record_garbage(path):
     fid, _ = first_file(path)
     set_record(path, fid, random.Random(7).randbytes(300))
 
 
-@case([1])
+@case(1)
 def record_null(path):
     fid, _ = first_file(path)
     rows_sql(path, "UPDATE Files SET file = NULL WHERE fileID = ?", (fid,))
 
 
-@case([1])
+@case(1)
 def record_huge_object_count(path):
     fid, data = first_file(path)
     data = bytearray(data)
@@ -273,7 +304,7 @@ def record_huge_object_count(path):
     set_record(path, fid, bytes(data))
 
 
-@case([1])
+@case(1)
 def record_top_not_a_dictionary(path):
     fid, _ = first_file(path)
     set_record(path, fid, plistlib.dumps([1, 2, 3], fmt=plistlib.FMT_BINARY))
@@ -285,34 +316,36 @@ def blob_path(path, fid):
     return os.path.join(path, fid[:2], fid)
 
 
-@case([2], "not regular files")
+@case(2, "not regular files", inspect=0)
 def blob_is_a_folder(path):
     fid, _ = first_file(path)
     os.remove(blob_path(path, fid))
     os.mkdir(blob_path(path, fid))
 
 
-@case([2], "not regular files")
+@case(2, "not regular files", inspect=0)
 def blob_is_a_symlink_outside(path):
     fid, _ = first_file(path)
     os.remove(blob_path(path, fid))
     os.symlink("/etc/passwd", blob_path(path, fid))
 
 
-@case([0, 1, 2])
+@case(2, "ermission denied", inspect=0)
 def blob_unreadable(path):
-    """Mode 000 (root still reads it: then the backup is simply complete)."""
+    """A blob of mode 000: could not check (2), named with the reason. Run as a user the mode
+    applies to (root reads it all the same). `inspect` reads no blob: it reports (0)."""
     fid, _ = first_file(path)
-    os.chmod(blob_path(path, fid), 0)
+    return [make_unreadable(blob_path(path, fid))]
 
 
-@case([0, 1, 2])
+@case(2, "ermission denied", inspect=0)
 def prefix_folder_unreadable(path):
+    """A blob folder (the two-letter one) of mode 000: could not check (2), named."""
     fid, _ = first_file(path)
-    os.chmod(os.path.join(path, fid[:2]), 0)
+    return [make_unreadable(os.path.join(path, fid[:2]))]
 
 
-@case([0])
+@case(0)
 def relative_path_escapes(path):
     """relativePath with .. and an absolute path: reported as rows, never followed."""
     for rel in ["../../../../etc/passwd", "/etc/shadow"]:
@@ -320,18 +353,18 @@ def relative_path_escapes(path):
         rows_sql(path, "INSERT INTO Files VALUES (?, 'HomeDomain', ?, 2, NULL)", (fid, rel))
 
 
-@case([1])
+@case(1)
 def file_id_escapes(path):
     rows_sql(path, "INSERT INTO Files VALUES ('../../../../etc/passwd', 'HomeDomain', 'x', 1, ?)",
              (archive({"Size": 3, "$class": plistlib.UID(2)}),))
 
 
-@case([1])
+@case(1)
 def snapshot_is_a_file(path):
     open(os.path.join(path, "Snapshot"), "w").write("not a folder")
 
 
-@case([0])
+@case(0)
 def many_orphans(path):
     rng = random.Random(9)
     for i in range(3000):
@@ -340,7 +373,7 @@ def many_orphans(path):
         open(blob_path(path, fid), "wb").write(b"x")
 
 
-@case([2], "not a backup folder")
+@case(2, "not a backup folder")
 def empty_folder(path):
     for name in os.listdir(path):
         full = os.path.join(path, name)
@@ -376,22 +409,22 @@ def legacy(path):
     return os.path.join(path, "Manifest.mbdb")
 
 
-@case([2], "FIFO")
+@case(2, "FIFO")
 def manifest_plist_fifo(path):
     replace_with_fifo(os.path.join(path, "Manifest.plist"))
 
 
-@case([2], "symbolic link")
+@case(2, "symbolic link")
 def manifest_plist_links_to_dev_zero(path):
     replace_with_link(os.path.join(path, "Manifest.plist"), "/dev/zero")
 
 
-@case([2], "symbolic link")
+@case(2, "symbolic link")
 def manifest_plist_links_to_dev_urandom(path):
     replace_with_link(os.path.join(path, "Manifest.plist"), "/dev/urandom")
 
 
-@case([2], "symbolic link")
+@case(2, "symbolic link")
 def manifest_plist_links_to_a_plist_outside(path):
     """A sound plist, but outside the backup: a link inside a backup is never followed."""
     outside = path + "-outside.plist"
@@ -399,42 +432,42 @@ def manifest_plist_links_to_a_plist_outside(path):
     replace_with_link(os.path.join(path, "Manifest.plist"), os.path.join("..", os.path.basename(outside)))
 
 
-@case([2], "FIFO")
+@case(2, "FIFO")
 def info_plist_fifo(path):
     replace_with_fifo(os.path.join(path, "Info.plist"))
 
 
-@case([2], "symbolic link")
+@case(2, "symbolic link")
 def info_plist_links_to_dev_zero(path):
     replace_with_link(os.path.join(path, "Info.plist"), "/dev/zero")
 
 
-@case([2], "FIFO")
+@case(2, "FIFO")
 def status_plist_fifo(path):
     replace_with_fifo(os.path.join(path, "Status.plist"))
 
 
-@case([2], "symbolic link")
+@case(2, "symbolic link")
 def status_plist_links_to_dev_urandom(path):
     replace_with_link(os.path.join(path, "Status.plist"), "/dev/urandom")
 
 
-@case([2], "FIFO")
+@case(2, "FIFO")
 def mbdb_fifo(path):
     replace_with_fifo(legacy(path))
 
 
-@case([2], "symbolic link")
+@case(2, "symbolic link")
 def mbdb_links_to_dev_zero(path):
     replace_with_link(legacy(path), "/dev/zero")
 
 
-@case([2], "symbolic link")
+@case(2, "symbolic link")
 def mbdb_links_to_dev_urandom(path):
     replace_with_link(legacy(path), "/dev/urandom")
 
 
-@case([2], "bytes allowed")
+@case(2, "bytes allowed")
 def mbdb_over_its_cap(path):
     """A sparse Manifest.mbdb one byte over the cap: refused by its size, never read."""
     with open(legacy(path), "wb") as f:
@@ -456,7 +489,7 @@ def set_info(path, **values):
     plistlib.dump(info, open(info_path, "wb"), fmt=plistlib.FMT_BINARY)
 
 
-@case([1], "\\nComplete: all 999 files are present")
+@case(1, "\\nComplete: all 999 files are present")
 def names_with_terminal_escapes(path):
     """Escape sequences, bidi and a forged verdict line in the device name and in a row whose
     blob is missing (so the report names it): shown escaped, never raw."""
@@ -466,7 +499,7 @@ def names_with_terminal_escapes(path):
              (fid, HOSTILE_NAME, archive({"Size": 3, "$class": plistlib.UID(2)})))
 
 
-@case([0])
+@case(0)
 def device_name_huge(path):
     """A 20 MB device name: a few KB of text, bounded memory."""
     set_info(path, **{"Device Name": "A" * (20 << 20)})
@@ -495,7 +528,7 @@ def new_manifest(path, sql, rows=()):
     conn.close()
 
 
-@case([2], "a view")
+@case(2, "a view")
 def sqlite_files_recursive_view(path):
     new_manifest(path, """CREATE VIEW Files AS WITH RECURSIVE n(i) AS
         (SELECT 1 UNION ALL SELECT i + 1 FROM n)
@@ -503,7 +536,7 @@ def sqlite_files_recursive_view(path):
                NULL AS file FROM n""")
 
 
-@case([2], "a view")
+@case(2, "a view")
 def sqlite_files_cross_join_view(path):
     rows = sound_rows(path)
     new_manifest(path, """CREATE TABLE Real (fileID TEXT, domain TEXT, relativePath TEXT,
@@ -515,13 +548,13 @@ def sqlite_files_cross_join_view(path):
     conn.close()
 
 
-@case([2], "a view")
+@case(2, "a view")
 def sqlite_files_zeroblob_view(path):
     new_manifest(path, """CREATE VIEW Files AS SELECT 1 AS rowid, 'ab' AS fileID, 'D' AS domain,
         'p' AS relativePath, 1 AS flags, zeroblob(1000000000) AS file""")
 
 
-@case([2], "generated")
+@case(2, "generated")
 def sqlite_files_generated_zeroblob(path):
     rows = [r[:4] for r in sound_rows(path)]
     os.remove(db(path))
@@ -534,13 +567,13 @@ def sqlite_files_generated_zeroblob(path):
     conn.close()
 
 
-@case([2], "virtual table")
+@case(2, "virtual table")
 def sqlite_files_virtual_table(path):
     new_manifest(path, "CREATE VIRTUAL TABLE Files USING fts4(fileID, domain, relativePath, flags, file)",
                  sound_rows(path))
 
 
-@case([2], "relativePath")
+@case(2, "relativePath")
 def sqlite_huge_relative_path(path):
     """5 MB, over the 1 MiB any one value may take: refused before it is read."""
     fid, _ = first_file(path)
@@ -548,20 +581,20 @@ def sqlite_huge_relative_path(path):
              (fid,))
 
 
-@case([2], "domain")
+@case(2, "domain")
 def sqlite_long_domain(path):
     """10 KB, over the 4 KiB a name may take."""
     fid, _ = first_file(path)
     rows_sql(path, "UPDATE Files SET domain = printf('%.*c', 10000, 'D') WHERE fileID = ?", (fid,))
 
 
-@case([2], "file")
+@case(2, "file")
 def sqlite_huge_record(path):
     fid, _ = first_file(path)
     rows_sql(path, "UPDATE Files SET file = zeroblob(2000000) WHERE fileID = ?", (fid,))
 
 
-@case([2], "more work")
+@case(2, "more work")
 def sqlite_self_multiplying_btree(path):
     """A Files b-tree of 18 interior pages, each with every child pointer on the next one: a
     scan would visit its one leaf 72^18 times. The work budget stops it."""
@@ -630,17 +663,17 @@ def wal_manifest(path, table_in_main):
     os.rmdir(work)
 
 
-@case([2], "Manifest.db-wal")
+@case(2, "Manifest.db-wal")
 def sqlite_rows_only_in_wal(path):
     wal_manifest(path, table_in_main=False)
 
 
-@case([2], "Manifest.db-wal")
+@case(2, "Manifest.db-wal")
 def sqlite_table_empty_rows_in_wal(path):
     wal_manifest(path, table_in_main=True)
 
 
-@case([2], "symbolic link")
+@case(2, "symbolic link")
 def sqlite_manifest_links_elsewhere(path):
     """Manifest.db a link to a sound database beside it: links are not followed in a backup."""
     os.rename(db(path), os.path.join(path, "Manifest-real.db"))
@@ -652,13 +685,19 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     out = argv[1]
+    # Files 0644, folders 0755 whatever the caller's umask: the unprivileged user the harness
+    # runs the permission cases as must read everything but what a case locks.
+    os.umask(0o022)
     os.makedirs(out, exist_ok=True)
     listing = []
-    for name, damage, exits, expect in CASES:
+    for name, damage, verify, inspect, expect in CASES:
         path = os.path.join(out, name)
         make_backup.make_backup(path, seed=11, files=40, max_size=4096)
-        damage(path)
-        listing.append({"name": name, "exits": exits, "expect": expect})
+        locked = damage(path) or []
+        listing.append({"name": name, "exits": [verify], "inspect_exits": [inspect],
+                        "expect": expect,
+                        "unreadable": [{"path": os.path.relpath(p, path), "mode": mode}
+                                       for p, mode in locked]})
     with open(os.path.join(out, "cases.json"), "w") as f:
         json.dump(listing, f, indent=1)
     print(len(listing))

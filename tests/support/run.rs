@@ -153,6 +153,20 @@ impl Run {
     pub fn json(&self) -> serde_json::Value {
         super::json_of(&self.output)
     }
+
+    /// Stdout parsed as JSON, once the run is known to have exited with `code`: for a run whose
+    /// JSON is all a test reads, so that its exit code is checked all the same.
+    #[track_caller]
+    pub fn json_exit(&self, code: i32) -> serde_json::Value {
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "stdout {}\nstderr {}",
+            self.stdout(),
+            self.stderr()
+        );
+        self.json()
+    }
 }
 
 impl Deref for Run {
