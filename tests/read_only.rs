@@ -45,7 +45,10 @@ fn fingerprint(target: &Path) -> Vec<(String, String)> {
     return support::tree_fingerprint(target);
 }
 
-fn assert_untouched(target: &Path) {
+/// Runs every command on `target` and checks that none changed it. Each run must also give its
+/// one known exit code (`verify_exit` for `verify`, 0 for `inspect`), so that an ibackup that
+/// gave up before reading anything could not pass for one that read and wrote nothing.
+fn assert_untouched(target: &Path, verify_exit: i32) {
     let before = fingerprint(target);
     let cwd = tempfile::tempdir().unwrap();
     for args in commands(target) {
@@ -55,7 +58,28 @@ fn assert_untouched(target: &Path) {
             .current_dir(cwd.path())
             .env("IBACKUP_BACKUP_DIR", target)
             .run();
-        assert!(out.status.code().is_some(), "{args:?}");
+        let expected = if args[0] == "verify" { verify_exit } else { 0 };
+        assert_eq!(
+            out.status.code(),
+            Some(expected),
+            "ibackup {}:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if expected == 2 {
+            assert!(
+                out.stderr.starts_with(b"error: ") || !out.stdout.is_empty(),
+                "ibackup {}: exit 2 with nothing said",
+                args.join(" ")
+            );
+        } else if !args.contains(&"-q".to_string()) {
+            assert!(
+                !out.stdout.is_empty(),
+                "ibackup {}: no report",
+                args.join(" ")
+            );
+        }
         #[cfg(target_os = "linux")]
         {
             let changes = watch.changes();
@@ -84,33 +108,36 @@ fn assert_untouched(target: &Path) {
 
 #[test]
 fn committed_fixtures_are_never_changed() {
-    for fixture in [
-        "fixtures/sample-backup/00008110-001A2C3E0E38801E",
-        "fixtures/sample-backup",
-        "fixtures/sample-backups",
-        "fixtures/third-party/synthetic-encrypted-ios26",
+    // `verify` takes one backup, not a folder of them (exit 2); the encrypted one cannot be
+    // checked whole without its password (exit 2 with its report).
+    for (fixture, verify_exit) in [
+        ("fixtures/sample-backup/00008110-001A2C3E0E38801E", 0),
+        ("fixtures/sample-backup", 2),
+        ("fixtures/sample-backups", 2),
+        ("fixtures/third-party/synthetic-encrypted-ios26", 2),
     ] {
-        assert_untouched(&repo().join(fixture));
+        assert_untouched(&repo().join(fixture), verify_exit);
     }
 }
 
 #[test]
 fn written_backups_with_every_defect_are_never_changed() {
     let dir = tempfile::tempdir().unwrap();
+    // Each defect with the exit code `verify` gives it.
     let defects = [
-        Defect::MissingBlob,
-        Defect::TruncatedBlob,
-        Defect::Orphan,
-        Defect::Unfinished,
-        Defect::SnapshotLeft,
-        Defect::NoStatus,
-        Defect::NoManifestPlist,
-        Defect::EmptyManifestPlist,
-        Defect::DamagedFileId,
-        Defect::BlobIsDirectory,
-        Defect::SizeUnknown,
+        (Defect::MissingBlob, 1),
+        (Defect::TruncatedBlob, 1),
+        (Defect::Orphan, 0),
+        (Defect::Unfinished, 1),
+        (Defect::SnapshotLeft, 1),
+        (Defect::NoStatus, 1),
+        (Defect::NoManifestPlist, 1),
+        (Defect::EmptyManifestPlist, 1),
+        (Defect::DamagedFileId, 0),
+        (Defect::BlobIsDirectory, 2),
+        (Defect::SizeUnknown, 0),
     ];
-    for (i, defect) in defects.iter().enumerate() {
+    for (i, (defect, _)) in defects.iter().enumerate() {
         let spec = Spec {
             udid: format!("00008110-{i:016X}"),
             files: 30,
@@ -119,10 +146,10 @@ fn written_backups_with_every_defect_are_never_changed() {
         .with(*defect);
         write_backup(&dir.path().join(format!("b{i}")), &spec);
     }
-    for i in 0..defects.len() {
-        assert_untouched(&dir.path().join(format!("b{i}")));
+    for (i, (_, verify_exit)) in defects.iter().enumerate() {
+        assert_untouched(&dir.path().join(format!("b{i}")), *verify_exit);
     }
-    assert_untouched(dir.path());
+    assert_untouched(dir.path(), 2);
 }
 
 #[test]

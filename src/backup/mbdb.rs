@@ -385,7 +385,11 @@ mod tests {
             noise.push(x as u8);
             match parse(&noise) {
                 Ok(records) => {
-                    assert!(!records.is_empty(), "{} bytes parsed to nothing", noise.len());
+                    assert!(
+                        !records.is_empty(),
+                        "{} bytes parsed to nothing",
+                        noise.len()
+                    );
                     let before = parse(&noise[..last_whole]).unwrap();
                     assert!(records.starts_with(&before), "{} bytes", noise.len());
                     last_whole = noise.len();
