@@ -62,6 +62,9 @@ pub struct Phone {
     wrong_certificate: (CertificateDer<'static>, PrivatePkcs8KeyDer<'static>),
     buid: String,
     started: Instant,
+    /// The clock when the phone started: its backup dates are that many hours before this, and
+    /// stay the same however often and however late they are asked for, as on a real phone.
+    started_at: SystemTime,
     /// usbmuxd's pair record store: UDID -> plist bytes.
     records: Mutex<HashMap<String, Vec<u8>>>,
     /// lockdownd's trusted hosts.
@@ -107,6 +110,7 @@ impl Phone {
             wrong_certificate: (other_cert.der().clone(), other_pkcs8),
             buid: new_uuid(),
             started: Instant::now(),
+            started_at: SystemTime::now(),
             records: Mutex::new(HashMap::new()),
             trusted: Mutex::new(Vec::new()),
             pair_attempts: Mutex::new(0),
@@ -279,11 +283,17 @@ impl Phone {
                     d.insert("CloudBackupEnabled".into(), on.into());
                 }
                 if let Some(hours) = p.last_icloud_backup_hours_ago {
-                    d.insert("LastCloudBackupDate".into(), backup_date(p, hours));
+                    d.insert(
+                        "LastCloudBackupDate".into(),
+                        backup_date(p, self.started_at, hours),
+                    );
                     d.insert("LastCloudBackupTZ".into(), "Europe/Paris".into());
                 }
                 if let Some(hours) = p.last_computer_backup_hours_ago {
-                    d.insert("LastiTunesBackupDate".into(), backup_date(p, hours));
+                    d.insert(
+                        "LastiTunesBackupDate".into(),
+                        backup_date(p, self.started_at, hours),
+                    );
                     d.insert("LastiTunesBackupTZ".into(), "Europe/Paris".into());
                     d.insert("LastBackupComputerName".into(), "Simulated Mac".into());
                     d.insert("LastBackupComputerType".into(), "Mac".into());
@@ -321,9 +331,9 @@ impl Phone {
 /// Seconds from 1970-01-01 to 2001-01-01, where Apple's dates count from.
 const APPLE_EPOCH_UNIX: u64 = 978_307_200;
 
-/// `hours` before now, in the form the profile asks for.
-fn backup_date(profile: &Profile, hours: u64) -> Value {
-    let at = SystemTime::now()
+/// `hours` before `now`, in the form the profile asks for.
+fn backup_date(profile: &Profile, now: SystemTime, hours: u64) -> Value {
+    let at = now
         .checked_sub(Duration::from_secs(hours.saturating_mul(3_600)))
         .unwrap_or(UNIX_EPOCH);
     match profile.backup_dates_as {
