@@ -96,6 +96,34 @@ pub struct BlobStore {
     /// Folders, entries or blob files that could not be read: the check is incomplete where
     /// these are.
     pub unreadable: Vec<(PathBuf, io::Error)>,
+    /// Where a blob could not even be looked for: see [`Unlisted`].
+    pub unlisted: Unlisted,
+}
+
+/// The places a listing could not see into. A row whose blob is not found there is neither
+/// present nor missing: nobody could look.
+#[derive(Debug, Default)]
+pub struct Unlisted {
+    /// Blob folders, by the byte their two hex digits stand for, that could not be read or
+    /// whose listing broke off.
+    prefixes: Vec<u8>,
+    /// The whole listing (an iOS 5-9 backup keeps its blobs in the root, one listing).
+    everything: bool,
+    /// Entries whose name was seen but whose type could not be read.
+    ids: IdMap<()>,
+}
+
+impl Unlisted {
+    /// Whether the blob of `id` could have been there without the listing seeing it.
+    pub fn hides(&self, id: &FileId) -> bool {
+        self.everything || self.prefixes.contains(&id[0]) || self.ids.contains_key(id)
+    }
+
+    fn add(&mut self, other: Unlisted) {
+        self.prefixes.extend(other.prefixes);
+        self.everything |= other.everything;
+        self.ids.extend(other.ids);
+    }
 }
 
 fn is_prefix_dir(name: &[u8]) -> bool {
@@ -127,6 +155,7 @@ pub fn scan(root: &Path) -> io::Result<BlobStore> {
         store.bytes += list.found.iter().map(|(_, b)| b.size).sum::<u64>();
         store.blobs.extend(list.found);
         store.unreadable.extend(list.unreadable);
+        store.unlisted.add(list.unlisted);
     }
     Ok(store)
 }
@@ -139,6 +168,7 @@ pub fn scan_flat(root: &Path) -> io::Result<BlobStore> {
     let mut store = BlobStore {
         bytes: list.found.iter().map(|(_, b)| b.size).sum(),
         unreadable: list.unreadable,
+        unlisted: list.unlisted,
         ..BlobStore::default()
     };
     store.blobs.extend(list.found);
@@ -149,6 +179,17 @@ pub fn scan_flat(root: &Path) -> io::Result<BlobStore> {
 struct PrefixList {
     found: Vec<(FileId, Blob)>,
     unreadable: Vec<(PathBuf, io::Error)>,
+    unlisted: Unlisted,
+}
+
+impl PrefixList {
+    /// The listing of the folder for `prefix` (the root without one) failed or broke off.
+    fn broke_off(&mut self, prefix: Option<[u8; 2]>) {
+        match prefix.and_then(|p| Some((hex_digit(p[0])? << 4) | hex_digit(p[1])?)) {
+            Some(byte) => self.unlisted.prefixes.push(byte),
+            None => self.unlisted.everything = true,
+        }
+    }
 }
 
 /// Lists the blobs in `dir`; with a `prefix`, only those whose name starts with it.
@@ -158,6 +199,7 @@ fn list_prefix(dir: &Path, prefix: Option<[u8; 2]>, reader: &Reader) -> PrefixLi
         Ok(entries) => entries,
         Err(e) => {
             list.unreadable.push((dir.to_path_buf(), e));
+            list.broke_off(prefix);
             return list;
         }
     };
@@ -166,6 +208,7 @@ fn list_prefix(dir: &Path, prefix: Option<[u8; 2]>, reader: &Reader) -> PrefixLi
             Ok(entry) => entry,
             Err(e) => {
                 list.unreadable.push((dir.to_path_buf(), e));
+                list.broke_off(prefix);
                 continue;
             }
         };
@@ -183,7 +226,10 @@ fn list_prefix(dir: &Path, prefix: Option<[u8; 2]>, reader: &Reader) -> PrefixLi
                 list.found.push((id, blob));
                 list.unreadable.push((entry.path(), denied));
             }
-            Err(e) => list.unreadable.push((entry.path(), e)),
+            Err(e) => {
+                list.unreadable.push((entry.path(), e));
+                list.unlisted.ids.insert(id, ());
+            }
         }
     }
     list

@@ -60,6 +60,10 @@ pub(super) fn match_blobs(
             Some(blob) => *matched.entry(listed.id).or_insert(blob),
             None => match matched.get(&listed.id) {
                 Some(blob) => *blob,
+                None if store.unlisted.hides(&listed.id) => {
+                    files.unreachable.push(named(listed.rowid)?);
+                    continue;
+                }
                 None => {
                     files.missing.push(named(listed.rowid)?);
                     continue;

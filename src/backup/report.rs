@@ -87,6 +87,9 @@ pub struct FileCounts {
     /// Listed files whose blob exists with exactly the right size.
     pub intact: u64,
     pub missing: Vec<FileRef>,
+    /// Listed files whose blob could not be looked for: the folder that would hold it (or its
+    /// entry) could not be read. Neither present nor missing; `backup.blobs_unreadable` says why.
+    pub unreachable: Vec<FileRef>,
     pub size_mismatch: Vec<SizeMismatch>,
     /// Blob files that no row lists.
     pub orphans: u64,

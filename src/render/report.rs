@@ -205,6 +205,12 @@ fn counts(report: &BackupReport) -> String {
         parts.push(format!("{} of unknown size", human_count(f.size_unknown)));
     }
     parts.push(format!("{} missing", human_count(f.missing.len() as u64)));
+    if !f.unreachable.is_empty() {
+        parts.push(format!(
+            "{} not looked for (unreadable folder)",
+            human_count(f.unreachable.len() as u64)
+        ));
+    }
     parts.push(plural(f.orphans, "orphan", "orphans"));
     let mut line = format!("Files: {}", parts.join(", "));
     if report.deep && report.backup.encrypted {

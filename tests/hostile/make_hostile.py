@@ -338,9 +338,10 @@ def blob_unreadable(path):
     return [make_unreadable(blob_path(path, fid))]
 
 
-@case(2, "ermission denied", inspect=0)
+@case(2, "1 not looked for (unreadable folder)", inspect=0)
 def prefix_folder_unreadable(path):
-    """A blob folder (the two-letter one) of mode 000: could not check (2), named."""
+    """A blob folder (the two-letter one) of mode 000: could not check (2), named; the file it
+    would hold is counted as not looked for, never as missing."""
     fid, _ = first_file(path)
     return [make_unreadable(os.path.join(path, fid[:2]))]
 
