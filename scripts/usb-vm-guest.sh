@@ -26,9 +26,11 @@ fail() {
 }
 # Runs a command, showing it and its output indented; its status is returned.
 show() {
-  say "  \$ $*"
+  local t0 rc
+  t0=$(now)
   "$@" >/tmp/out 2>&1
-  local rc=$?
+  rc=$?
+  say "  \$ $*   [$(elapsed "$t0") s, exit $rc]"
   sed 's/^/      /' /tmp/out
   return $rc
 }
@@ -125,9 +127,14 @@ start_phone() {
   ibackup-sim --ffs /dev/ffs-usbmux --ffs-ptp /dev/ffs-ptp --profile "$profile" "$@" \
     >/tmp/sim.out 2>>/tmp/sim.log &
   sim_pid=$!
+  local t0
+  t0=$(now)
   wait_for 30 grep -q ready /tmp/sim.out || { fail "the simulator did not start"; return 1; }
+  say "  ibackup-sim --ffs ready with $(basename "$profile") after $(elapsed "$t0") s"
+  t0=$(now)
   plug || { fail "cannot bind the gadget to $udc"; return 1; }
   wait_for 20 usb_device || { fail "the host side never saw the phone"; return 1; }
+  say "  plugged in: the host enumerated it after $(elapsed "$t0") s"
   give_to_usbmux
 }
 
@@ -144,18 +151,28 @@ stop_usbmuxd() {
   muxd_pid=""
 }
 
-# Checks a JSON document (file $1) with a Python expression over `d` (the document) and `p`
-# (the profile, file $2); prints the expression when it is false.
+# Checks a JSON document (file $1) with Python expressions (the arguments after $2) over `d`
+# (the document) and `p` (the profile, file $2): each one that is not true is a failure.
 check_json() {
-  python3 - "$1" "$2" "$3" <<'EOF'
+  python3 - "$@" <<'EOF' >/tmp/check 2>&1
 import json, sys
-d = json.load(open(sys.argv[1]))
+try:
+    d = json.load(open(sys.argv[1]))
+except ValueError as e:
+    print(f"{sys.argv[1]} is not JSON ({e})")
+    sys.exit(1)
 p = json.load(open(sys.argv[2]))
-ok = eval(sys.argv[3])
-if not ok:
-    print("      check failed: " + sys.argv[3])
-sys.exit(0 if ok else 1)
+for check in sys.argv[3:]:
+    try:
+        ok = eval(check)
+    except Exception as e:
+        ok, check = False, f"{check} ({type(e).__name__}: {e})"
+    if ok is not True:
+        print(check)
 EOF
+  local line
+  while read -r line; do fail "JSON check: $line"; done </tmp/check
+  [ ! -s /tmp/check ]
 }
 
 step_start=""
@@ -189,7 +206,7 @@ grep -q "^$udid_a  VM iPhone A (iPhone14,5, iOS 17.5.1)  via usb (USB)" /tmp/out
   || fail "devices does not list phone A"
 show ibackup --transport usb device --json || fail "device --json failed"
 cp /tmp/out /tmp/device-a.json
-for check in \
+check_json /tmp/device-a.json /tmp/a.json \
   'd["schema"] == "ibackup.device/1"' \
   'd["udid"] == p["udid"] and d["name"] == p["name"]' \
   'd["product_type"] == p["product_type"] and d["ios_version"] == p["ios_version"]' \
@@ -203,9 +220,7 @@ for check in \
   'd["icloud"]["backup_enabled"] is True and d["icloud"]["last_backup"].endswith("Z")' \
   'd["icloud"]["last_backup_time_zone"] == "Europe/Paris"' \
   'd["find_my"] is True' \
-  'sorted(d) == sorted(["schema", "udid", "name", "product_type", "ios_version", "build_version", "connection", "connection_type", "paired", "pair_record", "storage", "battery", "backup", "icloud", "find_my", "findings"])'; do
-  check_json /tmp/device-a.json /tmp/a.json "$check" || fail "device --json: $check"
-done
+  'sorted(d) == sorted(["schema", "udid", "name", "product_type", "ios_version", "build_version", "connection", "connection_type", "paired", "pair_record", "storage", "battery", "backup", "icloud", "find_my", "findings"])'
 say "  the host switched to configuration $(cat "$dev/bConfigurationValue"); usbmux endpoints:"
 for ep in "$dev"/*:2.0/ep_*; do
   [ -e "$ep" ] && say "    $(basename "$ep") $(cat "$ep/direction") $(cat "$ep/type") wMaxPacketSize $(cat "$ep/wMaxPacketSize")"
@@ -220,12 +235,10 @@ wait_for 30 sh -c "ibackup --transport usbmuxd devices | grep -q $udid_a" \
   || fail "usbmuxd never listed phone A"
 show ibackup --transport usbmuxd device --json || fail "device --json through usbmuxd failed"
 cp /tmp/out /tmp/device-a-muxd.json
-for check in \
+check_json /tmp/device-a-muxd.json /tmp/a.json \
   'd["udid"] == p["udid"] and d["name"] == p["name"] and d["connection"] == "usbmuxd"' \
   'd["connection_type"] == "USB" and d["paired"] is True' \
-  'd["storage"] == p["storage"] and d["battery"] == p["battery"] and d["find_my"] is True'; do
-  check_json /tmp/device-a-muxd.json /tmp/a.json "$check" || fail "usbmuxd device --json: $check"
-done
+  'd["storage"] == p["storage"] and d["battery"] == p["battery"] and d["find_my"] is True'
 show ideviceinfo -u "$udid_a" || fail "ideviceinfo failed"
 grep -q "^UniqueDeviceID: $udid_a" /tmp/out || fail "ideviceinfo: no UniqueDeviceID"
 grep -q "^DeviceName: VM iPhone A" /tmp/out || fail "ideviceinfo: no DeviceName"

@@ -535,8 +535,8 @@ mod tests {
     fn usbmux_descriptors_match_the_kernel_layout() {
         #[rustfmt::skip]
         let expected: Vec<u8> = vec![
-            // usb_functionfs_descs_head_v2: magic 3, length 62, flags FS|HS
-            3, 0, 0, 0,   62, 0, 0, 0,   3, 0, 0, 0,
+            // usb_functionfs_descs_head_v2: magic 3, length 66, flags FS|HS
+            3, 0, 0, 0,   66, 0, 0, 0,   3, 0, 0, 0,
             // fs_count 3, hs_count 3
             3, 0, 0, 0,   3, 0, 0, 0,
             // full speed: interface 0, alt 0, 2 endpoints, class ff/fe/02, string 1
@@ -550,7 +550,7 @@ mod tests {
             7, 5, 0x82, 2, 0x00, 0x02, 0,
         ];
         assert_eq!(Interface::usbmux().descriptors(), expected);
-        assert_eq!(expected.len(), 62);
+        assert_eq!(expected.len(), 66);
     }
 
     #[test]
