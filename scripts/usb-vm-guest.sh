@@ -31,7 +31,8 @@ show() {
   "$@" >/tmp/out 2>&1
   rc=$?
   say "  \$ $*   [$(elapsed "$t0") s, exit $rc]"
-  sed 's/^/      /' /tmp/out
+  head -n 40 /tmp/out | sed 's/^/      /'
+  [ "$(wc -l </tmp/out)" -le 40 ] || say "      ... ($(wc -l </tmp/out) lines in all)"
   return $rc
 }
 # Waits up to $1 seconds for the command after it to succeed.
@@ -46,10 +47,13 @@ wait_for() {
 }
 
 # --- the phones: one profile each ---------------------------------------------------------
-# A: paired, and the phone whose backup is in /rig/backups.
+# A: paired, and the phone whose backup is in /rig/backups. Its name is as long as it takes
+# for lockdownd's answer to GetValue (no session, the root values) to travel as a mux packet of
+# exactly 1024 bytes: two full 512-byte USB packets, so a zero-length packet has to end it.
 udid_a=00008110-001A2C3E0E38801E
+name_a="VM iPhone A (named so that its GetValue answer fills two whole 512-byte packets)"
 cat >/tmp/a.json <<EOF
-{ "udid": "$udid_a", "name": "VM iPhone A", "product_type": "iPhone14,5",
+{ "udid": "$udid_a", "name": "$name_a", "product_type": "iPhone14,5",
   "ios_version": "17.5.1", "build_version": "21F90",
   "storage": { "total_bytes": 256000000000, "available_bytes": 101000000000 },
   "battery": { "percent": 64, "charging": false, "external_power": false },
@@ -109,9 +113,16 @@ give_to_usbmux() {
   chown usbmux "$(printf '/dev/bus/usb/%03d/%03d' "$(cat "$d/busnum")" "$(cat "$d/devnum")")"
 }
 
+sessions_ended() { grep -c "mux session ended" /tmp/sim.log; }
+more_sessions_ended_than() { [ "$(sessions_ended)" -gt "$1" ]; }
+
 stop_phone() {
   [ -n "$sim_pid" ] || return 0
+  local before
+  before=$(sessions_ended)
   unplug
+  # The phone logs the session the unplug ended (what crossed the bus) before it goes.
+  wait_for 5 more_sessions_ended_than "$before"
   kill "$sim_pid" 2>/dev/null
   wait "$sim_pid" 2>/dev/null
   sim_pid=""
@@ -201,9 +212,13 @@ start_phone /tmp/a.json "$udid_a" --lockdown-dir /var/lib/lockdown
 dev=$(usb_device)
 say "  the kernel sees $(cat "$dev/manufacturer") $(cat "$dev/product") serial $(cat "$dev/serial"), $(cat "$dev/bNumConfigurations") configurations, active $(cat "$dev/bConfigurationValue")"
 [ "$(cat "$dev/bConfigurationValue")" = 1 ] || fail "the phone did not start in configuration 1"
+zlp_before=$(grep -c "sent a zero-length packet" /tmp/sim.log)
 show ibackup --transport usb devices || fail "devices failed"
-grep -q "^$udid_a  VM iPhone A (iPhone14,5, iOS 17.5.1)  via usb (USB)" /tmp/out \
+grep -qF "$udid_a  $name_a (iPhone14,5, iOS 17.5.1)  via usb (USB)" /tmp/out \
   || fail "devices does not list phone A"
+zlp=$(($(grep -c "sent a zero-length packet" /tmp/sim.log) - zlp_before))
+say "  the phone sent $zlp zero-length packet(s) meanwhile (its 1024-byte answer)"
+[ "$zlp" -ge 1 ] || fail "no zero-length packet after the 1024-byte answer"
 show ibackup --transport usb device --json || fail "device --json failed"
 cp /tmp/out /tmp/device-a.json
 check_json /tmp/device-a.json /tmp/a.json \
@@ -241,7 +256,7 @@ check_json /tmp/device-a-muxd.json /tmp/a.json \
   'd["storage"] == p["storage"] and d["battery"] == p["battery"] and d["find_my"] is True'
 show ideviceinfo -u "$udid_a" || fail "ideviceinfo failed"
 grep -q "^UniqueDeviceID: $udid_a" /tmp/out || fail "ideviceinfo: no UniqueDeviceID"
-grep -q "^DeviceName: VM iPhone A" /tmp/out || fail "ideviceinfo: no DeviceName"
+grep -qF "DeviceName: $name_a" /tmp/out || fail "ideviceinfo: no DeviceName"
 show ideviceinfo -u "$udid_a" -q com.apple.disk_usage -k TotalDiskCapacity \
   || fail "ideviceinfo -q com.apple.disk_usage failed"
 grep -qx 256000000000 /tmp/out || fail "ideviceinfo: wrong TotalDiskCapacity"
@@ -332,6 +347,9 @@ say "usbmuxd's log about the simulated phone (of $(wc -l </tmp/usbmuxd.log) line
 grep -iE "found new device|connecting to new device|connected to v|device .* added|serial|client .* connect|removed|version" \
   /tmp/usbmuxd.log | sed 's/^/    /' | head -n 40
 grep -qiE "Connected to v2.0 device" /tmp/usbmuxd.log || fail "usbmuxd never completed the mux handshake"
+say ""
+say "the simulated phone's mux sessions (one per ENABLE):"
+grep "mux session ended" /tmp/sim.log | sed 's/^/    /'
 if [ "$failures" -gt 0 ]; then
   say ""
   say "the simulator's log:"

@@ -45,9 +45,12 @@ for b in ibackup ibackup-sim; do
   [ -x "$bin_dir/$b" ] || { say "missing $bin_dir/$b"; exit 1; }
 done
 
-kernel=$(ls -1 /boot/vmlinuz-* | sort -V | tail -n 1)
-version=${kernel#/boot/vmlinuz-}
-[ -d "/lib/modules/$version" ] || { say "no modules for $version"; exit 1; }
+# The kernel linux-image-amd64 stands for (not whatever else is in /boot): it has dummy_hcd.
+version=$(dpkg-query -W -f='${Depends}' linux-image-amd64 | sed -n 's/^linux-image-\([^ ,]*\).*/\1/p')
+kernel=/boot/vmlinuz-$version
+[ -n "$version" ] && [ -f "$kernel" ] || { say "no kernel from linux-image-amd64 in /boot"; exit 1; }
+[ -n "$(modprobe -S "$version" --show-depends dummy_hcd 2>/dev/null)" ] \
+  || { say "kernel $version has no dummy_hcd module"; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/usb-vm.XXXXXX")
 if [ "${USB_VM_KEEP:-}" = 1 ]; then

@@ -19,7 +19,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -311,6 +311,41 @@ fn open_endpoint(path: &Path, write: bool) -> io::Result<File> {
         .open(path)
 }
 
+/// What crossed the endpoints in one session, for the log: transfers, bytes and zero-length
+/// packets each way.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub from_host: AtomicU64,
+    pub from_host_bytes: AtomicU64,
+    pub from_host_empty: AtomicU64,
+    pub to_host: AtomicU64,
+    pub to_host_bytes: AtomicU64,
+    pub to_host_empty: AtomicU64,
+}
+
+impl Traffic {
+    fn count(transfers: &AtomicU64, bytes: &AtomicU64, empty: &AtomicU64, n: usize) {
+        transfers.fetch_add(1, Ordering::Relaxed);
+        bytes.fetch_add(n as u64, Ordering::Relaxed);
+        if n == 0 {
+            empty.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn summary(&self) -> String {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "from the host {} transfers, {} bytes, {} zero-length; to the host {} transfers, {} bytes, {} zero-length",
+            get(&self.from_host),
+            get(&self.from_host_bytes),
+            get(&self.from_host_empty),
+            get(&self.to_host),
+            get(&self.to_host_bytes),
+            get(&self.to_host_empty),
+        )
+    }
+}
+
 /// The bulk endpoint files as [`BulkPipes`]. FunctionFS reads block, so a thread reads OUT
 /// transfers into a channel, which gives the mux loop its read timeouts; writes go straight to
 /// the IN endpoint, one transfer each (a zero-length write is a zero-length packet).
@@ -320,6 +355,7 @@ pub struct FfsPipes {
     ended: Arc<AtomicBool>,
     reader: Option<JoinHandle<()>>,
     max_packet: usize,
+    traffic: Arc<Traffic>,
 }
 
 impl FfsPipes {
@@ -328,13 +364,20 @@ impl FfsPipes {
         let mut output = open_endpoint(&dir.join("ep1"), false)?;
         let input = open_endpoint(&dir.join("ep2"), true)?;
         let ended = Arc::new(AtomicBool::new(false));
+        let traffic = Arc::new(Traffic::default());
         let (tx, transfers) = mpsc::channel();
         let stop = Arc::clone(&ended);
+        let counted = Arc::clone(&traffic);
         let reader = std::thread::spawn(move || {
             let mut buf = vec![0u8; frame::MAX_PACKET];
             while !stop.load(Ordering::SeqCst) {
                 match output.read(&mut buf) {
                     Ok(n) => {
+                        let t = &counted;
+                        Traffic::count(&t.from_host, &t.from_host_bytes, &t.from_host_empty, n);
+                        if n == 0 {
+                            note("received a zero-length packet");
+                        }
                         if tx.send(Ok(buf[..n].to_vec())).is_err() {
                             return;
                         }
@@ -353,7 +396,13 @@ impl FfsPipes {
             ended,
             reader: Some(reader),
             max_packet,
+            traffic,
         })
+    }
+
+    /// This session's counters.
+    pub fn traffic(&self) -> Arc<Traffic> {
+        Arc::clone(&self.traffic)
     }
 
     /// A handle that ends this session's reads (the gadget was disabled).
@@ -372,6 +421,11 @@ impl BulkPipes for FfsPipes {
             return Err(ended());
         }
         let written = self.input.write(data)?;
+        let t = &self.traffic;
+        Traffic::count(&t.to_host, &t.to_host_bytes, &t.to_host_empty, written);
+        if data.is_empty() {
+            note("sent a zero-length packet");
+        }
         if written != data.len() {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,
@@ -428,14 +482,16 @@ impl Session {
     fn start(dir: &Path, phone: &Arc<Phone>, options: &UsbOptions) -> io::Result<Session> {
         let pipes = FfsPipes::open(dir, options.max_packet_size)?;
         let ended = pipes.end_handle();
+        let traffic = pipes.traffic();
         let phone = Arc::clone(phone);
         let options = options.clone();
         let thread = std::thread::spawn(move || {
             let result = serve_usb(phone, Box::new(pipes), &options);
-            match result {
-                Ok(()) => note("mux session ended"),
-                Err(e) => note(&format!("mux session ended: {e}")),
-            }
+            let why = match result {
+                Ok(()) => String::new(),
+                Err(e) => format!(" ({e})"),
+            };
+            note(&format!("mux session ended{why}: {}", traffic.summary()));
         });
         Ok(Session { ended, thread })
     }

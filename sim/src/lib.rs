@@ -288,6 +288,7 @@ pub fn run_usb(
 
 /// Writes the phone's pre-paired record to `dir/<UDID>.plist` (when there is a folder and a
 /// record), where a host that paired earlier keeps it.
+#[cfg(unix)]
 fn write_pair_record(phone: &Phone, dir: Option<&std::path::Path>) -> Result<(), SimError> {
     let udid = &phone.profile().udid;
     if let (Some(dir), Some(record)) = (dir, phone.pair_record(udid)) {
