@@ -9,6 +9,8 @@
 //! Not for production use: its keys are fixed test keys. It is a crate of its own, outside the
 //! `ibackup` package, so that none of this reaches the shipped binary (docs/design.md).
 
+#[cfg(target_os = "linux")]
+pub mod ffs;
 pub mod profile;
 pub mod server;
 pub mod usb;
@@ -178,13 +180,7 @@ impl Server {
         let path = PathBuf::from(address.strip_prefix("UNIX:").unwrap_or(address));
         let phone = Arc::new(Phone::new(profile)?);
         let udid = phone.profile().udid.clone();
-        if let (Some(dir), Some(record)) = (lockdown_dir, phone.pair_record(&udid)) {
-            std::fs::create_dir_all(dir)
-                .and_then(|_| std::fs::write(dir.join(format!("{udid}.plist")), record))
-                .map_err(|e| {
-                    SimError::Setup(format!("writing the pair record to {}: {e}", dir.display()))
-                })?;
-        }
+        write_pair_record(&phone, lockdown_dir)?;
         let listener = bind_unix(&path).map_err(listen_error)?;
         let descriptor = Descriptor {
             // A phone reports its serial without the UDID's dash.
@@ -288,6 +284,37 @@ pub fn run_usb(
     announce(None);
     server.serve_forever();
     Ok(())
+}
+
+/// Writes the phone's pre-paired record to `dir/<UDID>.plist` (when there is a folder and a
+/// record), where a host that paired earlier keeps it.
+#[cfg(unix)]
+fn write_pair_record(phone: &Phone, dir: Option<&std::path::Path>) -> Result<(), SimError> {
+    let udid = &phone.profile().udid;
+    if let (Some(dir), Some(record)) = (dir, phone.pair_record(udid)) {
+        std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::write(dir.join(format!("{udid}.plist")), record))
+            .map_err(|e| {
+                SimError::Setup(format!("writing the pair record to {}: {e}", dir.display()))
+            })?;
+    }
+    Ok(())
+}
+
+/// Serves the phone on a USB gadget's FunctionFS instance mounted at `dir` (ffs.rs), with a
+/// still-image interface on `still_image` when given; prints `ready` once the gadget may be
+/// bound to its controller, and serves until ep0 fails or the process is ended.
+#[cfg(target_os = "linux")]
+pub fn run_ffs(
+    dir: &std::path::Path,
+    still_image: Option<&std::path::Path>,
+    profile: Profile,
+    options: usb::UsbOptions,
+    lockdown_dir: Option<&std::path::Path>,
+) -> Result<(), SimError> {
+    let phone = Arc::new(Phone::new(profile)?);
+    write_pair_record(&phone, lockdown_dir)?;
+    ffs::serve(dir, still_image, phone, &options, || announce(None))
 }
 
 fn announce(address: Option<String>) {

@@ -1,5 +1,6 @@
 //! `ibackup-sim --listen ADDRESS [--profile FILE]`: a simulated iPhone behind a usbmuxd socket,
-//! for tests and demos. Prints `ready` on stdout once it listens. See docs/device.md.
+//! for tests and demos; `--usb` makes it a phone on emulated USB, `--ffs DIR` (Linux) a phone
+//! on a real USB gadget. Prints `ready` on stdout once it listens. See docs/device.md.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,8 +14,8 @@ use ibackup_sim::{self as sim, Profile};
 struct Args {
     /// Where to listen: a Unix socket path (or UNIX:/path), or 127.0.0.1:PORT (port 0 picks one
     /// and prints `ready ADDRESS`).
-    #[arg(long, value_name = "ADDRESS")]
-    listen: String,
+    #[arg(long, value_name = "ADDRESS", required_unless_present = "ffs")]
+    listen: Option<String>,
     /// A JSON profile: the phone's state, pairing behaviour and fault (docs/device.md).
     #[arg(long, value_name = "FILE")]
     profile: Option<PathBuf>,
@@ -29,15 +30,27 @@ struct Args {
     /// oversize_frame, vanish_mid_transfer, reset_after_first_reply).
     #[arg(long, value_name = "FAULT", requires = "usb")]
     usb_fault: Option<sim::usb::UsbFault>,
-    /// With --usb: write the pre-paired record to DIR/<UDID>.plist, as a host that paired
-    /// earlier keeps it.
-    #[arg(long, value_name = "DIR", requires = "usb")]
+    /// With --usb or --ffs: write the pre-paired record to DIR/<UDID>.plist, as a host that
+    /// paired earlier keeps it.
+    #[arg(long, value_name = "DIR")]
     lockdown_dir: Option<PathBuf>,
+    /// Be an iPhone on a real USB gadget (Linux): DIR is a mounted FunctionFS instance; the
+    /// usbmux interface's descriptors go to DIR/ep0, the data to its bulk endpoint files.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["listen", "usb"])]
+    ffs: Option<PathBuf>,
+    /// With --ffs: a second FunctionFS instance that gets a still-image (PTP) interface, for a
+    /// first configuration that looks like a phone's camera roll.
+    #[arg(long, value_name = "DIR", requires = "ffs")]
+    ffs_ptp: Option<PathBuf>,
 }
 
 fn serve(args: &Args, profile: Profile) -> Result<(), sim::SimError> {
+    if let Some(dir) = &args.ffs {
+        return serve_ffs(args, dir, profile);
+    }
+    let listen = args.listen.as_deref().unwrap_or_default();
     if !args.usb {
-        return sim::run(&args.listen, profile);
+        return sim::run(listen, profile);
     }
     #[cfg(unix)]
     {
@@ -46,10 +59,28 @@ fn serve(args: &Args, profile: Profile) -> Result<(), sim::SimError> {
             fault: args.usb_fault,
             ..Default::default()
         };
-        sim::run_usb(&args.listen, profile, options, args.lockdown_dir.as_deref())
+        sim::run_usb(listen, profile, options, args.lockdown_dir.as_deref())
     }
     #[cfg(not(unix))]
     Err(sim::SimError::Setup("--usb needs Unix sockets".to_string()))
+}
+
+#[cfg(target_os = "linux")]
+fn serve_ffs(args: &Args, dir: &std::path::Path, profile: Profile) -> Result<(), sim::SimError> {
+    sim::run_ffs(
+        dir,
+        args.ffs_ptp.as_deref(),
+        profile,
+        sim::usb::UsbOptions::default(),
+        args.lockdown_dir.as_deref(),
+    )
+}
+
+#[cfg(not(target_os = "linux"))]
+fn serve_ffs(_: &Args, _: &std::path::Path, _: Profile) -> Result<(), sim::SimError> {
+    Err(sim::SimError::Setup(
+        "--ffs needs Linux FunctionFS".to_string(),
+    ))
 }
 
 fn main() -> ExitCode {

@@ -267,6 +267,9 @@ impl Device<'_> {
     fn handle(&mut self, packet: Packet) -> Result<bool, DeviceError> {
         match packet.body {
             Body::Version { .. } => {
+                // A new host session (on a real gadget the next host program on the same
+                // plug-in): the earlier host's connections are gone with it.
+                self.connections.clear();
                 let reply = Body::Version {
                     major: self.options.protocol,
                     minor: 0,

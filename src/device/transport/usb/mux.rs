@@ -125,15 +125,7 @@ impl Mux {
             .send(&Body::Version { major: 2, minor: 0 })
             .map_err(|e| DeviceError::io(format!("sending VERSION to {label}"), e))?;
         let deadline = crate::device::deadline_after(timeout);
-        let version = loop {
-            let packet = inner.next_packet(deadline, label)?;
-            match packet.body {
-                Body::Version { major, .. } => break major,
-                Body::Control { kind, text } => inner.note_control(kind, text),
-                // Anything else before VERSION is stale traffic from an earlier session.
-                _ => {}
-            }
-        };
+        let version = inner.version_reply(deadline, label)?;
         match version {
             1 => {}
             2 => {
@@ -299,16 +291,33 @@ impl Inner {
         })
     }
 
-    /// Reads transfers until one whole packet is there.
-    fn next_packet(&mut self, deadline: Instant, label: &str) -> Result<Packet, DeviceError> {
+    /// Reads until the phone answers VERSION. What comes before is stale: what the phone still
+    /// had queued for an earlier program on the same plug-in (replies it never read, with
+    /// protocol-2 headers, or the rest of a packet it stopped reading halfway). Such packets
+    /// are skipped, and bytes that do not even frame are dropped a transfer at a time (the
+    /// phone starts each packet on a new transfer), so they never spoil the new session.
+    fn version_reply(&mut self, deadline: Instant, label: &str) -> Result<u32, DeviceError> {
         loop {
-            if let Some(packet) = self.take_packet(label)? {
-                return Ok(packet);
+            loop {
+                let length = match frame::announced_length(&self.partial, false) {
+                    Ok(Some(length)) if self.partial.len() >= length => length,
+                    Ok(_) => break,
+                    Err(_) => {
+                        self.partial.clear();
+                        break;
+                    }
+                };
+                let bytes: Vec<u8> = self.partial.drain(..length).collect();
+                match frame::decode(&bytes, false).map(|p| p.body) {
+                    Ok(Body::Version { major, .. }) => return Ok(major),
+                    Ok(Body::Control { kind, text }) => self.note_control(kind, text),
+                    _ => {}
+                }
             }
             let now = Instant::now();
             if now >= deadline {
                 return Err(DeviceError::Timeout {
-                    what: format!("usbmux data from {label}"),
+                    what: format!("the answer of {label} to VERSION"),
                     secs: transport::IO_TIMEOUT.as_secs(),
                 });
             }
@@ -904,5 +913,30 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(err, DeviceError::Timeout { .. }), "{err}");
+    }
+
+    /// What a phone still had queued for an earlier program on the same plug-in comes before
+    /// its answer to VERSION: a protocol-2 reset that program never read, and the tail of a
+    /// packet it stopped reading halfway. The new session skips both.
+    #[test]
+    fn stale_traffic_before_the_version_answer_is_skipped() {
+        let (host, device) = channel_pair(512);
+        let phone = std::thread::spawn(move || {
+            let mut script = Script {
+                pipes: device,
+                wide: true,
+                seq: 7,
+            };
+            script.tcp(3, 40, frame::RST, b"lockdownd closed the connection");
+            script.pipes.write(&[0xab; 300]).unwrap();
+            script.wide = false;
+            assert!(matches!(script.next().body, Body::Version { major: 2, .. }));
+            script.send(&Body::Version { major: 2, minor: 0 });
+            script.wide = true;
+            assert_eq!(script.next().body, Body::Setup(frame::SETUP_BYTE));
+        });
+        let mux = Mux::open(Box::new(host), "p", Duration::from_secs(5)).unwrap();
+        assert_eq!(mux.version(), 2);
+        phone.join().unwrap();
     }
 }
