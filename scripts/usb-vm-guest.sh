@@ -187,6 +187,18 @@ EOF
 }
 
 step_start=""
+# usbmuxd, started, lists the phone with UDID $1 (called $2) within 30 s.
+usbmuxd_lists() {
+  wait_for 30 sh -c "ibackup --transport usbmuxd devices | grep -q $1" \
+    || fail "usbmuxd never listed $2"
+}
+
+# idevicepair, through usbmuxd, validates this host's pairing with the phone with UDID $1.
+validate_pairing() {
+  show idevicepair -u "$1" validate || fail "idevicepair validate failed"
+  grep -q "SUCCESS: Validated pairing with device $1" /tmp/out || fail "idevicepair: not validated"
+}
+
 step() {
   step_start=$(now)
   step_failures=$failures
@@ -246,8 +258,7 @@ step_done 1
 # --- 2. Debian's usbmuxd as an independent host ---------------------------------------------
 step 2 "usbmuxd -f -v + ibackup --transport usbmuxd + ideviceinfo + idevicepair validate"
 start_usbmuxd
-wait_for 30 sh -c "ibackup --transport usbmuxd devices | grep -q $udid_a" \
-  || fail "usbmuxd never listed phone A"
+usbmuxd_lists "$udid_a" "phone A"
 show ibackup --transport usbmuxd device --json || fail "device --json through usbmuxd failed"
 cp /tmp/out /tmp/device-a-muxd.json
 check_json /tmp/device-a-muxd.json /tmp/a.json \
@@ -260,8 +271,7 @@ grep -qF "DeviceName: $name_a" /tmp/out || fail "ideviceinfo: no DeviceName"
 show ideviceinfo -u "$udid_a" -q com.apple.disk_usage -k TotalDiskCapacity \
   || fail "ideviceinfo -q com.apple.disk_usage failed"
 grep -qx 256000000000 /tmp/out || fail "ideviceinfo: wrong TotalDiskCapacity"
-show idevicepair -u "$udid_a" validate || fail "idevicepair validate failed"
-grep -q "SUCCESS: Validated pairing with device $udid_a" /tmp/out || fail "idevicepair: not validated"
+validate_pairing "$udid_a"
 stop_usbmuxd
 step_done 2
 
@@ -277,13 +287,11 @@ show ibackup --transport usb device --json || fail "device --json after pairing 
 check_json /tmp/out /tmp/b.json 'd["paired"] is True and d["storage"]["total_bytes"] > 0' \
   || fail "the paired session did not work over USB"
 start_usbmuxd
-wait_for 30 sh -c "ibackup --transport usbmuxd devices | grep -q $udid_b" \
-  || fail "usbmuxd never listed phone B"
+usbmuxd_lists "$udid_b" "phone B"
 show ibackup --transport usbmuxd device --json || fail "device --json through usbmuxd failed"
 check_json /tmp/out /tmp/b.json 'd["paired"] is True and d["connection"] == "usbmuxd" and d["battery"]["percent"] > 0' \
   || fail "the record made over USB did not work through usbmuxd"
-show idevicepair -u "$udid_b" validate || fail "idevicepair validate failed"
-grep -q "SUCCESS: Validated pairing with device $udid_b" /tmp/out || fail "idevicepair: not validated"
+validate_pairing "$udid_b"
 stop_usbmuxd
 step_done 3
 

@@ -69,19 +69,23 @@ pub struct Interface {
     pub endpoints: Vec<Endpoint>,
 }
 
+/// A bulk endpoint: 64-byte packets at full speed, 512 at high speed.
+fn bulk(number: u8, input: bool) -> Endpoint {
+    Endpoint {
+        number,
+        input,
+        attributes: BULK,
+        full_speed_packet: 64,
+        high_speed_packet: 512,
+        full_speed_interval: 0,
+        high_speed_interval: 0,
+    }
+}
+
 impl Interface {
     /// Apple's usbmux interface: bulk OUT (`ep1`) then bulk IN (`ep2`), 512-byte packets at
     /// high speed.
     pub fn usbmux() -> Interface {
-        let bulk = |number, input| Endpoint {
-            number,
-            input,
-            attributes: BULK,
-            full_speed_packet: 64,
-            high_speed_packet: 512,
-            full_speed_interval: 0,
-            high_speed_interval: 0,
-        };
         Interface {
             class: 0xff,
             subclass: 0xfe,
@@ -93,15 +97,6 @@ impl Interface {
 
     /// A still-image (PTP) interface: bulk IN, bulk OUT and an interrupt IN for events.
     pub fn still_image() -> Interface {
-        let bulk = |number, input| Endpoint {
-            number,
-            input,
-            attributes: BULK,
-            full_speed_packet: 64,
-            high_speed_packet: 512,
-            full_speed_interval: 0,
-            high_speed_interval: 0,
-        };
         // Events every 8 ms: 8 frames at full speed, 2^6 microframes at high speed.
         let events = Endpoint {
             number: 3,
