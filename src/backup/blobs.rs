@@ -81,6 +81,19 @@ pub struct Blob {
     pub kind: BlobKind,
     /// Bytes, for regular files (readable or not); 0 otherwise.
     pub size: u64,
+    /// Set once a manifest row names this blob (matching.rs); what stays unnamed is an orphan.
+    pub named: bool,
+}
+
+impl Blob {
+    /// A blob as the listing finds it, before any row has named it.
+    pub fn found(kind: BlobKind, size: u64) -> Blob {
+        Blob {
+            kind,
+            size,
+            named: false,
+        }
+    }
 }
 
 /// A map keyed by fileID. foldhash is several times faster than the default SipHash on these
@@ -238,7 +251,7 @@ fn list_prefix(dir: &Path, prefix: Option<[u8; 2]>, reader: &Reader) -> PrefixLi
 /// The blob at `entry`, and for a regular file this process may not read, why.
 fn blob_at(entry: &fs::DirEntry, reader: &Reader) -> io::Result<(Blob, Option<io::Error>)> {
     let kind = entry.file_type()?;
-    let other = |kind| Ok((Blob { kind, size: 0 }, None));
+    let other = |kind| Ok((Blob::found(kind, 0), None));
     if kind.is_symlink() {
         return other(BlobKind::Symlink);
     }
@@ -253,20 +266,10 @@ fn blob_at(entry: &fs::DirEntry, reader: &Reader) -> io::Result<(Blob, Option<io
     if !reader.bits_allow(&meta) {
         // The bits say no; root or an access list may still say yes: only an open can tell.
         if let Err(denied) = open_blob(&entry.path()) {
-            let blob = Blob {
-                kind: BlobKind::Unreadable,
-                size,
-            };
-            return Ok((blob, Some(denied)));
+            return Ok((Blob::found(BlobKind::Unreadable, size), Some(denied)));
         }
     }
-    Ok((
-        Blob {
-            kind: BlobKind::File,
-            size,
-        },
-        None,
-    ))
+    Ok((Blob::found(BlobKind::File, size), None))
 }
 
 /// Who this process is, to tell from a file's mode bits whether it may read it.
@@ -360,13 +363,7 @@ mod tests {
         let store = scan(root).unwrap();
         assert_eq!(store.blobs.len(), 2);
         let good = store.blobs[&parse_file_id(good.as_bytes()).unwrap()];
-        assert_eq!(
-            good,
-            Blob {
-                kind: BlobKind::File,
-                size: 5
-            }
-        );
+        assert_eq!(good, Blob::found(BlobKind::File, 5));
         let folder = store.blobs[&parse_file_id(folder.as_bytes()).unwrap()];
         assert_eq!(folder.kind, BlobKind::Directory);
         assert_eq!(store.bytes, 5);

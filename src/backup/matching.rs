@@ -8,7 +8,7 @@
 //! the blob's content is `judge`'s job and decrypting blobs is `deep`'s, on the files this
 //! module hands back.
 
-use super::blobs::{BlobKind, BlobStore, IdMap};
+use super::blobs::{BlobKind, BlobStore};
 use super::manifest::ManifestError;
 use super::report::{BackupReport, DomainSize, FileRef, Judged, SizeMismatch};
 use super::scan::{lossy, Listed, Names, Scan};
@@ -51,24 +51,22 @@ pub(super) fn match_blobs(
     };
     let mut intact = Vec::new();
     let mut mismatched = Vec::new();
-    // The blobs already matched with a row, taken out of the store (what stays there is an
-    // orphan). A Manifest.db without its primary key can list a fileID twice: the second row's
-    // blob is the same file, there, not missing.
-    let mut matched = IdMap::default();
     for listed in scan.listed {
-        let blob = match store.blobs.remove(&listed.id) {
-            Some(blob) => *matched.entry(listed.id).or_insert(blob),
-            None => match matched.get(&listed.id) {
-                Some(blob) => *blob,
-                None if store.unlisted.hides(&listed.id) => {
-                    files.unreachable.push(named(listed.rowid)?);
-                    continue;
-                }
-                None => {
-                    files.missing.push(named(listed.rowid)?);
-                    continue;
-                }
-            },
+        // A blob stays in the store once named: a Manifest.db without its primary key can list
+        // a fileID twice, and the second row's blob is the same file, there, not missing.
+        let blob = match store.blobs.get_mut(&listed.id) {
+            Some(blob) => {
+                blob.named = true;
+                *blob
+            }
+            None if store.unlisted.hides(&listed.id) => {
+                files.unreachable.push(named(listed.rowid)?);
+                continue;
+            }
+            None => {
+                files.missing.push(named(listed.rowid)?);
+                continue;
+            }
         };
         if !matches!(blob.kind, BlobKind::File | BlobKind::Unreadable) {
             files.not_a_file.push(named(listed.rowid)?);
@@ -112,9 +110,11 @@ pub(super) fn match_blobs(
     // A blob under the fileID of a folder, symlink or other row is named by the manifest,
     // whatever the row's flags: it is no orphan.
     for id in &scan.other_ids {
-        store.blobs.remove(id);
+        if let Some(blob) = store.blobs.get_mut(id) {
+            blob.named = true;
+        }
     }
-    files.orphans = store.blobs.len() as u64;
+    files.orphans = store.blobs.values().filter(|blob| !blob.named).count() as u64;
 
     let mut domains: Vec<DomainSize> = scan
         .domains
