@@ -24,5 +24,7 @@ pub mod plist_shape;
 pub mod render;
 /// Numbers for people: human units and plurals.
 pub mod units;
+/// Listing folders others laid out: names, types and sizes, never through a link.
+pub mod untrusted_dir;
 /// Opening files others laid out: never blocking, never through a link inside a backup, capped.
 pub mod untrusted_file;

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::untrusted_dir::{for_each_entry, Entry, FileStat, Kind};
 use crate::untrusted_file::{open_regular, Links};
 
 /// A fileID in binary form: the SHA-1 of `domain-relativePath`.
@@ -21,23 +22,55 @@ pub type FileId = [u8; 20];
 
 /// Parses 40 hex digits (either case) into a [`FileId`].
 pub fn parse_file_id(text: &[u8]) -> Option<FileId> {
-    if text.len() != 40 {
-        return None;
-    }
+    let text: &[u8; 40] = text.try_into().ok()?;
     let mut id = [0u8; 20];
+    // Any digit that is not hex sets the high bits of `bad`: one test at the end instead of a
+    // branch per digit (every blob name and every manifest row comes through here).
+    let mut bad = 0u8;
     for (byte, pair) in id.iter_mut().zip(text.chunks_exact(2)) {
-        *byte = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
+        let (high, low) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
+        bad |= high | low;
+        *byte = (high << 4) | (low & 0x0F);
     }
-    Some(id)
+    (bad & 0xF0 == 0).then_some(id)
 }
 
-fn hex_digit(c: u8) -> Option<u8> {
+/// The value of each hex digit, and 0xFF for every other byte.
+const HEX: [u8; 256] = {
+    let mut table = [0xFFu8; 256];
+    let mut c = 0;
+    while c < 256 {
+        if let Some(value) = hex_digit(c as u8) {
+            table[c] = value;
+        }
+        c += 1;
+    }
+    table
+};
+
+const fn hex_digit(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),
         b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
     }
+}
+
+/// The order of fileIDs as numbers, the same as comparing their bytes, in three integer
+/// comparisons rather than a call to `memcmp` (which sorting and searching a million of them
+/// felt).
+pub fn id_order(a: &FileId, b: &FileId) -> std::cmp::Ordering {
+    let words = |id: &FileId| {
+        let (head, tail) = id.split_at(8);
+        let (middle, last) = tail.split_at(8);
+        (
+            u64::from_be_bytes(head.try_into().unwrap_or_default()),
+            u64::from_be_bytes(middle.try_into().unwrap_or_default()),
+            u32::from_be_bytes(last.try_into().unwrap_or_default()),
+        )
+    };
+    words(a).cmp(&words(b))
 }
 
 /// Lowercase hex of a [`FileId`].
@@ -76,8 +109,10 @@ pub enum BlobKind {
     Other,
 }
 
+/// One entry of the listing: 32 bytes, so that a million blobs take 32 MB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Blob {
+    pub id: FileId,
     pub kind: BlobKind,
     /// Bytes, for regular files (readable or not); 0 otherwise.
     pub size: u64,
@@ -85,10 +120,13 @@ pub struct Blob {
     pub named: bool,
 }
 
+const _: () = assert!(std::mem::size_of::<Blob>() == 32);
+
 impl Blob {
     /// A blob as the listing finds it, before any row has named it.
-    pub fn found(kind: BlobKind, size: u64) -> Blob {
+    pub fn found(id: FileId, kind: BlobKind, size: u64) -> Blob {
         Blob {
+            id,
             kind,
             size,
             named: false,
@@ -100,10 +138,17 @@ impl Blob {
 /// 20-byte keys and still seeded per process, so crafted file names cannot force collisions.
 pub type IdMap<V> = HashMap<FileId, V, foldhash::fast::RandomState>;
 
-/// Every blob found under a backup folder.
+/// Every blob found under a backup folder, once per fileID.
+///
+/// Kept as sorted arrays rather than a hash table: a fileID is a SHA-1, so the blobs spread
+/// evenly over 256 buckets by their first byte (the blob folders themselves), and each bucket
+/// has an index by the second byte. A lookup is one index read and a binary search among a
+/// handful of neighbours; memory is the 32 bytes of each [`Blob`] and 1 KB per bucket, where a
+/// hash table of the same blobs took about 80 bytes each.
 #[derive(Debug, Default)]
 pub struct BlobStore {
-    pub blobs: IdMap<Blob>,
+    /// 256 buckets once filled (empty before).
+    buckets: Vec<Bucket>,
     /// Total bytes of the regular blob files.
     pub bytes: u64,
     /// Folders, entries or blob files that could not be read: the check is incomplete where
@@ -111,6 +156,124 @@ pub struct BlobStore {
     pub unreadable: Vec<(PathBuf, io::Error)>,
     /// Where a blob could not even be looked for: see [`Unlisted`].
     pub unlisted: Unlisted,
+}
+
+/// The blobs whose fileID starts with one byte, sorted, and where each second byte begins.
+#[derive(Debug, Default)]
+struct Bucket {
+    blobs: Vec<Blob>,
+    /// `starts[b]..starts[b + 1]` holds the blobs whose second byte is `b` (empty when the
+    /// bucket is).
+    starts: Vec<u32>,
+}
+
+impl Bucket {
+    /// Sorts `blobs` by fileID, keeps the first of any that share one (names differing only
+    /// in the case of their hex digits), and indexes them.
+    fn new(mut blobs: Vec<Blob>) -> Bucket {
+        blobs.sort_unstable_by(|a, b| id_order(&a.id, &b.id));
+        blobs.dedup_by(|later, first| later.id == first.id);
+        blobs.shrink_to_fit();
+        let mut starts = Vec::new();
+        if !blobs.is_empty() {
+            starts = vec![0u32; 257];
+            for blob in &blobs {
+                starts[usize::from(blob.id[1]) + 1] += 1;
+            }
+            for b in 1..257 {
+                starts[b] += starts[b - 1];
+            }
+        }
+        Bucket { blobs, starts }
+    }
+
+    fn position(&self, id: &FileId) -> Option<usize> {
+        let second = usize::from(id[1]);
+        let from = *self.starts.get(second)? as usize;
+        let to = self.starts[second + 1] as usize;
+        let at = self.blobs[from..to]
+            .binary_search_by(|b| id_order(&b.id, id))
+            .ok()?;
+        Some(from + at)
+    }
+}
+
+impl BlobStore {
+    /// Sorts the blobs found into the store's buckets. `found` may hold several lists for one
+    /// first byte (blob folders whose names differ only in case), and a fileID more than once.
+    fn from_lists(lists: Vec<Vec<Blob>>) -> BlobStore {
+        let mut by_byte: Vec<Vec<Blob>> = (0..256).map(|_| Vec::new()).collect();
+        for list in lists {
+            // A list from one blob folder shares its first byte; the flat listing of an iOS 5-9
+            // backup does not and is split here.
+            let first = list.first().map(|b| b.id[0]);
+            if list.iter().all(|b| Some(b.id[0]) == first) {
+                if let Some(first) = first {
+                    let slot = &mut by_byte[usize::from(first)];
+                    if slot.is_empty() {
+                        *slot = list;
+                    } else {
+                        slot.extend(list);
+                    }
+                }
+            } else {
+                for blob in list {
+                    by_byte[usize::from(blob.id[0])].push(blob);
+                }
+            }
+        }
+        let buckets = by_byte.into_par_iter().map(Bucket::new).collect();
+        BlobStore {
+            buckets,
+            ..BlobStore::default()
+        }
+    }
+
+    /// How many distinct fileIDs have something at their blob's place.
+    pub fn len(&self) -> usize {
+        self.buckets.iter().map(|b| b.blobs.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get(&self, id: &FileId) -> Option<&Blob> {
+        let bucket = self.buckets.get(usize::from(id[0]))?;
+        bucket.position(id).map(|at| &bucket.blobs[at])
+    }
+
+    pub fn get_mut(&mut self, id: &FileId) -> Option<&mut Blob> {
+        let bucket = self.buckets.get_mut(usize::from(id[0]))?;
+        let at = bucket.position(id)?;
+        Some(&mut bucket.blobs[at])
+    }
+
+    /// Asks the processor to bring the place of `id` into its cache, ahead of a [`get`] that
+    /// will want it (a hint: it changes nothing else).
+    ///
+    /// [`get`]: BlobStore::get
+    pub fn prefetch(&self, id: &FileId) {
+        let Some(bucket) = self.buckets.get(usize::from(id[0])) else {
+            return;
+        };
+        let second = usize::from(id[1]);
+        let (Some(&from), Some(&to)) = (bucket.starts.get(second), bucket.starts.get(second + 1))
+        else {
+            return;
+        };
+        let (from, to) = (from as usize, to as usize);
+        for at in [from, (from + to) / 2, to.saturating_sub(1)] {
+            if let Some(blob) = bucket.blobs.get(at) {
+                prefetch_line(blob);
+            }
+        }
+    }
+
+    /// Every blob, in fileID order.
+    pub fn iter(&self) -> impl Iterator<Item = &Blob> {
+        self.buckets.iter().flat_map(|b| b.blobs.iter())
+    }
 }
 
 /// The places a listing could not see into. A row whose blob is not found there is neither
@@ -158,39 +321,45 @@ pub fn scan(root: &Path) -> io::Result<BlobStore> {
     let reader = Reader::current();
     let lists: Vec<_> = prefixes
         .par_iter()
-        .map(|(dir, prefix)| list_prefix(dir, Some(*prefix), &reader))
+        .map(|(dir, prefix)| list_prefix(dir, Some(*prefix), Links::Refuse, &reader))
         .collect();
-    let mut store = BlobStore::default();
-    store
-        .blobs
-        .reserve(lists.iter().map(|l| l.found.len()).sum());
-    for list in lists {
-        store.bytes += list.found.iter().map(|(_, b)| b.size).sum::<u64>();
-        store.blobs.extend(list.found);
-        store.unreadable.extend(list.unreadable);
-        store.unlisted.add(list.unlisted);
-    }
-    Ok(store)
+    Ok(gather(lists))
 }
 
 /// Lists the blobs of an iOS 5-9 backup, which lie flat in the root named by their fileID.
 pub fn scan_flat(root: &Path) -> io::Result<BlobStore> {
-    // Reading the root itself must work; entries that fail are recorded as unreadable.
+    // Reading the root itself must work; entries that fail are recorded as unreadable. The
+    // root is the folder the user named: a link to it is followed.
     fs::read_dir(root)?;
-    let list = list_prefix(root, None, &Reader::current());
-    let mut store = BlobStore {
-        bytes: list.found.iter().map(|(_, b)| b.size).sum(),
-        unreadable: list.unreadable,
-        unlisted: list.unlisted,
-        ..BlobStore::default()
-    };
-    store.blobs.extend(list.found);
-    Ok(store)
+    Ok(gather(vec![list_prefix(
+        root,
+        None,
+        Links::Follow,
+        &Reader::current(),
+    )]))
+}
+
+/// The store made of the lists of every folder.
+fn gather(lists: Vec<PrefixList>) -> BlobStore {
+    let mut found = Vec::with_capacity(lists.len());
+    let (mut bytes, mut unreadable, mut unlisted) = (0, Vec::new(), Unlisted::default());
+    for list in lists {
+        bytes += list.found.iter().map(|b| b.size).sum::<u64>();
+        found.push(list.found);
+        unreadable.extend(list.unreadable);
+        unlisted.add(list.unlisted);
+    }
+    BlobStore {
+        bytes,
+        unreadable,
+        unlisted,
+        ..BlobStore::from_lists(found)
+    }
 }
 
 #[derive(Default)]
 struct PrefixList {
-    found: Vec<(FileId, Blob)>,
+    found: Vec<Blob>,
     unreadable: Vec<(PathBuf, io::Error)>,
     unlisted: Unlisted,
 }
@@ -206,71 +375,79 @@ impl PrefixList {
 }
 
 /// Lists the blobs in `dir`; with a `prefix`, only those whose name starts with it.
-fn list_prefix(dir: &Path, prefix: Option<[u8; 2]>, reader: &Reader) -> PrefixList {
+fn list_prefix(dir: &Path, prefix: Option<[u8; 2]>, links: Links, reader: &Reader) -> PrefixList {
     let mut list = PrefixList::default();
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            list.unreadable.push((dir.to_path_buf(), e));
-            list.broke_off(prefix);
-            return list;
-        }
-    };
-    for entry in entries {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) => {
-                list.unreadable.push((dir.to_path_buf(), e));
-                list.broke_off(prefix);
-                continue;
-            }
-        };
-        let name = entry.file_name();
-        let name = name.as_encoded_bytes();
+    let listed = for_each_entry(dir, links, |entry| {
+        let name = entry.name();
         let Some(id) = parse_file_id(name) else {
-            continue;
+            return;
         };
         if prefix.is_some_and(|prefix| !name[..2].eq_ignore_ascii_case(&prefix)) {
-            continue;
+            return;
         }
-        match blob_at(&entry, reader) {
-            Ok((blob, None)) => list.found.push((id, blob)),
+        match blob_at(&entry, id, dir, reader) {
+            Ok((blob, None)) => list.found.push(blob),
             Ok((blob, Some(denied))) => {
-                list.found.push((id, blob));
-                list.unreadable.push((entry.path(), denied));
+                list.found.push(blob);
+                list.unreadable.push((dir.join(bytes_name(name)), denied));
             }
             Err(e) => {
-                list.unreadable.push((entry.path(), e));
+                list.unreadable.push((dir.join(bytes_name(name)), e));
                 list.unlisted.ids.insert(id, ());
             }
         }
+    });
+    if let Err(e) = listed {
+        list.unreadable.push((dir.to_path_buf(), e));
+        list.broke_off(prefix);
     }
     list
 }
 
+/// A name the listing gave, as a path component. Blob names are 40 hex digits, so this is
+/// only ever ASCII.
+fn bytes_name(name: &[u8]) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(name).into_owned())
+}
+
 /// The blob at `entry`, and for a regular file this process may not read, why.
-fn blob_at(entry: &fs::DirEntry, reader: &Reader) -> io::Result<(Blob, Option<io::Error>)> {
-    let kind = entry.file_type()?;
-    let other = |kind| Ok((Blob::found(kind, 0), None));
-    if kind.is_symlink() {
-        return other(BlobKind::Symlink);
-    }
-    if kind.is_dir() {
-        return other(BlobKind::Directory);
-    }
-    if !kind.is_file() {
-        return other(BlobKind::Other);
-    }
-    let meta = entry.metadata()?;
-    let size = meta.len();
-    if !reader.bits_allow(&meta) {
+fn blob_at(
+    entry: &Entry<'_>,
+    id: FileId,
+    dir: &Path,
+    reader: &Reader,
+) -> io::Result<(Blob, Option<io::Error>)> {
+    let stat = match entry.kind()? {
+        Kind::Symlink => return Ok((Blob::found(id, BlobKind::Symlink, 0), None)),
+        Kind::Directory => return Ok((Blob::found(id, BlobKind::Directory, 0), None)),
+        Kind::Other => return Ok((Blob::found(id, BlobKind::Other, 0), None)),
+        Kind::File(stat) => stat,
+    };
+    if !reader.bits_allow(&stat) {
         // The bits say no; root or an access list may still say yes: only an open can tell.
-        if let Err(denied) = open_blob(&entry.path()) {
-            return Ok((Blob::found(BlobKind::Unreadable, size), Some(denied)));
+        if let Err(denied) = open_blob(&dir.join(bytes_name(entry.name()))) {
+            return Ok((
+                Blob::found(id, BlobKind::Unreadable, stat.size),
+                Some(denied),
+            ));
         }
     }
-    Ok((Blob::found(BlobKind::File, size), None))
+    Ok((Blob::found(id, BlobKind::File, stat.size), None))
 }
+
+#[cfg(target_arch = "x86_64")]
+fn prefetch_line<T>(value: &T) {
+    // SAFETY: a prefetch has no effect a program can observe but timing, and the address is
+    // that of a live value.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (value as *const T).cast::<i8>(),
+        )
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn prefetch_line<T>(_value: &T) {}
 
 /// Who this process is, to tell from a file's mode bits whether it may read it.
 struct Reader {
@@ -310,12 +487,11 @@ impl Reader {
     /// first look: it ignores root's privilege and access lists, so a "no" is confirmed by
     /// opening the file.
     #[cfg(unix)]
-    fn bits_allow(&self, meta: &fs::Metadata) -> bool {
-        use std::os::unix::fs::MetadataExt;
-        let mode = meta.mode();
-        let bits = if meta.uid() == self.uid {
+    fn bits_allow(&self, stat: &FileStat) -> bool {
+        let mode = stat.mode;
+        let bits = if stat.uid == self.uid {
             mode >> 6
-        } else if self.groups.contains(&meta.gid()) {
+        } else if self.groups.contains(&stat.gid) {
             mode >> 3
         } else {
             mode
@@ -325,7 +501,7 @@ impl Reader {
 
     /// Elsewhere every regular file the listing sees is taken as readable.
     #[cfg(not(unix))]
-    fn bits_allow(&self, _meta: &fs::Metadata) -> bool {
+    fn bits_allow(&self, _stat: &FileStat) -> bool {
         true
     }
 }
@@ -345,6 +521,37 @@ mod tests {
             None
         );
         assert_eq!(parse_file_id(&hex.as_bytes()[..39]), None);
+        // Every byte at every place: only the 22 hex digits pass, and each has its value.
+        for place in 0..40 {
+            for c in 0..=255u8 {
+                let mut text = *b"e79835db903d8fd76a82abf9dda1294ec027e317";
+                text[place] = c;
+                let parsed = parse_file_id(&text);
+                assert_eq!(parsed.is_some(), c.is_ascii_hexdigit(), "{c} at {place}");
+                if let Some(parsed) = parsed {
+                    let lower = String::from_utf8(text.to_vec()).unwrap().to_lowercase();
+                    assert_eq!(file_id_hex(&parsed), lower);
+                }
+            }
+        }
+    }
+
+    /// Sorting and searching by [`id_order`] is sorting by the bytes.
+    #[test]
+    fn the_order_of_ids_is_the_order_of_their_bytes() {
+        let mut ids: Vec<FileId> = (0u32..2000)
+            .map(|n| {
+                let mut id = [0u8; 20];
+                // Ids alike in their first bytes and different late, and the reverse.
+                id[(n % 20) as usize] = (n / 20) as u8;
+                id[19 - (n % 7) as usize] ^= n as u8;
+                id
+            })
+            .collect();
+        let mut by_bytes = ids.clone();
+        by_bytes.sort();
+        ids.sort_by(id_order);
+        assert_eq!(ids, by_bytes);
     }
 
     #[test]
@@ -361,12 +568,97 @@ mod tests {
         fs::create_dir_all(root.join("ab").join(folder)).unwrap();
         fs::write(root.join("Info.plist"), b"x").unwrap();
         let store = scan(root).unwrap();
-        assert_eq!(store.blobs.len(), 2);
-        let good = store.blobs[&parse_file_id(good.as_bytes()).unwrap()];
-        assert_eq!(good, Blob::found(BlobKind::File, 5));
-        let folder = store.blobs[&parse_file_id(folder.as_bytes()).unwrap()];
+        assert_eq!(store.len(), 2);
+        let good_id = parse_file_id(good.as_bytes()).unwrap();
+        let good = *store.get(&good_id).unwrap();
+        assert_eq!(good, Blob::found(good_id, BlobKind::File, 5));
+        let folder = *store
+            .get(&parse_file_id(folder.as_bytes()).unwrap())
+            .unwrap();
         assert_eq!(folder.kind, BlobKind::Directory);
         assert_eq!(store.bytes, 5);
+    }
+
+    /// Ids spread over every bucket and crowded into a few, looked up: each present one is
+    /// found with its own entry, each absent one is not, and the store holds each id once.
+    #[test]
+    fn the_store_finds_every_blob_and_nothing_else() {
+        let mut next = 0x9E37_79B9_7F4A_7C15u64;
+        let mut random_id = || {
+            let mut id = [0u8; 20];
+            for chunk in id.chunks_mut(8) {
+                next ^= next << 13;
+                next ^= next >> 7;
+                next ^= next << 17;
+                chunk.copy_from_slice(&next.to_be_bytes()[..chunk.len()]);
+            }
+            id
+        };
+        let mut ids: Vec<FileId> = (0..6000).map(|_| random_id()).collect();
+        // Crowded: many ids that share their first two bytes, and some that share 19.
+        for n in 0..300u32 {
+            let mut id = random_id();
+            id[..2].copy_from_slice(&[0x5A, 0x5A]);
+            if n % 3 == 0 {
+                id[2..19].fill(7);
+            }
+            ids.push(id);
+        }
+        let absent: Vec<FileId> = (0..2000).map(|_| random_id()).collect();
+        let blob = |id: FileId, n: usize| Blob::found(id, BlobKind::File, n as u64);
+        // One list per first byte, as the blob folders give them, plus one flat list mixing
+        // every byte (an iOS 5-9 backup) that repeats some ids.
+        let mut lists: Vec<Vec<Blob>> = vec![Vec::new(); 256];
+        for (n, &id) in ids.iter().enumerate().skip(500) {
+            lists[usize::from(id[0])].push(blob(id, n));
+        }
+        let mut flat: Vec<Blob> = ids[..500]
+            .iter()
+            .enumerate()
+            .map(|(n, &id)| blob(id, n))
+            .collect();
+        flat.extend(ids[..50].iter().map(|&id| blob(id, 999_999)));
+        lists.push(flat);
+        let store = BlobStore::from_lists(lists);
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert!(sorted.len() > 6200, "the test's ids are mostly distinct");
+        assert_eq!(store.len(), sorted.len());
+        for (n, id) in ids.iter().enumerate() {
+            let found = store.get(id).unwrap_or_else(|| panic!("id {n} not found"));
+            assert_eq!(found.id, *id);
+            store.prefetch(id);
+        }
+        for id in &absent {
+            assert!(store.get(id).is_none());
+        }
+        let listed: Vec<FileId> = store.iter().map(|b| b.id).collect();
+        assert_eq!(listed, sorted);
+    }
+
+    /// Blob folders whose names differ only in case both count, and a fileID spelled twice
+    /// (in either case) is one blob.
+    #[test]
+    fn folders_and_names_in_either_case_are_one_blob_per_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let lower = "ab00000000000000000000000000000000000000";
+        let other = "ab11111111111111111111111111111111111111";
+        for (folder, name) in [("ab", lower), ("AB", &lower.to_uppercase()), ("AB", other)] {
+            fs::create_dir_all(root.join(folder)).unwrap();
+            fs::write(root.join(folder).join(name), b"123").unwrap();
+        }
+        let store = scan(root).unwrap();
+        assert_eq!(store.len(), 2);
+        assert!(store
+            .get(&parse_file_id(lower.as_bytes()).unwrap())
+            .is_some());
+        assert!(store
+            .get(&parse_file_id(other.as_bytes()).unwrap())
+            .is_some());
+        // Bytes count every file found, as `find` would.
+        assert_eq!(store.bytes, 9);
     }
 
     #[cfg(unix)]
@@ -406,7 +698,7 @@ mod tests {
         fs::write(&path, b"12345").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
         let store = scan(dir.path()).unwrap();
-        let blob = store.blobs[&parse_file_id(id.as_bytes()).unwrap()];
+        let blob = *store.get(&parse_file_id(id.as_bytes()).unwrap()).unwrap();
         assert_eq!(blob.size, 5);
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } == 0 {
@@ -432,8 +724,15 @@ mod tests {
         fs::write(&path, b"x").unwrap();
         let reader = Reader::current();
         let meta = |mode| {
+            use std::os::unix::fs::MetadataExt;
             fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
-            fs::metadata(&path).unwrap()
+            let meta = fs::metadata(&path).unwrap();
+            FileStat {
+                size: meta.len(),
+                mode: meta.mode() & 0o7777,
+                uid: meta.uid(),
+                gid: meta.gid(),
+            }
         };
         // The test process owns the file: only the owner's bit counts.
         assert!(reader.bits_allow(&meta(0o400)));

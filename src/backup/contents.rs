@@ -112,29 +112,39 @@ pub struct Holding {
     pub files_present: u64,
 }
 
-/// Per-category counters filled during the manifest scan. The places of the current domain
-/// are kept at hand: rows come grouped by domain, and most domains have none.
+/// Per-category counters filled during the manifest scan. The places of each domain are
+/// looked up once, under the number the caller gives the domain (its place in the caller's own
+/// list of domains), so that rows of many domains mixed together cost no string comparison
+/// beyond the caller's own.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
     counts: [(u64, u64); Category::ALL.len()],
     present: [u64; Category::ALL.len()],
-    domain: Vec<u8>,
-    places: Vec<(Category, &'static str)>,
+    /// By domain number: the places of that domain, once it has been seen.
+    places: Vec<Option<Vec<(Category, &'static str)>>>,
 }
 
 impl Tally {
-    /// Counts one listed file and returns its category, if it has one.
-    pub fn add(&mut self, domain: &[u8], relative_path: &[u8], bytes: u64) -> Option<Category> {
-        if self.domain != domain {
-            self.domain = domain.to_vec();
-            self.places = PLACES
+    /// Counts one listed file and returns its category, if it has one. `number` names `domain`
+    /// and must name no other domain in calls to this tally.
+    pub fn add(
+        &mut self,
+        number: usize,
+        domain: &[u8],
+        relative_path: &[u8],
+        bytes: u64,
+    ) -> Option<Category> {
+        if self.places.len() <= number {
+            self.places.resize(number + 1, None);
+        }
+        let places = self.places[number].get_or_insert_with(|| {
+            PLACES
                 .iter()
                 .filter(|(_, d, _)| d.as_bytes() == domain)
                 .map(|&(category, _, prefix)| (category, prefix))
-                .collect();
-        }
-        let found = self
-            .places
+                .collect()
+        });
+        let found = places
             .iter()
             .find(|(_, prefix)| relative_path.starts_with(prefix.as_bytes()));
         let &(category, _) = found?;
@@ -202,15 +212,15 @@ mod tests {
     fn health_counts_as_the_manifest_lists_it_and_presence_follows_the_files() {
         let mut tally = Tally::default();
         assert_eq!(
-            tally.add(b"HealthDomain", b"Health/healthdb.sqlite", 100),
+            tally.add(0, b"HealthDomain", b"Health/healthdb.sqlite", 100),
             Some(Category::Health)
         );
         assert_eq!(
-            tally.add(b"HomeDomain", b"Library/SMS/sms.db", 50),
+            tally.add(1, b"HomeDomain", b"Library/SMS/sms.db", 50),
             Some(Category::Messages)
         );
-        tally.add(b"HomeDomain", b"Library/SMS/Attachments/a.jpg", 10);
-        assert_eq!(tally.add(b"HomeDomain", b"Library/Other", 1), None);
+        tally.add(1, b"HomeDomain", b"Library/SMS/Attachments/a.jpg", 10);
+        assert_eq!(tally.add(1, b"HomeDomain", b"Library/Other", 1), None);
         tally.found(Category::Health);
         tally.found(Category::Messages);
         let holdings = tally.holdings();
@@ -231,10 +241,33 @@ mod tests {
         assert!(!photos.present);
     }
 
+    /// Rows of several domains mixed together each fall in their own domain's places.
+    #[test]
+    fn mixed_domains_keep_their_own_places() {
+        let mut tally = Tally::default();
+        for _ in 0..3 {
+            assert_eq!(
+                tally.add(0, b"HomeDomain", b"Library/SMS/sms.db", 1),
+                Some(Category::Messages)
+            );
+            assert_eq!(tally.add(1, b"MediaDomain", b"Library/SMS/sms.db", 1), None);
+            assert_eq!(
+                tally.add(2, b"CameraRollDomain", b"Library/1.HEIC", 1),
+                Some(Category::Photos)
+            );
+        }
+        assert_eq!(tally.holdings()[Category::Messages as usize].files, 3);
+    }
+
     #[test]
     fn a_category_whose_files_are_all_missing_is_not_present() {
         let mut tally = Tally::default();
-        tally.add(b"CameraRollDomain", b"Media/DCIM/100APPLE/IMG_1.HEIC", 10);
+        tally.add(
+            0,
+            b"CameraRollDomain",
+            b"Media/DCIM/100APPLE/IMG_1.HEIC",
+            10,
+        );
         let photos = tally.holdings()[Category::Photos as usize].clone();
         assert_eq!(
             (photos.present, photos.files, photos.files_present),

@@ -28,7 +28,7 @@ use super::problems::{
     content_problem, database_problems, deep_unread_problem, undecryptable_problem,
 };
 use super::report::{BackupReport, DamagedRecord, DatabaseCheck};
-use super::scan::{FoundDatabase, Listed, Names, Progress};
+use super::scan::{FileKeys, FoundDatabase, Listed, Names, Progress};
 use super::sqlite_vfs::decrypting::{EncryptedDb, MAX_ENCRYPTED_DB_BYTES};
 use crate::untrusted_file::{self, Links};
 
@@ -46,6 +46,8 @@ pub(super) struct Deep<'a> {
     /// Blobs lie flat in the root (iOS 5-9).
     pub(super) flat: bool,
     pub(super) keys: Option<&'a ClassKeys>,
+    /// The listed files' own keys (encrypted backups).
+    pub(super) file_keys: &'a FileKeys,
     pub(super) encrypted: bool,
     pub(super) progress: &'a dyn Progress,
 }
@@ -113,7 +115,7 @@ impl Deep<'_> {
         manifest: &dyn Names,
         report: &mut BackupReport,
     ) -> Result<Vec<(i64, String)>, ManifestError> {
-        let total = intact.iter().filter_map(|l| l.expected).sum();
+        let total = intact.iter().filter_map(|l| l.expected()).sum();
         self.progress.bytes_phase("Decrypting files", total);
         let failures: Vec<(i64, Fault)> = intact
             .par_iter()
@@ -143,7 +145,7 @@ impl Deep<'_> {
     }
 
     fn decrypt_one(&self, keys: &ClassKeys, listed: &Listed) -> Result<(), Fault> {
-        let (Some(size), Some(wrapped)) = (listed.size, listed.key.as_deref()) else {
+        let (Some(size), Some(wrapped)) = (listed.size(), self.file_keys.get(listed.rowid)) else {
             return Err(Fault::Bad("its record has no EncryptionKey".into()));
         };
         let key = keys
@@ -177,7 +179,7 @@ impl Deep<'_> {
         manifest: &dyn Names,
         report: &mut BackupReport,
     ) -> Result<Vec<(i64, String)>, ManifestError> {
-        let total = intact.iter().filter_map(|l| l.size).sum();
+        let total = intact.iter().filter_map(|l| l.size()).sum();
         self.progress
             .bytes_phase("Checking databases and plists", total);
         let results: Vec<(i64, Result<(), Fault>)> = intact
@@ -189,7 +191,7 @@ impl Deep<'_> {
                     Err(e) => Some(Err(Fault::Unread(format!("cannot open it: {e}")))),
                     Ok(file) => check_open_content(file).map(|r| r.map_err(Fault::Bad)),
                 };
-                self.progress.advance(listed.size.unwrap_or(0));
+                self.progress.advance(listed.size().unwrap_or(0));
                 result.map(|r| (listed.rowid, r))
             })
             .collect();
@@ -357,17 +359,11 @@ mod tests {
             root: dir.path(),
             flat: true,
             keys: None,
+            file_keys: &FileKeys::default(),
             encrypted: false,
             progress: &(),
         };
-        let listed = Listed {
-            id,
-            size: Some(10),
-            expected: Some(10),
-            rowid: 7,
-            key: None,
-            category: None,
-        };
+        let listed = Listed::new(id, Some(10), false, 7, None);
         let mut report = BackupReport {
             schema: crate::backup::report::VERIFY_SCHEMA,
             backup: Default::default(),

@@ -28,7 +28,7 @@ use super::crypto::{self, BlobCheck};
 use super::keybag::ClassKeys;
 use super::manifest::SQLITE_MAGIC;
 use super::report::{BackupReport, Judged};
-use super::scan::Listed;
+use super::scan::{FileKeys, Listed};
 
 /// How the blobs of one backup are judged.
 pub(super) struct Judge<'a> {
@@ -39,6 +39,8 @@ pub(super) struct Judge<'a> {
     pub(super) deep: bool,
     /// The unlocked keys of an encrypted backup, when `--deep` was given the password.
     pub(super) keys: Option<&'a ClassKeys>,
+    /// The listed files' own keys (kept with `--deep` on an encrypted backup).
+    pub(super) file_keys: &'a FileKeys,
 }
 
 /// The rowids the judging sorted out, so `--deep` neither checks nor lists them twice.
@@ -84,7 +86,7 @@ impl Judge<'_> {
         let path = blob_path(self.root, &listed.id, self.flat);
         let evidence = match (self.encrypted, self.keys) {
             (true, Some(keys)) if self.deep && len > 0 && len % 16 == 0 => {
-                decrypted_evidence(keys, listed, &path)
+                decrypted_evidence(keys, self.file_keys.get(listed.rowid), &path)
             }
             (true, _) => judge_encrypted_len(len),
             (false, _) => match read_ends(&path, len) {
@@ -107,8 +109,12 @@ impl Judge<'_> {
 /// What decrypting an encrypted blob of another length than expected shows: valid PKCS#7
 /// padding means whole content (of the length it decrypts to), invalid padding a blob cut short
 /// or damaged.
-pub(super) fn decrypted_evidence(keys: &ClassKeys, listed: &Listed, path: &Path) -> Evidence {
-    let Some(wrapped) = listed.key.as_deref() else {
+pub(super) fn decrypted_evidence(
+    keys: &ClassKeys,
+    wrapped: Option<&[u8]>,
+    path: &Path,
+) -> Evidence {
+    let Some(wrapped) = wrapped else {
         return Evidence::Unknown("its record has no EncryptionKey to decrypt it with".into());
     };
     let key = match keys.unwrap_key(wrapped) {

@@ -9,8 +9,9 @@
 //! module hands back.
 
 use super::blobs::{BlobKind, BlobStore};
+use super::contents::Tally;
 use super::manifest::ManifestError;
-use super::report::{BackupReport, DomainSize, FileRef, Judged, SizeMismatch};
+use super::report::{BackupReport, DomainSize, FileCounts, FileRef, Judged, SizeMismatch};
 use super::scan::{lossy, Listed, Names, Scan};
 
 /// The listed files whose blob is a regular file, by how its length compares with the record.
@@ -49,72 +50,38 @@ pub(super) fn match_blobs(
             path,
         })
     };
-    let mut intact = Vec::new();
+    // The listed files are sorted in place: those found intact stay in `scan.listed` (no second
+    // list of a million entries), those of another length move to `mismatched`, the rest are
+    // counted and dropped. Rows come in manifest order, which is random by fileID, so each
+    // lookup would wait on memory: the blob of the row a few places ahead is asked for early.
+    const AHEAD: usize = 8;
     let mut mismatched = Vec::new();
-    for listed in scan.listed {
-        // A blob stays in the store once named: a Manifest.db without its primary key can list
-        // a fileID twice, and the second row's blob is the same file, there, not missing.
-        let blob = match store.blobs.get_mut(&listed.id) {
-            Some(blob) => {
-                blob.named = true;
-                *blob
-            }
-            None if store.unlisted.hides(&listed.id) => {
-                files.unreachable.push(named(listed.rowid)?);
-                continue;
-            }
-            None => {
-                files.missing.push(named(listed.rowid)?);
-                continue;
-            }
-        };
-        if !matches!(blob.kind, BlobKind::File | BlobKind::Unreadable) {
-            files.not_a_file.push(named(listed.rowid)?);
-            continue;
+    let listed = &mut scan.listed;
+    let mut kept = 0;
+    for at in 0..listed.len() {
+        if let Some(ahead) = listed.get(at + AHEAD) {
+            store.prefetch(&ahead.id);
         }
-        files.present += 1;
-        if let Some(category) = listed.category {
-            scan.contents.found(category);
-        }
-        if blob.kind == BlobKind::Unreadable {
-            // There, but not ours to read: the listing named it among the unreadable (the
-            // check is incomplete there), and nothing judges or opens it.
-            continue;
-        }
-        match listed.expected {
-            Some(expected) if expected != blob.size => {
-                let FileRef {
-                    file_id,
-                    domain,
-                    path,
-                } = named(listed.rowid)?;
-                files.size_mismatch.push(SizeMismatch {
-                    file_id,
-                    domain,
-                    path,
-                    expected_bytes: expected,
-                    actual_bytes: blob.size,
-                    // Until `judge` has looked at the content.
-                    judged: Judged::Unknown,
-                    evidence: String::new(),
-                });
-                mismatched.push((listed, blob.size));
+        let one = listed[at];
+        match sort_one(&one, store, files, &mut scan.contents, &named)? {
+            Some(Sorted::Intact) => {
+                listed[kept] = one;
+                kept += 1;
             }
-            Some(_) => {
-                files.intact += 1;
-                intact.push(listed);
-            }
+            Some(Sorted::Mismatched(len)) => mismatched.push((one, len)),
             None => {}
         }
     }
+    listed.truncate(kept);
+    let intact = scan.listed;
     // A blob under the fileID of a folder, symlink or other row is named by the manifest,
     // whatever the row's flags: it is no orphan.
     for id in &scan.other_ids {
-        if let Some(blob) = store.blobs.get_mut(id) {
+        if let Some(blob) = store.get_mut(id) {
             blob.named = true;
         }
     }
-    files.orphans = store.blobs.values().filter(|blob| !blob.named).count() as u64;
+    files.orphans = store.iter().filter(|blob| !blob.named).count() as u64;
 
     let mut domains: Vec<DomainSize> = scan
         .domains
@@ -130,4 +97,78 @@ pub(super) fn match_blobs(
     report.domains = domains;
     report.contents = scan.contents.holdings();
     Ok(Matched { intact, mismatched })
+}
+
+/// Where one listed file goes once its blob has been looked at.
+enum Sorted {
+    /// A regular file of the right length: kept for `deep`.
+    Intact,
+    /// A regular file of this other length: for `judge`.
+    Mismatched(u64),
+}
+
+/// Looks up one listed file's blob and counts it; `None` when it goes no further (missing, not
+/// a regular file, unreadable, or of a size the record does not state).
+fn sort_one(
+    listed: &Listed,
+    store: &mut BlobStore,
+    files: &mut FileCounts,
+    contents: &mut Tally,
+    named: &dyn Fn(i64) -> Result<FileRef, ManifestError>,
+) -> Result<Option<Sorted>, ManifestError> {
+    // A blob stays in the store once named: a Manifest.db without its primary key can list
+    // a fileID twice, and the second row's blob is the same file, there, not missing.
+    let found = store.get_mut(&listed.id).map(|blob| {
+        blob.named = true;
+        *blob
+    });
+    let blob = match found {
+        Some(blob) => blob,
+        None if store.unlisted.hides(&listed.id) => {
+            files.unreachable.push(named(listed.rowid)?);
+            return Ok(None);
+        }
+        None => {
+            files.missing.push(named(listed.rowid)?);
+            return Ok(None);
+        }
+    };
+    if !matches!(blob.kind, BlobKind::File | BlobKind::Unreadable) {
+        files.not_a_file.push(named(listed.rowid)?);
+        return Ok(None);
+    }
+    files.present += 1;
+    if let Some(category) = listed.category {
+        contents.found(category);
+    }
+    if blob.kind == BlobKind::Unreadable {
+        // There, but not ours to read: the listing named it among the unreadable (the check
+        // is incomplete there), and nothing judges or opens it.
+        return Ok(None);
+    }
+    match listed.expected() {
+        Some(expected) if expected != blob.size => {
+            let FileRef {
+                file_id,
+                domain,
+                path,
+            } = named(listed.rowid)?;
+            files.size_mismatch.push(SizeMismatch {
+                file_id,
+                domain,
+                path,
+                expected_bytes: expected,
+                actual_bytes: blob.size,
+                // Until `judge` has looked at the content.
+                judged: Judged::Unknown,
+                evidence: String::new(),
+            });
+            Ok(Some(Sorted::Mismatched(blob.size)))
+        }
+        Some(_) => {
+            files.intact += 1;
+            Ok(Some(Sorted::Intact))
+        }
+        None => Ok(None),
+    }
 }

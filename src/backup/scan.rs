@@ -64,18 +64,81 @@ pub const KEY_DATABASES: [(&str, &str, &str); 6] = [
 ];
 
 /// What the manifest scan keeps per listed file: enough to match it with its blob, and the
-/// rowid to fetch its names again if it needs reporting.
+/// rowid to fetch its names again if it needs reporting. 40 bytes, so that a million files
+/// take 40 MB; keys, needed only by `--deep` on an encrypted backup, are kept apart
+/// ([`FileKeys`]).
+#[derive(Clone, Copy)]
 pub(super) struct Listed {
     pub(super) id: FileId,
-    /// The plaintext size the record states.
-    pub(super) size: Option<u64>,
-    /// The blob length that size implies.
-    pub(super) expected: Option<u64>,
-    pub(super) rowid: i64,
-    /// The record's EncryptionKey, kept only for `--deep` on an encrypted backup.
-    pub(super) key: Option<Box<[u8]>>,
     /// What it holds in the contents summary (Messages, Photos...), if anything.
     pub(super) category: Option<Category>,
+    /// Whether the record states a size (`size` is 0 when not).
+    known_size: bool,
+    /// Whether the blob is expected at the size padded by encryption.
+    padded: bool,
+    size: u64,
+    pub(super) rowid: i64,
+}
+
+const _: () = assert!(std::mem::size_of::<Listed>() == 40);
+
+impl Listed {
+    pub(super) fn new(
+        id: FileId,
+        size: Option<u64>,
+        padded: bool,
+        rowid: i64,
+        category: Option<Category>,
+    ) -> Listed {
+        Listed {
+            id,
+            category,
+            known_size: size.is_some(),
+            padded,
+            size: size.unwrap_or(0),
+            rowid,
+        }
+    }
+
+    /// The plaintext size the record states.
+    pub(super) fn size(&self) -> Option<u64> {
+        self.known_size.then_some(self.size)
+    }
+
+    /// The blob length that size implies.
+    pub(super) fn expected(&self) -> Option<u64> {
+        self.size().map(|size| expected_blob_len(size, self.padded))
+    }
+
+    /// From now on the blob is expected at the padded length of an encrypted file.
+    pub(super) fn expect_padded(&mut self) {
+        self.padded = true;
+    }
+}
+
+/// The EncryptionKey of each listed file, by rowid: kept only for `--deep` on an encrypted
+/// backup (and for the one backup-settings file), so a plain check pays nothing for them.
+#[derive(Default)]
+pub(super) struct FileKeys(Vec<(i64, Box<[u8]>)>);
+
+impl FileKeys {
+    fn add(&mut self, rowid: i64, key: Box<[u8]>) {
+        self.0.push((rowid, key));
+    }
+
+    /// Sorted by rowid for [`FileKeys::get`]: the scan meets rows in rowid order already, so
+    /// this costs one pass.
+    fn seal(&mut self) {
+        if !self.0.is_sorted_by_key(|(rowid, _)| *rowid) {
+            self.0.sort_by_key(|(rowid, _)| *rowid);
+        }
+    }
+
+    /// The wrapped key of the file at `rowid`, if its record had one.
+    pub(super) fn get(&self, rowid: i64) -> Option<&[u8]> {
+        let at = self.0.binary_search_by_key(&rowid, |(r, _)| *r).ok()?;
+        Some(&self.0[at].1)
+    }
 }
 
 /// A key database the manifest lists (`--deep`).
@@ -109,6 +172,8 @@ pub(super) struct Mode {
 #[derive(Default)]
 pub(super) struct Scan {
     pub(super) listed: Vec<Listed>,
+    /// The keys of the listed files, where the mode keeps them.
+    pub(super) keys: FileKeys,
     /// Listed files whose fileID is not even hex: they cannot have a blob.
     pub(super) unnamed: Vec<FileRef>,
     pub(super) directories: u64,
@@ -285,11 +350,10 @@ impl Scan {
             Some(size) => self.declared_bytes += size,
             None => self.size_unknown += 1,
         }
-        self.count_domain(row.domain, 1, size.unwrap_or(0));
+        let number = self.count_domain(row.domain, 1, size.unwrap_or(0));
         let category = self
             .contents
-            .add(row.domain, row.relative_path, size.unwrap_or(0));
-        let expected = size.map(|s| expected_blob_len(s, mode.encrypted));
+            .add(number, row.domain, row.relative_path, size.unwrap_or(0));
         let Some(id) = parsed else {
             self.unnamed.push(file_ref(&row));
             return;
@@ -314,20 +378,18 @@ impl Scan {
                     rowid: row.rowid,
                 });
             }
+            if let Some(key) = key {
+                self.keys.add(row.rowid, key);
+            }
         }
-        self.listed.push(Listed {
-            id,
-            size,
-            expected,
-            rowid: row.rowid,
-            key,
-            category,
-        });
+        self.listed
+            .push(Listed::new(id, size, mode.encrypted, row.rowid, category));
     }
 
     /// Every domain with a row is counted, so that domains holding only folders show too.
-    fn count_domain(&mut self, domain: &[u8], files: u64, bytes: u64) {
-        self.domains.add(domain, files, bytes);
+    /// Returns the domain's number in the tally.
+    fn count_domain(&mut self, domain: &[u8], files: u64, bytes: u64) -> usize {
+        self.domains.add(domain, files, bytes)
     }
 }
 
@@ -341,7 +403,8 @@ pub(super) struct DomainTally {
 }
 
 impl DomainTally {
-    fn add(&mut self, domain: &[u8], files: u64, bytes: u64) {
+    /// Counts a row of `domain` and returns the domain's number (its place in `totals`).
+    fn add(&mut self, domain: &[u8], files: u64, bytes: u64) -> usize {
         let at = match self.last {
             Some(at) if *self.totals[at].0 == *domain => at,
             _ => {
@@ -359,6 +422,7 @@ impl DomainTally {
         };
         self.totals[at].1 += files;
         self.totals[at].2 += bytes;
+        at
     }
 }
 
@@ -393,6 +457,7 @@ fn scan_manifest(
         }
     })?;
     progress.advance(rows % STEP);
+    scan.keys.seal();
     Ok(scan)
 }
 
@@ -505,6 +570,7 @@ fn scan_mbdb(bytes: &[u8], mode: Mode) -> Result<(Scan, LegacyNames), ManifestEr
         }
         names.push((Box::from(record.domain), Box::from(record.path)));
     }
+    scan.keys.seal();
     Ok((scan, names))
 }
 

@@ -168,7 +168,7 @@ pub fn verify_with(
         problems,
     };
     report.backup.icloud = icloud;
-    report.files.blobs_on_disk = store.blobs.len() as u64;
+    report.files.blobs_on_disk = store.len() as u64;
     folder_problems(&folder, &mut report.problems);
     if let Some(problem) = keyless {
         report.problems.push(problem);
@@ -176,6 +176,7 @@ pub fn verify_with(
     match (scan, manifest) {
         (Some(mut scan), Some(names)) => {
             let databases = std::mem::take(&mut scan.databases);
+            let file_keys = std::mem::take(&mut scan.keys);
             let names: &dyn Names = &names;
             let matched =
                 match_blobs(scan, &mut store, names, &mut report).map_err(manifest_error)?;
@@ -185,6 +186,7 @@ pub fn verify_with(
                 encrypted,
                 deep: options.deep,
                 keys: keys.as_ref(),
+                file_keys: &file_keys,
             };
             let sorted = judge.judge_all(&matched.mismatched, &mut report);
             file_problems(&mut report);
@@ -195,6 +197,7 @@ pub fn verify_with(
                     root: path,
                     flat: legacy,
                     keys: keys.as_ref(),
+                    file_keys: &file_keys,
                     encrypted,
                     progress,
                 };
@@ -240,7 +243,7 @@ fn encrypted_by_records(
     }
     let (mut plain, mut padded) = (0u64, 0u64);
     for listed in &scan.listed {
-        let (Some(size), Some(blob)) = (listed.size, store.blobs.get(&listed.id)) else {
+        let (Some(size), Some(blob)) = (listed.size(), store.get(&listed.id)) else {
             continue;
         };
         plain += u64::from(blob.size == size);
@@ -250,7 +253,7 @@ fn encrypted_by_records(
         return None;
     }
     for listed in &mut scan.listed {
-        listed.expected = listed.size.map(|size| padded_len(size, true));
+        listed.expect_padded();
     }
     let files = (scan.listed.len() + scan.unnamed.len()) as u64;
     Some(encrypted_without_keybag(scan.keyed_files, files))

@@ -253,7 +253,10 @@ mod tests {
     #[test]
     fn a_file_that_shrinks_after_it_is_opened_is_an_error_not_a_crash() {
         let dir = tempfile::tempdir().unwrap();
-        let path = database(dir.path(), "t.db", 500);
+        // Larger than the plain source's read-ahead window (256 KB), so that the query reads
+        // past what was read before the cut.
+        let path = database(dir.path(), "t.db", 8000);
+        assert!(std::fs::metadata(&path).unwrap().len() > 3 * 256 * 1024);
         for (file, source) in every_source(&path) {
             let conn = connect_boxed(source).unwrap();
             std::fs::OpenOptions::new()

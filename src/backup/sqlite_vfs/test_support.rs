@@ -18,7 +18,7 @@ pub const KEY: [u8; 32] = [0x24; 32];
 pub fn database(dir: &Path, name: &str, rows: usize) -> PathBuf {
     let path = dir.join(name);
     let conn = Connection::open(&path).unwrap();
-    conn.execute_batch("PRAGMA page_size = 1024; CREATE TABLE t (n INTEGER, s TEXT);")
+    conn.execute_batch("PRAGMA page_size = 1024; CREATE TABLE t (n INTEGER, s TEXT); BEGIN;")
         .unwrap();
     for n in 0..rows {
         conn.execute(
@@ -27,6 +27,7 @@ pub fn database(dir: &Path, name: &str, rows: usize) -> PathBuf {
         )
         .unwrap();
     }
+    conn.execute_batch("COMMIT").unwrap();
     path
 }
 
