@@ -96,7 +96,12 @@ pub struct Bplist<'a> {
 }
 
 fn be_uint(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
+    match *bytes {
+        // The widths real plists use, without a loop.
+        [a] => u64::from(a),
+        [a, b] => u64::from(u16::from_be_bytes([a, b])),
+        _ => bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
+    }
 }
 
 impl<'a> Bplist<'a> {
@@ -314,12 +319,32 @@ impl<'a> Bplist<'a> {
     /// The value for `key` in `dict`, as an object index. Keys that are not ASCII strings (as
     /// every keyed-archive key is) are skipped.
     pub fn lookup(&self, dict: &Dict<'a>, key: &str) -> Result<Option<u64>, BplistError> {
+        let key = key.as_bytes();
         for (k, v) in dict.entries() {
-            if self.ascii_key(k)? == Some(key.as_bytes()) {
+            if self.key_is(k, key)? {
                 return Ok(Some(v));
             }
         }
         Ok(None)
+    }
+
+    /// Whether the object at `index` is the ASCII string `key`: [`Bplist::ascii_key`] compared
+    /// with `key`, with the same errors, but a short string (the marker holds its length) is
+    /// told apart by its marker byte alone before any byte is compared. Verify looks up four
+    /// keys in every manifest row.
+    fn key_is(&self, index: u64, key: &[u8]) -> Result<bool, BplistError> {
+        let at = self.offset_of(index)?;
+        let marker = self.data[at];
+        if marker >> 4 != 0x5 {
+            return Ok(false);
+        }
+        if marker & 0x0F == 0x0F {
+            return Ok(self.ascii_key(index)? == Some(key));
+        }
+        let len = usize::from(marker & 0x0F);
+        // Bounds are checked whatever the length, as `ascii_key` does.
+        let bytes = self.slice(at + 1, len as u64, "truncated string")?;
+        Ok(len == key.len() && bytes.iter().zip(key).all(|(a, b)| a == b))
     }
 }
 
@@ -332,6 +357,85 @@ mod tests {
         let mut out = Vec::new();
         value.to_writer_binary(&mut out).expect("write bplist");
         out
+    }
+
+    /// `lookup` answers as comparing every key's `ascii_key` would, errors included: on
+    /// dictionaries with short and long keys, keys of equal length, keys that are not strings,
+    /// and on every one-byte change of the plist (markers that make a key long, short,
+    /// overrunning or not a string at all).
+    #[test]
+    fn lookup_agrees_with_reading_every_key() {
+        fn reference(
+            plist: &Bplist<'_>,
+            dict: &Dict<'_>,
+            key: &str,
+        ) -> Result<Option<u64>, BplistError> {
+            for (k, v) in dict.entries() {
+                if plist.ascii_key(k)? == Some(key.as_bytes()) {
+                    return Ok(Some(v));
+                }
+            }
+            Ok(None)
+        }
+        let mut dict = Dictionary::new();
+        for key in [
+            "Size",
+            "Mode",
+            "root",
+            "$objects",
+            "a-key-longer-than-fifteen",
+            "x",
+        ] {
+            dict.insert(key.into(), Value::Integer((key.len() as u64).into()));
+        }
+        let bytes = binary(&Value::Dictionary(dict));
+        let keys = [
+            "Size",
+            "Mode",
+            "root",
+            "$objects",
+            "a-key-longer-than-fifteen",
+            "x",
+            "Sizf",
+            "",
+            "absent-and-long-key",
+        ];
+        let mut variants = vec![bytes.clone()];
+        for at in 0..bytes.len() {
+            for value in [0x00, 0x0F, 0x51, 0x54, 0x5E, 0x5F, 0xFF] {
+                let mut changed = bytes.clone();
+                changed[at] = value;
+                variants.push(changed);
+            }
+        }
+        let mut compared = 0;
+        for variant in &variants {
+            let Ok(plist) = Bplist::parse(variant) else {
+                continue;
+            };
+            let Ok(Object::Dict(top)) = plist.object(plist.top()) else {
+                continue;
+            };
+            for key in keys {
+                assert_eq!(
+                    plist.lookup(&top, key),
+                    reference(&plist, &top, key),
+                    "{key}"
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 1000, "{compared}");
+        let plist = Bplist::parse(&bytes).unwrap();
+        let Ok(Object::Dict(top)) = plist.object(plist.top()) else {
+            panic!()
+        };
+        let found = plist
+            .lookup(&top, "a-key-longer-than-fifteen")
+            .unwrap()
+            .unwrap();
+        assert_eq!(plist.object(found).unwrap(), Object::Int(25));
+        assert_eq!(plist.lookup(&top, "Sizf").unwrap(), None);
     }
 
     #[test]
