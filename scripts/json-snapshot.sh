@@ -75,4 +75,12 @@ for p in "$profiles"/*.json; do
 done
 # A new pairing makes a new random HostID: keep only its shape.
 sed -i -E 's/"host_id": "[0-9A-F-]+"/"host_id": "(random)"/' "$out"/*-pair-json.stdout
+# The simulated phone dates its last backups from the moment it starts: in the runs with a
+# phone, keep only the shape of the times (the fixture backups' own dates are fixed).
+for p in "$profiles"/*.json; do
+  sed -i -E -e 's/20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z/(time)/g' \
+    -e 's/20[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} UTC/(time)/g' \
+    -e 's/[0-9]{1,2} [A-Z][a-z]{2} 20[0-9]{2}, [0-9]{2}:[0-9]{2}/(time)/g' \
+    "$out/$(basename "$p" .json)"-*
+done
 echo "$(ls "$out" | wc -l) files in $out"

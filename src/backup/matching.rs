@@ -64,11 +64,11 @@ pub(super) fn match_blobs(
         }
         let one = listed[at];
         match sort_one(&one, store, files, &mut scan.contents, &named)? {
-            Some(Sorted::Intact) => {
+            Some(Fate::Intact) => {
                 listed[kept] = one;
                 kept += 1;
             }
-            Some(Sorted::Mismatched(len)) => mismatched.push((one, len)),
+            Some(Fate::Mismatched(len)) => mismatched.push((one, len)),
             None => {}
         }
     }
@@ -100,7 +100,7 @@ pub(super) fn match_blobs(
 }
 
 /// Where one listed file goes once its blob has been looked at.
-enum Sorted {
+enum Fate {
     /// A regular file of the right length: kept for `deep`.
     Intact,
     /// A regular file of this other length: for `judge`.
@@ -115,7 +115,7 @@ fn sort_one(
     files: &mut FileCounts,
     contents: &mut Tally,
     named: &dyn Fn(i64) -> Result<FileRef, ManifestError>,
-) -> Result<Option<Sorted>, ManifestError> {
+) -> Result<Option<Fate>, ManifestError> {
     // A blob stays in the store once named: a Manifest.db without its primary key can list
     // a fileID twice, and the second row's blob is the same file, there, not missing.
     let found = store.get_mut(&listed.id).map(|blob| {
@@ -163,11 +163,11 @@ fn sort_one(
                 judged: Judged::Unknown,
                 evidence: String::new(),
             });
-            Ok(Some(Sorted::Mismatched(blob.size)))
+            Ok(Some(Fate::Mismatched(blob.size)))
         }
         Some(_) => {
             files.intact += 1;
-            Ok(Some(Sorted::Intact))
+            Ok(Some(Fate::Intact))
         }
         None => Ok(None),
     }
