@@ -15,6 +15,7 @@ use aes_kw::KekAes256;
 use zeroize::Zeroizing;
 
 use crate::backup::crypto::{FileKey, KEY_LEN};
+use crate::backup::kdf;
 
 /// Bytes of an RFC 3394-wrapped 256-bit key: the key plus the 8-byte integrity block.
 pub const WRAPPED_KEY_LEN: usize = KEY_LEN + 8;
@@ -480,7 +481,7 @@ pub fn derive_kek(password: &Password, kdf: &KdfParams) -> Zeroizing<[u8; KEY_LE
     let mut first = Zeroizing::new([0u8; KEY_LEN]);
     let sha1_input: &[u8] = match &kdf.sha256 {
         Some(step) => {
-            pbkdf2::pbkdf2_hmac::<sha2::Sha256>(
+            kdf::pbkdf2_hmac_sha256(
                 password.as_bytes(),
                 &step.salt,
                 step.iterations,
@@ -491,7 +492,7 @@ pub fn derive_kek(password: &Password, kdf: &KdfParams) -> Zeroizing<[u8; KEY_LE
         None => password.as_bytes(),
     };
     let mut kek = Zeroizing::new([0u8; KEY_LEN]);
-    pbkdf2::pbkdf2_hmac::<sha1::Sha1>(
+    kdf::pbkdf2_hmac_sha1(
         sha1_input,
         &kdf.sha1.salt,
         kdf.sha1.iterations,
