@@ -336,7 +336,7 @@ fn the_independent_python_implementation_decrypts_a_backup_made_with_our_crates(
 /// the 64-byte HMAC block, salts past one block, outputs of several digests with a partial last.
 #[test]
 fn pbkdf2_agrees_with_python_hashlib() {
-    let mut rng = support_encrypt::Bytes::new(0x5EED_0F_4B0F);
+    let mut rng = support_encrypt::Bytes::new(0x5EED_0F4B_0F00);
     let mut cases = Vec::new();
     for (password_len, salt_len, count, len) in [
         (0, 0, 1, 20),
