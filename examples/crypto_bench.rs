@@ -1,5 +1,6 @@
-//! Times ibackup's encryption core for scripts/bench-kdf.sh, which runs OpenSSL on the same
-//! inputs as the baseline. Not a user tool: it takes hex keys on the command line.
+//! Times ibackup's encryption core for scripts/bench-kdf.sh, which runs Python's hashlib and
+//! OpenSSL on the same inputs as baselines. Not a user tool: it takes hex keys on the command
+//! line.
 //!
 //! `crypto_bench kdf DPSL_HEX DPIC SALT_HEX ITER` reads the password from standard input (one
 //! line), derives the key-encryption key exactly as `Keybag::unlock` does, and prints it in hex

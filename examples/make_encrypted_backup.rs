@@ -1,8 +1,10 @@
-//! Writes a large encrypted backup for `scripts/bench-deep.sh`:
-//! `cargo run --release --example make_encrypted_backup -- DIR FILES MB_PER_FILE` with the
-//! password in IBACKUP_PASSWORD. Prints one line per blob, `<blob path> <key hex>`, so the
-//! benchmark can decrypt the same bytes with OpenSSL. The writer is the test-support one
-//! (tests/support_encrypt), which does not use ibackup's own crypto code.
+//! Writes an encrypted backup for `scripts/bench-deep.sh`:
+//! `cargo run --release --example make_encrypted_backup -- DIR FILES SIZE` with the password in
+//! IBACKUP_PASSWORD, where SIZE is either megabytes per file (a few large blobs) or `small`
+//! (files of 1 to 2,048 bytes, sizes drawn at random, as in a backup of many small files). Prints
+//! one line per blob, `<blob path> <key hex>`, so the benchmark can decrypt the same bytes with
+//! OpenSSL. The writer is the test-support one (tests/support_encrypt), which does not use
+//! ibackup's own crypto code.
 
 #[path = "../tests/support_encrypt/mod.rs"]
 mod support_encrypt;
@@ -10,16 +12,34 @@ mod support_encrypt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The largest file of a `small` backup, in bytes.
+const SMALL_MAX: usize = 2048;
+
+/// How big each file is.
+#[derive(Clone, Copy)]
+enum Sizes {
+    /// About this many megabytes each, a few bytes short so each blob ends in partial padding.
+    Megabytes(usize),
+    /// 1 to [`SMALL_MAX`] bytes, drawn at random.
+    Small,
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let sizes = match args.get(2).map(String::as_str) {
+        Some("small") => Some(Sizes::Small),
+        Some(mb) => mb.parse().ok().map(Sizes::Megabytes),
+        None => None,
+    };
     let parsed = (
         args.first().map(PathBuf::from),
         args.get(1).and_then(|n| n.parse::<usize>().ok()),
-        args.get(2).and_then(|n| n.parse::<usize>().ok()),
+        sizes,
     );
-    let (Some(dir), Some(files), Some(mb)) = parsed else {
+    let (Some(dir), Some(files), Some(sizes)) = parsed else {
         eprintln!(
-            "usage: make_encrypted_backup DIR FILES MB_PER_FILE (password in IBACKUP_PASSWORD)"
+            "usage: make_encrypted_backup DIR FILES MB_PER_FILE|small \
+             (password in IBACKUP_PASSWORD)"
         );
         return ExitCode::from(2);
     };
@@ -34,13 +54,25 @@ fn main() -> ExitCode {
     let rows = |rng: &mut support_encrypt::Bytes| {
         (0..files)
             .map(|i| {
-                // Paths must be 'static for the writer's row plan; a few dozen short strings
-                // leak once in a process that ends right after.
-                let path: &'static str =
-                    Box::leak(format!("Media/DCIM/100APPLE/IMG_{i:04}.MOV").into_boxed_str());
-                // A few bytes short of whole megabytes, so each blob ends in partial padding.
-                let data = rng.vec(mb * 1_000_000 - i % 16);
-                ("CameraRollDomain", path, 1, data, 4, None)
+                let (domain, path, len) = match sizes {
+                    Sizes::Megabytes(mb) => (
+                        "CameraRollDomain",
+                        format!("Media/DCIM/100APPLE/IMG_{i:04}.MOV"),
+                        mb * 1_000_000 - i % 16,
+                    ),
+                    Sizes::Small => {
+                        let draw = u16::from_le_bytes(rng.fill::<2>());
+                        (
+                            "HomeDomain",
+                            format!("Library/Caches/small/{:03}/{i}.dat", i % 1000),
+                            1 + usize::from(draw) % SMALL_MAX,
+                        )
+                    }
+                };
+                // Paths must be 'static for the writer's row plan; they leak once in a process
+                // that ends right after.
+                let path: &'static str = Box::leak(path.into_boxed_str());
+                (domain, path, 1, rng.vec(len), 4, None)
             })
             .collect()
     };

@@ -10,13 +10,14 @@ mod support_encrypt;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Cursor;
+use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use ibackup::backup::crypto::{
     check_blob, decrypt_to_vec, expected_encrypted_len, is_sqlite, CryptoError,
 };
+use ibackup::backup::kdf;
 use ibackup::backup::keybag::{derive_kek, ClassKeys, Keybag, KeybagError, Password};
 use plist::Value;
 use sha1::Digest;
@@ -328,6 +329,77 @@ fn the_independent_python_implementation_decrypts_a_backup_made_with_our_crates(
 
     let (code, stdout) = python(&["decrypt", dir.path().to_str().unwrap()], "wrong");
     assert_eq!(code, 2, "Python reports the wrong password: {stdout}");
+}
+
+/// The product's PBKDF2 (src/backup/kdf.rs) against Python's `hashlib.pbkdf2_hmac`, an
+/// implementation nobody on the project wrote: passwords shorter than, equal to and longer than
+/// the 64-byte HMAC block, salts past one block, outputs of several digests with a partial last.
+#[test]
+fn pbkdf2_agrees_with_python_hashlib() {
+    let mut rng = support_encrypt::Bytes::new(0x5EED_0F4B_0F00);
+    let mut cases = Vec::new();
+    for (password_len, salt_len, count, len) in [
+        (0, 0, 1, 20),
+        (7, 16, 3, 32),
+        (63, 20, 1000, 33),
+        (64, 65, 17, 64),
+        (65, 8, 2, 100),
+        (200, 130, 250, 41),
+    ] {
+        for hash in ["sha1", "sha256"] {
+            cases.push((hash, rng.vec(password_len), rng.vec(salt_len), count, len));
+        }
+    }
+    let input: String = cases
+        .iter()
+        .map(|(hash, password, salt, count, len)| {
+            let (password, salt) = (support_encrypt::hex(password), support_encrypt::hex(salt));
+            format!("{hash} {count} {len} {password} {salt}\n")
+        })
+        .collect();
+    // One case a line; an empty password or salt is an empty field, hence split(" ").
+    let script = r#"
+import hashlib, sys
+for line in sys.stdin:
+    name, count, length, password, salt = line.rstrip("\n").split(" ")
+    key = hashlib.pbkdf2_hmac(name, bytes.fromhex(password), bytes.fromhex(salt), int(count), int(length))
+    print(key.hex())
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}): this test needs python3"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "python3 hashlib failed");
+    let theirs: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(theirs.len(), cases.len(), "one line per case from Python");
+    for ((hash, password, salt, count, len), expected) in cases.iter().zip(&theirs) {
+        let mut ours = vec![0u8; *len];
+        let derive = match *hash {
+            "sha1" => kdf::pbkdf2_hmac_sha1,
+            _ => kdf::pbkdf2_hmac_sha256,
+        };
+        derive(password, salt, *count, &mut ours);
+        assert_eq!(
+            &support_encrypt::hex(&ours),
+            expected,
+            "{hash}: password {} bytes, salt {} bytes, {count} iterations, {len} bytes",
+            password.len(),
+            salt.len()
+        );
+    }
 }
 
 // ---- third-party data ----------------------------------------------------------------------

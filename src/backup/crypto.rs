@@ -5,14 +5,16 @@
 //! This module only decrypts bytes with a key it is given: getting the keys from a password is
 //! [`crate::backup::keybag`]'s job, and finding files is the manifest's. Nothing here touches the
 //! disk or keeps plaintext around longer than the caller does: buffers holding plaintext are
-//! [`Zeroizing`], so they are wiped when dropped.
+//! [`Zeroizing`], so they are wiped when dropped, and the chunk buffer [`check_blob`] keeps on
+//! each thread is wiped, as far as plaintext reached, at the end of every blob.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read};
 
 use aes::cipher::inout::InOutBuf;
 use aes::cipher::{BlockDecryptMut, KeyIvInit};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Bytes in one AES block: every ciphertext is a whole number of them.
 pub const BLOCK_LEN: usize = 16;
@@ -25,7 +27,7 @@ pub const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 /// parallel blocks and the read system calls run at full speed, small enough to stay in cache.
 const CHUNK_LEN: usize = 256 * 1024;
 
-type Aes256CbcDec = cbc::Decryptor<aes::Aes256>;
+type Aes256CbcDec = cbc::Decryptor<aes::Aes256Dec>;
 
 /// A 256-bit AES key that decrypts one file of a backup (a blob, or Manifest.db).
 ///
@@ -184,21 +186,22 @@ pub fn check_blob_with_progress<R: Read>(
     key: &FileKey,
     mut progress: impl FnMut(u64),
 ) -> Result<BlobCheck, CryptoError> {
+    let mut buf = ChunkBuffer::take();
     let mut decryptor = new_decryptor(key);
-    let mut buf = Zeroizing::new(vec![0u8; CHUNK_LEN]);
     let mut last_block = Zeroizing::new([0u8; BLOCK_LEN]);
     let mut total: u64 = 0;
     loop {
-        let filled = fill(&mut reader, &mut buf, total)?;
+        let filled = fill(&mut reader, &mut buf.bytes, total)?;
         let whole = filled - filled % BLOCK_LEN;
-        decrypt_blocks(&mut decryptor, &mut buf[..whole]);
+        buf.used = buf.used.max(whole);
+        decrypt_blocks(&mut decryptor, &mut buf.bytes[..whole]);
         if whole > 0 {
-            last_block.copy_from_slice(&buf[whole - BLOCK_LEN..whole]);
+            last_block.copy_from_slice(&buf.bytes[whole - BLOCK_LEN..whole]);
         }
         total += filled as u64;
         progress(filled as u64);
         // A short fill means end of input: `fill` only stops early at EOF.
-        if filled < buf.len() {
+        if filled < buf.bytes.len() {
             break;
         }
     }
@@ -208,6 +211,43 @@ pub fn check_blob_with_progress<R: Read>(
         encrypted_len: total,
         plaintext_len,
     })
+}
+
+thread_local! {
+    /// Each thread's chunk buffer for [`check_blob`], kept from one blob to the next: allocating
+    /// and wiping 256 KiB for every blob cost more than decrypting a small one. It is all zeros
+    /// whenever no check is running on the thread.
+    static CHUNK: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The thread's chunk buffer, lent to one check. When the check ends, however it ends, the
+/// bytes that held plaintext (`..used`) are wiped and the buffer goes back to the thread.
+struct ChunkBuffer {
+    bytes: Vec<u8>,
+    /// How far from the start plaintext was written.
+    used: usize,
+}
+
+impl ChunkBuffer {
+    fn take() -> ChunkBuffer {
+        // Empty when this is the thread's first check, or when a check is already running on
+        // the thread (a progress callback that checks another blob): then a buffer of its own.
+        let mut bytes = CHUNK.with(Cell::take);
+        if bytes.len() != CHUNK_LEN {
+            bytes = vec![0u8; CHUNK_LEN];
+        }
+        ChunkBuffer { bytes, used: 0 }
+    }
+}
+
+impl Drop for ChunkBuffer {
+    fn drop(&mut self) {
+        self.bytes[..self.used].zeroize();
+        let bytes = std::mem::take(&mut self.bytes);
+        // While the thread is being torn down there is no slot to return to: it is dropped, and
+        // it is zeros already.
+        let _ = CHUNK.try_with(|slot| slot.set(bytes));
+    }
 }
 
 fn new_decryptor(key: &FileKey) -> Aes256CbcDec {
@@ -494,6 +534,70 @@ mod tests {
             Err(CryptoError::Read { offset: 32, .. }) => {}
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    /// The chunk buffer this thread keeps between checks, taken out of its slot to look at.
+    fn thread_buffer() -> Vec<u8> {
+        let bytes = CHUNK.with(Cell::take);
+        assert_eq!(
+            bytes.len(),
+            CHUNK_LEN,
+            "the buffer was kept for the next blob"
+        );
+        bytes
+    }
+
+    #[test]
+    fn no_plaintext_is_left_in_the_reused_buffer() {
+        // Two whole chunks and a short third: the last fill reaches less far than the first two.
+        let plaintext = vec![0xA5u8; CHUNK_LEN * 2 + 37];
+        let ciphertext = encrypt(&key(), &plaintext);
+        let check = check_blob(&ciphertext[..], &key()).unwrap();
+        assert!(check.matches_size(plaintext.len() as u64));
+        let left = thread_buffer();
+        assert!(left.iter().all(|&b| b == 0), "plaintext left after a check");
+        CHUNK.with(|slot| slot.set(left));
+
+        // A read that fails after a whole chunk was decrypted is wiped too.
+        struct FailAfter<'a>(&'a [u8]);
+        impl Read for FailAfter<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(io::Error::other("disk gone"));
+                }
+                let n = self.0.len().min(buf.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let failed = check_blob(FailAfter(&ciphertext[..CHUNK_LEN]), &key());
+        assert!(
+            matches!(failed, Err(CryptoError::Read { offset, .. }) if offset == CHUNK_LEN as u64)
+        );
+        assert!(
+            thread_buffer().iter().all(|&b| b == 0),
+            "plaintext left after a failure"
+        );
+    }
+
+    #[test]
+    fn a_check_started_inside_another_gets_its_own_buffer() {
+        let outer_plain = vec![1u8; CHUNK_LEN + 100];
+        let inner_plain = vec![2u8; 3000];
+        let outer = encrypt(&key(), &outer_plain);
+        let inner = encrypt(&key(), &inner_plain);
+        let mut inner_checks = Vec::new();
+        let check = check_blob_with_progress(&outer[..], &key(), |_| {
+            inner_checks.push(check_blob(&inner[..], &key()).unwrap());
+        })
+        .unwrap();
+        assert!(check.matches_size(outer_plain.len() as u64));
+        assert_eq!(inner_checks.len(), 2, "one progress call per chunk");
+        assert!(inner_checks
+            .iter()
+            .all(|c| c.matches_size(inner_plain.len() as u64)));
+        assert!(thread_buffer().iter().all(|&b| b == 0));
     }
 
     #[test]

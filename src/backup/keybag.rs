@@ -15,6 +15,7 @@ use aes_kw::KekAes256;
 use zeroize::Zeroizing;
 
 use crate::backup::crypto::{FileKey, KEY_LEN};
+use crate::backup::kdf;
 
 /// Bytes of an RFC 3394-wrapped 256-bit key: the key plus the 8-byte integrity block.
 pub const WRAPPED_KEY_LEN: usize = KEY_LEN + 8;
@@ -419,7 +420,7 @@ impl Keybag {
             let mut key = Zeroizing::new([0u8; KEY_LEN]);
             let intact = kek.unwrap(&record.wrapped_key, &mut key[..]).is_ok();
             match (intact, keys.is_empty()) {
-                (true, _) => keys.push((record.class, FileKey::from_bytes(&key))),
+                (true, _) => keys.push((record.class, KekAes256::new((&*key).into()))),
                 (false, true) => return Err(KeybagError::WrongPassword),
                 (false, false) => {
                     return Err(KeybagError::DamagedClassKey {
@@ -480,7 +481,7 @@ pub fn derive_kek(password: &Password, kdf: &KdfParams) -> Zeroizing<[u8; KEY_LE
     let mut first = Zeroizing::new([0u8; KEY_LEN]);
     let sha1_input: &[u8] = match &kdf.sha256 {
         Some(step) => {
-            pbkdf2::pbkdf2_hmac::<sha2::Sha256>(
+            kdf::pbkdf2_hmac_sha256(
                 password.as_bytes(),
                 &step.salt,
                 step.iterations,
@@ -491,7 +492,7 @@ pub fn derive_kek(password: &Password, kdf: &KdfParams) -> Zeroizing<[u8; KEY_LE
         None => password.as_bytes(),
     };
     let mut kek = Zeroizing::new([0u8; KEY_LEN]);
-    pbkdf2::pbkdf2_hmac::<sha1::Sha1>(
+    kdf::pbkdf2_hmac_sha1(
         sha1_input,
         &kdf.sha1.salt,
         kdf.sha1.iterations,
@@ -500,10 +501,12 @@ pub fn derive_kek(password: &Password, kdf: &KdfParams) -> Zeroizing<[u8; KEY_LE
     kek
 }
 
-/// The unwrapped class keys: what the password unlocks. Wiped from memory when dropped.
+/// The unwrapped class keys: what the password unlocks. Each is kept as the AES key schedule that
+/// unwraps file keys, expanded once rather than once per file; wiped from memory when dropped
+/// (the `aes` crate's `zeroize` feature).
 #[derive(Clone)]
 pub struct ClassKeys {
-    keys: Vec<(u32, FileKey)>,
+    keys: Vec<(u32, KekAes256)>,
 }
 
 impl ClassKeys {
@@ -529,7 +532,7 @@ impl ClassKeys {
             .map(|(_, key)| key)
             .ok_or(KeybagError::NoClassKey { class })?;
         let mut out = Zeroizing::new([0u8; KEY_LEN]);
-        KekAes256::new(class_key.as_bytes().into())
+        class_key
             .unwrap(key, &mut out[..])
             .map_err(|_| KeybagError::DamagedFileKey { class })?;
         Ok(FileKey::from_bytes(&out))

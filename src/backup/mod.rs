@@ -11,6 +11,7 @@ mod error;
 pub mod folder;
 pub mod icloud;
 pub mod judge;
+pub mod kdf;
 pub mod keybag;
 pub mod locate;
 pub mod manifest;

@@ -321,6 +321,8 @@ fn write_encrypted(
          CREATE TABLE Properties (key TEXT PRIMARY KEY, value BLOB);",
     )
     .expect("create the schema");
+    // One transaction for all rows: a benchmark backup has hundreds of thousands.
+    db.execute_batch("BEGIN").expect("begin");
     let mut written = Vec::new();
     for (domain, path, flags, data, class, target) in rows {
         let file_id = sha1_hex(&format!("{domain}-{path}"));
@@ -357,6 +359,7 @@ fn write_encrypted(
             key_hex,
         });
     }
+    db.execute_batch("COMMIT").expect("commit");
     db.close().expect("close Manifest.db");
     let manifest_db = fs::read(&db_path).expect("read Manifest.db back");
     let manifest_key: [u8; 32] = rng.fill();
