@@ -75,7 +75,13 @@ pub fn id_order(a: &FileId, b: &FileId) -> std::cmp::Ordering {
 
 /// Lowercase hex of a [`FileId`].
 pub fn file_id_hex(id: &FileId) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(40);
+    for byte in id {
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0x0F)]));
+    }
+    hex
 }
 
 /// Where a listed file's blob lives: `<first two hex>/<fileID>` under the backup root, or flat
