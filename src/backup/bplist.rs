@@ -377,29 +377,21 @@ mod tests {
             }
             Ok(None)
         }
-        let mut dict = Dictionary::new();
-        for key in [
+        let present = [
             "Size",
             "Mode",
             "root",
             "$objects",
             "a-key-longer-than-fifteen",
             "x",
-        ] {
+        ];
+        let mut dict = Dictionary::new();
+        for key in present {
             dict.insert(key.into(), Value::Integer((key.len() as u64).into()));
         }
         let bytes = binary(&Value::Dictionary(dict));
-        let keys = [
-            "Size",
-            "Mode",
-            "root",
-            "$objects",
-            "a-key-longer-than-fifteen",
-            "x",
-            "Sizf",
-            "",
-            "absent-and-long-key",
-        ];
+        let absent = ["Sizf", "", "absent-and-long-key"];
+        let keys: Vec<&str> = present.iter().chain(&absent).copied().collect();
         let mut variants = vec![bytes.clone()];
         for at in 0..bytes.len() {
             for value in [0x00, 0x0F, 0x51, 0x54, 0x5E, 0x5F, 0xFF] {
@@ -416,7 +408,7 @@ mod tests {
             let Ok(Object::Dict(top)) = plist.object(plist.top()) else {
                 continue;
             };
-            for key in keys {
+            for &key in &keys {
                 assert_eq!(
                     plist.lookup(&top, key),
                     reference(&plist, &top, key),
