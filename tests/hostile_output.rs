@@ -538,10 +538,15 @@ mod prompt {
             )
         };
         assert_eq!(done, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: as above; the keyboard side is non-blocking so the test can poll it.
+        // SAFETY: as above; the keyboard side is non-blocking so the test can poll it. Both
+        // sides close on exec: the tests run side by side, and a child spawned for one must
+        // not hold the other's terminal open.
         unsafe {
             let flags = libc::fcntl(master, libc::F_GETFL);
             libc::fcntl(master, libc::F_SETFL, flags | libc::O_NONBLOCK);
+            for fd in [master, slave] {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
             Pty {
                 keyboard: File::from_raw_fd(master),
                 terminal: OwnedFd::from_raw_fd(slave),
@@ -580,13 +585,14 @@ mod prompt {
         command.spawn().unwrap()
     }
 
-    /// Reads what the terminal shows until `done` says so (or ten seconds pass).
+    /// Reads what the terminal shows until `done` says so (or 30 seconds pass: a machine
+    /// busy writing gigabytes once kept a child from ending for more than ten).
     fn read_until(pty: &mut Pty, seen: &mut Vec<u8>, mut done: impl FnMut(&[u8]) -> bool) {
         let start = Instant::now();
         let mut buf = [0u8; 4096];
         while !done(seen) {
             assert!(
-                start.elapsed() < Duration::from_secs(10),
+                start.elapsed() < Duration::from_secs(30),
                 "waited in vain; the terminal shows: {:?}",
                 String::from_utf8_lossy(seen)
             );
