@@ -142,6 +142,22 @@ fn man_text(page: &str) -> String {
     page.replace("\\-", "-")
 }
 
+/// The section of the man page from the heading `.SH NAME` to the next `.SH`.
+fn man_section<'a>(text: &'a str, heading: &str) -> &'a str {
+    let start = text
+        .find(&format!("\n.SH {heading}\n"))
+        .unwrap_or_else(|| panic!("no section {heading}"));
+    let rest = &text[start + 1..];
+    let end = rest[1..].find("\n.SH ").map_or(rest.len(), |e| e + 1);
+    &rest[..end]
+}
+
+/// Whether a man page section describes `--long` as an option (`.TP`, then the flag in bold).
+fn describes_option(section: &str, long: &str) -> bool {
+    section.contains(&format!(".TP\n\\fB{long}\\fR"))
+        || section.contains(&format!(", \\fB{long}\\fR"))
+}
+
 #[test]
 fn the_man_page_has_every_command_and_flag() {
     let page = man_page();
@@ -150,12 +166,32 @@ fn the_man_page_has_every_command_and_flag() {
     for word in words_of_the_definition() {
         assert!(text.contains(&word), "the man page lacks {word}");
     }
-    for section in ["ENVIRONMENT", "EXAMPLES", "EXIT STATUS", "IBACKUP VERIFY"] {
+    for section in ["ENVIRONMENT", "EXAMPLES", "\"EXIT STATUS\""] {
+        man_section(&text, section);
+    }
+    // Every option is described: the global ones at the top, each command's own in its section.
+    let mut top = ibackup::cli::Args::command();
+    top.build();
+    let options = man_section(&text, "OPTIONS");
+    for arg in top.get_arguments() {
+        let long = format!("--{}", arg.get_long().unwrap());
         assert!(
-            text.contains(&format!(".SH \"{section}\""))
-                || text.contains(&format!(".SH {section}\n")),
-            "no section {section}"
+            describes_option(options, &long),
+            "OPTIONS does not describe {long}"
         );
+    }
+    for sub in top.get_subcommands().filter(|s| s.get_name() != "help") {
+        let heading = format!("\"IBACKUP {}\"", sub.get_name().to_uppercase());
+        let section = man_section(&text, &heading);
+        for arg in sub.get_arguments().filter(|a| !a.is_global_set()) {
+            if let Some(long) = arg.get_long() {
+                let long = format!("--{long}");
+                assert!(
+                    describes_option(section, &long),
+                    "{heading} does not describe {long}"
+                );
+            }
+        }
     }
 }
 
@@ -296,11 +332,20 @@ fn piped_output_has_no_colour_unless_forced() {
     assert!(!coloured(&piped_verify(&[], &[("TERM", "xterm-256color")])));
     assert!(coloured(&piped_verify(&[], &[("CLICOLOR_FORCE", "1")])));
     assert!(coloured(&piped_verify(&["--color", "always"], &[])));
-    // JSON is never coloured.
+    // JSON is never coloured, nor the error that comes with it on stderr.
     assert!(!coloured(&piped_verify(
         &["--json"],
         &[("CLICOLOR_FORCE", "1")]
     )));
+    let missing = |flags: &[&str]| {
+        let mut args = vec!["verify", "/nonexistent/ibackup-tests/backup"];
+        args.extend_from_slice(flags);
+        let run = Ibackup::offline(args).env("CLICOLOR_FORCE", "1").run();
+        assert_eq!(run.code(), Some(2), "{}", run.stderr());
+        run.stderr()
+    };
+    assert!(coloured(&missing(&[])), "a forced error is coloured");
+    assert!(!coloured(&missing(&["--json"])), "{}", missing(&["--json"]));
 }
 
 #[test]
