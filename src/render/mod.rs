@@ -145,12 +145,20 @@ impl Output {
             }));
         }
         let style = text::Style::new(self.stderr_color);
-        to_stderr(&text::terminal_safe(&format!(
+        let text = text::terminal_safe(&format!(
             "{} {}.\n{}\n",
             style.bad("error:"),
             text::field(&failure.message),
             textwrap_paragraph(&failure.hint)
-        )));
+        ));
+        if self.stderr_color {
+            // Through anstream, as coloured text on stdout is (a Windows console may need it).
+            let stderr = std::io::stderr().lock();
+            let mut stream = anstream::AutoStream::new(stderr, anstream::ColorChoice::Always);
+            let _ = stream.write_all(text.as_bytes());
+        } else {
+            to_stderr(&text);
+        }
     }
 
     /// A spinner on stderr saying what is being waited for, or a hidden one when nobody watches:
