@@ -288,7 +288,7 @@ fn every_environment_variable_is_in_the_man_page_and_the_long_help() {
         );
     }
     // Read by anstream, for colour.
-    variables.extend(["NO_COLOR", "CLICOLOR", "CLICOLOR_FORCE", "TERM"].map(String::from));
+    variables.extend(["NO_COLOR", "CLICOLOR", "CLICOLOR_FORCE", "TERM", "CI"].map(String::from));
     let page = man_text(&man_page());
     let environment = page
         .split(".SH ENVIRONMENT")
@@ -383,6 +383,8 @@ fn on_terminal(run: Ibackup) -> String {
             None => outer.env_remove(key),
         };
     }
+    // Under CI, anstream colours a terminal whatever TERM says: these runs are not under CI.
+    outer.env_remove("CI");
     let shown = outer.output().expect("script (util-linux)");
     String::from_utf8_lossy(&shown.stdout).into_owned()
 }

@@ -95,7 +95,14 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "CLICOLOR",
         "0: no colour on a terminal either; 1: colour on a terminal even if TERM has none.",
     ),
-    ("TERM", "Unset or `dumb`: no colour in auto mode (Unix)."),
+    (
+        "TERM",
+        "Unset or `dumb`: no colour in auto mode (Unix), unless CLICOLOR=1 or CI is set.",
+    ),
+    (
+        "CI",
+        "Set (as continuous integration services do): colour on a terminal whatever TERM says.",
+    ),
     (
         "HOME",
         "macOS: the backup folder is ~/Library/Application Support/MobileSync/Backup.",
