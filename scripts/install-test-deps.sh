@@ -3,13 +3,15 @@
 #   - python3 (the independent fixture writers) and PyPI's `cryptography` (encrypted fixtures)
 #   - the Windows target and MinGW linker for the Windows build check
 #   - libusb's headers and pkg-config: direct USB links the system libusb (rusb / libusb1-sys)
+#   - groff (groff-base), to render the man page
 # Uses sudo when not run as root.
 set -euo pipefail
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 
-# libimobiledevice's tools are the independent clients of the simulated iPhone.
-apt_packages=(gcc-mingw-w64-x86-64 libimobiledevice-utils libusbmuxd-tools libusb-1.0-0-dev pkg-config)
+# libimobiledevice's tools are the independent clients of the simulated iPhone; groff renders
+# the man page in tests/cli_conventions.rs.
+apt_packages=(gcc-mingw-w64-x86-64 libimobiledevice-utils libusbmuxd-tools libusb-1.0-0-dev pkg-config groff-base)
 command -v python3 >/dev/null || apt_packages+=(python3 python3-pip)
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -6,6 +6,7 @@
 
 pub mod device;
 pub mod inspect;
+pub mod manual;
 pub mod password;
 pub mod verify;
 
@@ -19,13 +20,28 @@ use crate::outcome::{CommandResult, Failure, Status};
 use crate::render::{ColorChoice, Output};
 
 /// Tells an iPhone owner whether their backups are healthy and what to do when they are not.
+///
+/// ibackup reads iPhone backups made by Finder or iTunes (and the phone itself, when one is
+/// plugged in) without changing anything, says whether a backup is complete and can be restored,
+/// and what to do when it is not, step by step. `-h` gives a summary; `--help` adds examples,
+/// the environment variables and the exit codes; `ibackup man` prints the manual page.
 #[derive(Debug, Parser)]
-#[command(name = "ibackup", version, about, max_term_width = 100)]
+#[command(
+    name = "ibackup",
+    version,
+    long_version = manual::LONG_VERSION.as_str(),
+    about,
+    long_about,
+    after_help = "Examples, environment variables and exit codes: ibackup --help",
+    after_long_help = manual::after_long_help(),
+    max_term_width = 100
+)]
 pub struct Args {
     /// Print machine-readable JSON on stdout (schemas in docs/json.md) instead of text.
     #[arg(long, global = true)]
     pub json: bool,
-    /// When to colour the text output. NO_COLOR in the environment means never, unless `always`.
+    /// When to colour the text output. In `auto`, NO_COLOR, CLICOLOR_FORCE, CLICOLOR and TERM
+    /// decide, as most tools do (see --help).
     #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto)]
     pub color: ColorArg,
     /// Print only the verdict, no details and no progress bars.
@@ -114,6 +130,17 @@ pub enum Command {
         #[arg(long = "device", value_name = "UDID")]
         udid: Option<String>,
     },
+    /// Print the completion script for SHELL (docs/usage.md says where it goes).
+    #[command(
+        after_long_help = "Examples:\n  ibackup completions bash > ~/.local/share/bash-completion/completions/ibackup\n  ibackup completions zsh > ~/.zfunc/_ibackup\n  ibackup completions fish > ~/.config/fish/completions/ibackup.fish\n  ibackup completions powershell >> $PROFILE"
+    )]
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `ibackup man | man -l -` shows it.
+    Man,
 }
 
 /// The backup password option, shared by `verify` and `inspect`.
@@ -151,7 +178,7 @@ fn check_backup(
         password,
         deep: ctx.deep,
     };
-    let progress = crate::render::ScanProgress(out.progress_bar(0, "Reading the manifest"));
+    let progress = crate::render::ScanProgress(out.spinner("Reading the manifest"));
     let result = crate::backup::verify::verify_with(path, options, &progress);
     progress.0.finish_and_clear();
     result.map_err(|e| Failure::new(e.code(), e.to_string(), e.hint()))
@@ -164,7 +191,7 @@ fn connected_phone(
     udid: Option<&str>,
     transport: TransportChoice,
 ) -> (Option<crate::device::DeviceState>, Option<String>) {
-    let spinner = out.progress_bar(0, "Looking for a connected iPhone");
+    let spinner = out.spinner("Looking for a connected iPhone");
     let result = crate::device::connected_device_via(transport, udid);
     spinner.finish_and_clear();
     match result {
@@ -218,6 +245,21 @@ pub fn run(args: Args) -> ExitCode {
         Command::Device { udid } => device::device(&out, udid.as_deref(), transport),
         Command::Devices => device::devices(&out, transport),
         Command::Pair { udid } => device::pair(&out, udid.as_deref(), transport),
+        Command::Completions { shell } => {
+            out.print_generated(&manual::completions(shell));
+            Ok(Status::Ok)
+        }
+        Command::Man => match manual::man_page() {
+            Ok(page) => {
+                out.print_generated(&page);
+                Ok(Status::Ok)
+            }
+            Err(e) => Err(Failure::new(
+                "output.unwritable",
+                format!("cannot write the manual page: {e}"),
+                "This is a bug in ibackup: please report it.",
+            )),
+        },
     };
     let status = match result {
         Ok(status) => status,

@@ -34,13 +34,16 @@ pub enum ColorChoice {
     Never,
 }
 
-/// Colours are used when asked for, or in auto mode when stdout is a terminal and NO_COLOR is
-/// unset or empty (https://no-color.org).
-pub fn use_color(choice: ColorChoice, stdout_is_terminal: bool, no_color: Option<&str>) -> bool {
+/// Whether `stream` gets colour: `always` and `never` as asked; `auto` as anstream decides from
+/// the environment and the stream, in this order: NO_COLOR (set, not empty) means no colour;
+/// else CLICOLOR_FORCE (set, not empty) means colour; else CLICOLOR=0 means none; else colour
+/// only on a terminal whose TERM is set and not `dumb` (or with CLICOLOR=1, or under CI). On
+/// Windows, anstream also knows which consoles take ANSI sequences.
+fn use_color<S: anstream::stream::RawStream>(choice: ColorChoice, stream: &S) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => stdout_is_terminal && no_color.is_none_or(str::is_empty),
+        ColorChoice::Auto => anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never,
     }
 }
 
@@ -49,6 +52,8 @@ pub fn use_color(choice: ColorChoice, stdout_is_terminal: bool, no_color: Option
 pub struct Output {
     pub json: bool,
     pub color: bool,
+    /// Whether failures on stderr are coloured (the same policy, asked of stderr).
+    stderr_color: bool,
     pub quiet: bool,
     pub verbose: bool,
     /// Progress bars only where a person watches stderr.
@@ -59,10 +64,10 @@ pub struct Output {
 
 impl Output {
     pub fn new(json: bool, color: ColorChoice, quiet: bool, verbose: bool) -> Self {
-        let no_color = std::env::var("NO_COLOR").ok();
         Output {
             json,
-            color: !json && use_color(color, std::io::stdout().is_terminal(), no_color.as_deref()),
+            color: !json && use_color(color, &std::io::stdout()),
+            stderr_color: !json && use_color(color, &std::io::stderr()),
             quiet,
             verbose,
             progress: !quiet && std::io::stderr().is_terminal(),
@@ -80,12 +85,30 @@ impl Output {
 
     /// Prints a text page on stdout, through the terminal guard ([`text::terminal_safe`]).
     pub fn print_text(&self, text: &str) {
-        self.to_stdout(|stdout| stdout.write_all(text::terminal_safe(text).as_bytes()));
+        let text = text::terminal_safe(text);
+        if self.color {
+            // Through anstream, which turns the colours into console calls on a Windows console
+            // that does not take ANSI sequences. Without colour the bytes go out as they are.
+            self.to_stdout(|stdout| {
+                let mut stream = anstream::AutoStream::new(stdout, anstream::ColorChoice::Always);
+                stream.write_all(text.as_bytes())
+            });
+        } else {
+            self.to_stdout(|stdout| stdout.write_all(text.as_bytes()));
+        }
+    }
+
+    /// Prints a generated file (a completion script, the man page) on stdout as it is.
+    pub fn print_generated(&self, bytes: &[u8]) {
+        self.to_stdout(|stdout| stdout.write_all(bytes));
     }
 
     /// Runs `write` on stdout and flushes it, remembering the first failure other than a closed
     /// pipe (after which nothing more is written).
-    fn to_stdout(&self, write: impl FnOnce(&mut std::io::StdoutLock) -> std::io::Result<()>) {
+    fn to_stdout(
+        &self,
+        write: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Result<()>,
+    ) {
         if self.stdout_failed.borrow().is_some() {
             return;
         }
@@ -121,16 +144,25 @@ impl Output {
                 "error": { "code": failure.code, "message": failure.message, "hint": failure.hint },
             }));
         }
-        let style = text::Style::new(self.color && std::io::stderr().is_terminal());
-        to_stderr(&text::terminal_safe(&format!(
+        let style = text::Style::new(self.stderr_color);
+        let text = text::terminal_safe(&format!(
             "{} {}.\n{}\n",
             style.bad("error:"),
             text::field(&failure.message),
             textwrap_paragraph(&failure.hint)
-        )));
+        ));
+        if self.stderr_color {
+            // Through anstream, as coloured text on stdout is (a Windows console may need it).
+            let stderr = std::io::stderr().lock();
+            let mut stream = anstream::AutoStream::new(stderr, anstream::ColorChoice::Always);
+            let _ = stream.write_all(text.as_bytes());
+        } else {
+            to_stderr(&text);
+        }
     }
 
-    /// A spinner on stderr saying what is being waited for, or a hidden one when nobody watches.
+    /// A spinner on stderr saying what is being waited for, or a hidden one when nobody watches:
+    /// for every wait whose length is not known (a bar would read 0/0).
     pub fn spinner(&self, message: &str) -> ProgressBar {
         if !self.progress {
             return ProgressBar::hidden();
@@ -142,21 +174,6 @@ impl Output {
         );
         bar.set_message(message.to_string());
         bar.enable_steady_tick(Duration::from_millis(120));
-        bar
-    }
-
-    /// A progress bar on stderr for `total` steps, or a hidden one when nobody watches.
-    pub fn progress_bar(&self, total: u64, what: &str) -> ProgressBar {
-        if !self.progress {
-            return ProgressBar::hidden();
-        }
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        let style =
-            ProgressStyle::with_template("{msg} {wide_bar} {human_pos}/{human_len} ({eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(style);
-        bar.set_message(what.to_string());
-        bar.enable_steady_tick(Duration::from_millis(200));
         bar
     }
 }
@@ -184,12 +201,21 @@ fn textwrap_paragraph(hint: &str) -> String {
         .join("\n")
 }
 
-/// Drives an indicatif bar from the backup scan's progress callbacks.
+/// Drives an indicatif bar from the backup scan's progress callbacks: a spinner (from
+/// [`Output::spinner`]) until the scan knows how many rows it reads, then a bar.
 pub struct ScanProgress(pub ProgressBar);
 
 impl crate::backup::verify::Progress for ScanProgress {
     fn start(&self, rows: u64) {
+        if self.0.is_hidden() {
+            return;
+        }
+        let style =
+            ProgressStyle::with_template("{msg} {wide_bar} {human_pos}/{human_len} ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+        self.0.set_style(style);
         self.0.set_length(rows);
+        self.0.set_position(0);
     }
 
     fn advance(&self, rows: u64) {
@@ -208,20 +234,5 @@ impl crate::backup::verify::Progress for ScanProgress {
         self.0.set_message(what.to_string());
         self.0.set_length(total);
         self.0.set_position(0);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn colour_policy_follows_flag_terminal_and_no_color() {
-        assert!(use_color(ColorChoice::Always, false, Some("1")));
-        assert!(!use_color(ColorChoice::Never, true, None));
-        assert!(use_color(ColorChoice::Auto, true, None));
-        assert!(use_color(ColorChoice::Auto, true, Some("")));
-        assert!(!use_color(ColorChoice::Auto, true, Some("1")));
-        assert!(!use_color(ColorChoice::Auto, false, None));
     }
 }

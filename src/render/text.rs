@@ -1,7 +1,7 @@
 //! Human text: the few styles the reports use, each a no-op when colour is off, and the guard
 //! every line passes before it reaches a terminal ([`terminal_safe`]).
 
-/// ANSI styling that collapses to plain text when colour is off.
+/// The reports' styles (anstyle), collapsing to plain text when colour is off.
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
     color: bool,
@@ -12,32 +12,32 @@ impl Style {
         Style { color }
     }
 
-    fn paint(&self, code: &str, text: &str) -> String {
+    fn paint(&self, style: anstyle::Style, text: &str) -> String {
         if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
+            format!("{}{text}{}", style.render(), style.render_reset())
         } else {
             text.to_string()
         }
     }
 
     pub fn good(&self, text: &str) -> String {
-        self.paint("32", text)
+        self.paint(anstyle::AnsiColor::Green.on_default(), text)
     }
 
     pub fn warn(&self, text: &str) -> String {
-        self.paint("33", text)
+        self.paint(anstyle::AnsiColor::Yellow.on_default(), text)
     }
 
     pub fn bad(&self, text: &str) -> String {
-        self.paint("1;31", text)
+        self.paint(anstyle::AnsiColor::Red.on_default().bold(), text)
     }
 
     pub fn bold(&self, text: &str) -> String {
-        self.paint("1", text)
+        self.paint(anstyle::Style::new().bold(), text)
     }
 
     pub fn dim(&self, text: &str) -> String {
-        self.paint("2", text)
+        self.paint(anstyle::Style::new().dimmed(), text)
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 /// Variables ibackup reads that a test must set on purpose or not at all.
-const CLEARED: [&str; 9] = [
+const CLEARED: [&str; 11] = [
     "USBMUXD_SOCKET_ADDRESS",
     "IBACKUP_LOCKDOWN_DIR",
     "IBACKUP_DEVICE_WAIT",
@@ -20,6 +20,8 @@ const CLEARED: [&str; 9] = [
     "IBACKUP_BACKUP_DIR",
     "IBACKUP_PASSWORD",
     "NO_COLOR",
+    "CLICOLOR",
+    "CLICOLOR_FORCE",
 ];
 
 /// One run of `ibackup` being set up: `Ibackup::new(args).env(..).run()`.

@@ -27,6 +27,9 @@ use crate::device::transport::{AttachedDevice, BoxStream, Transport, IO_TIMEOUT}
 use crate::device::DeviceError;
 use mux::Mux;
 
+/// Whether this build can reach a phone over USB by itself (not on Windows: see Cargo.toml).
+pub const AVAILABLE: bool = cfg!(not(windows));
+
 /// The name transports report for direct USB (`connection` in JSON).
 pub const NAME: &str = "usb";
 
