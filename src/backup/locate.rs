@@ -11,30 +11,10 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::platform::Os;
+
 /// Overrides the default backup folder on every OS.
 pub const BACKUP_DIR_ENV: &str = "IBACKUP_BACKUP_DIR";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Os {
-    MacOs,
-    Windows,
-    Linux,
-    Other,
-}
-
-impl Os {
-    pub fn current() -> Os {
-        if cfg!(target_os = "macos") {
-            Os::MacOs
-        } else if cfg!(windows) {
-            Os::Windows
-        } else if cfg!(target_os = "linux") {
-            Os::Linux
-        } else {
-            Os::Other
-        }
-    }
-}
 
 /// The folders where Finder, iTunes or Apple Devices keep backups on `os`, most likely first.
 /// `env` reads an environment variable (empty values count as unset). `IBACKUP_BACKUP_DIR` is

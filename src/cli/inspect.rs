@@ -5,12 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use super::{check_backup, connected_phone, CheckContext, CommandResult, Failure, Status};
-use crate::backup::locate::{self, Os, Target};
+use crate::backup::locate::{self, Target};
 use crate::backup::BackupReport;
 use crate::device::DeviceState;
 use crate::diagnose::inspection::{InspectReport, UnreadableBackup, INSPECT_SCHEMA};
 use crate::diagnose::readiness::restore_readiness;
 use crate::diagnose::{diagnose, Facts};
+use crate::platform::Os;
 use crate::render::{inspect, Output};
 
 /// The backups gathered for one run, and where they came from.
