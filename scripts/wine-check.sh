@@ -111,7 +111,7 @@ compare() { # COMMAND PATH: the command's JSON from both builds, the same once p
   local cmd=$1 path=$2 code=0 wcode=0
   run_linux "$cmd" --json "$path" >"$work/linux.json" 2>"$work/linux.err" || code=$?
   run_windows "$cmd" --json "$(winpath "$path")" >"$work/windows.json" 2>"$work/windows.err" || wcode=$?
-  [ "$code" -eq "$wcode" ] || { echo "exit codes differ: Linux $code, Windows $wcode"; cat "$work/windows.err"; return 1; }
+  [ "$code" -eq "$wcode" ] || { echo "exit codes differ: Linux $code, Windows $wcode"; head -c 1500 "$work/windows.json"; cat "$work/windows.err"; return 1; }
   same_json "$work/linux.json" "$work/windows.json" "$path" "$(winpath "$path")" || return 1
   no_verbatim_prefix "$work/windows.json" "$work/windows.err"
 }
@@ -135,6 +135,9 @@ step "build ibackup and ibackup-sim for Linux (debug)" \
   cargo build --quiet --locked --workspace --bins
 make_prefix() {
   "$wine" wineboot -i && /usr/lib/wine/wineserver -w
+  # One wineserver for the whole run, kept up until the end: by default it quits a few seconds
+  # after its last program, and a program started just as it quits can fail to start at all.
+  /usr/lib/wine/wineserver -p
 }
 step "make a fresh 64-bit Wine prefix (wineboot)" make_prefix
 step "ibackup.exe --version starts under Wine" run_windows --version
@@ -186,7 +189,7 @@ phone() { # COMMAND [PATH]: both builds against the simulator; the JSON must be 
   fi
   LINUX_ADDRESS=127.0.0.1:27015 run_linux "${linux_args[@]}" >"$work/linux.json" 2>"$work/linux.err" || code=$?
   run_windows "${windows_args[@]}" >"$work/windows.json" 2>"$work/windows.err" || wcode=$?
-  [ "$code" -eq "$wcode" ] || { echo "exit codes differ: Linux $code, Windows $wcode"; cat "$work/windows.err"; return 1; }
+  [ "$code" -eq "$wcode" ] || { echo "exit codes differ: Linux $code, Windows $wcode"; head -c 1500 "$work/windows.json"; cat "$work/windows.err"; return 1; }
   # Both must have met the simulated phone (the UDID the Linux build read from it at start).
   local f
   for f in linux windows; do
@@ -274,6 +277,15 @@ step "verify --json with a relative path names the backup as typed" \
   typed_as_given 'fixtures\sample-backup\00008110-001A2C3E0E38801E'
 step "verify --json with / separators names the backup as typed" \
   typed_as_given 'fixtures/sample-backup/00008110-001A2C3E0E38801E'
+quoted_folder() {
+  # cmd.exe turns `ibackup verify "fixtures\...\801E\"` into the argument `fixtures\...\801E"`
+  # (the backslash escapes the closing quote); Wine hands the program this argument as it is.
+  run_windows verify --json 'fixtures\sample-backup\00008110-001A2C3E0E38801E"' \
+    >"$work/windows.json" 2>"$work/windows.err" || { cat "$work/windows.err"; return 1; }
+  python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["backup"]["path"]; sys.exit(0 if p==sys.argv[2] else print("path reads %r" % p) or 1)' \
+    "$work/windows.json" 'fixtures\sample-backup\00008110-001A2C3E0E38801E'
+}
+step 'verify --json with the quote cmd.exe leaves after a trailing \ finds the backup' quoted_folder
 
 if [ "$failures" -gt 0 ]; then
   echo "wine-check: $failures step(s) failed"

@@ -33,7 +33,7 @@ pub fn run(
 ) -> CommandResult {
     let (device, device_error) = connected_phone(out, udid, ctx.transport);
     let gathered = match target {
-        Some(target) => gather_target(out, ctx, target)?,
+        Some(target) => gather_target(out, ctx, &locate::typed_path(target, Os::current()))?,
         None => gather_default(
             out,
             ctx,
