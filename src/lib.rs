@@ -18,6 +18,8 @@ pub mod diagnose;
 pub mod mobile_backup;
 /// How a command ends: an exit status, or a failure paragraph.
 pub mod outcome;
+/// Which OS this is, as a value the OS-specific pure functions take.
+pub mod platform;
 /// Checks a plist's nesting and size before a value tree is built from it.
 pub mod plist_shape;
 /// Human text and JSON from the result types; colour and progress policy.

@@ -11,30 +11,10 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::platform::Os;
+
 /// Overrides the default backup folder on every OS.
 pub const BACKUP_DIR_ENV: &str = "IBACKUP_BACKUP_DIR";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Os {
-    MacOs,
-    Windows,
-    Linux,
-    Other,
-}
-
-impl Os {
-    pub fn current() -> Os {
-        if cfg!(target_os = "macos") {
-            Os::MacOs
-        } else if cfg!(windows) {
-            Os::Windows
-        } else if cfg!(target_os = "linux") {
-            Os::Linux
-        } else {
-            Os::Other
-        }
-    }
-}
 
 /// The folders where Finder, iTunes or Apple Devices keep backups on `os`, most likely first.
 /// `env` reads an environment variable (empty values count as unset). `IBACKUP_BACKUP_DIR` is
@@ -72,6 +52,21 @@ pub fn default_backup_dirs(os: Os, env: impl Fn(&str) -> Option<OsString>) -> Ve
         Os::Linux | Os::Other => {}
     }
     dirs.into_iter().map(PathBuf::from).collect()
+}
+
+/// A path as it was typed on the command line, tidied for `os`. On Windows, cmd.exe hands
+/// `"C:\My Backups\"` to the program as `C:\My Backups"`: under the C runtime's rules (which
+/// Rust's standard library follows) the backslash before the closing quote escapes it. No
+/// Windows file name may hold a `"`, so one at the end can only be that quote, and is dropped;
+/// without this the folder would be reported missing under a name the user never typed. Other
+/// OSes allow `"` in names: their paths are kept as they are.
+pub fn typed_path(arg: &Path, os: Os) -> PathBuf {
+    if os == Os::Windows {
+        if let Some(kept) = arg.to_str().and_then(|s| s.strip_suffix('"')) {
+            return PathBuf::from(kept);
+        }
+    }
+    arg.to_path_buf()
 }
 
 /// What a path given on the command line is.
@@ -179,6 +174,23 @@ mod tests {
                 r"C:\Users\alex\Apple\MobileSync\Backup"
             ]
         );
+    }
+
+    #[test]
+    fn a_quote_escaped_by_a_trailing_backslash_is_dropped_on_windows_only() {
+        // What cmd.exe hands over for "C:\My Backups\" (the escaped quote kept, the
+        // backslash gone).
+        let typed = Path::new(r#"C:\My Backups""#);
+        assert_eq!(
+            typed_path(typed, Os::Windows),
+            PathBuf::from(r"C:\My Backups")
+        );
+        for os in [Os::MacOs, Os::Linux, Os::Other] {
+            assert_eq!(typed_path(typed, os), typed);
+        }
+        for plain in [r"C:\My Backups", r"D:\b\", "relative\\x", r#"a"b"#] {
+            assert_eq!(typed_path(Path::new(plain), Os::Windows), Path::new(plain));
+        }
     }
 
     #[test]

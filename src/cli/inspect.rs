@@ -5,12 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use super::{check_backup, connected_phone, CheckContext, CommandResult, Failure, Status};
-use crate::backup::locate::{self, Os, Target};
+use crate::backup::locate::{self, Target};
 use crate::backup::BackupReport;
 use crate::device::DeviceState;
 use crate::diagnose::inspection::{InspectReport, UnreadableBackup, INSPECT_SCHEMA};
 use crate::diagnose::readiness::restore_readiness;
 use crate::diagnose::{diagnose, Facts};
+use crate::platform::Os;
 use crate::render::{inspect, Output};
 
 /// The backups gathered for one run, and where they came from.
@@ -32,7 +33,7 @@ pub fn run(
 ) -> CommandResult {
     let (device, device_error) = connected_phone(out, udid, ctx.transport);
     let gathered = match target {
-        Some(target) => gather_target(out, ctx, target)?,
+        Some(target) => gather_target(out, ctx, &locate::typed_path(target, Os::current()))?,
         None => gather_default(
             out,
             ctx,

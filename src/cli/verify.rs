@@ -7,9 +7,10 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{check_backup, connected_phone, CheckContext, CommandResult, Status};
-use crate::backup::BackupReport;
+use crate::backup::{locate, BackupReport};
 use crate::diagnose::readiness::{self, restore_readiness, Answer, Readiness};
 use crate::diagnose::rules::being_written;
+use crate::platform::Os;
 use crate::render::{text::Style, verify, Output};
 
 /// The `ibackup.verify/1` object, plus restore readiness when a phone is connected.
@@ -22,7 +23,8 @@ struct VerifyOutput<'a> {
 }
 
 pub fn run(out: &Output, ctx: &CheckContext, backup: &Path, udid: Option<&str>) -> CommandResult {
-    let report = check_backup(out, ctx, backup)?;
+    let backup = locate::typed_path(backup, Os::current());
+    let report = check_backup(out, ctx, &backup)?;
     let (device, device_error) = connected_phone(out, udid, ctx.transport);
     let restore = device
         .as_ref()

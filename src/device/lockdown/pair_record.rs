@@ -13,6 +13,7 @@
 //! without a circle. Not here: making a new record or the Pair exchange (pairing.rs), the TLS
 //! session itself (lockdown/mod.rs).
 
+use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use crate::device::transport::usbmuxd::{parse_dict, xml_bytes};
 use crate::device::transport::{AttachedDevice, Transport};
 use crate::device::DeviceError;
+use crate::platform::Os;
 use crate::untrusted_file::{self, Links};
 
 /// Overrides the pair record folder (tests, portable setups).
@@ -181,20 +183,34 @@ fn pem_certificate(pem: &[u8], what: &str) -> Result<CertificateDer<'static>, De
     })
 }
 
-/// The OS folders that hold pair records, in the order they are tried.
+/// The OS folders that hold pair records, in the order they are tried, on this machine.
 pub fn record_folders() -> Vec<PathBuf> {
-    if let Some(dir) = std::env::var_os(FOLDER_VARIABLE).filter(|d| !d.is_empty()) {
+    record_folders_for(Os::current(), |name| std::env::var_os(name))
+}
+
+/// The folders that hold pair records on `os`, given its environment (`env` reads a variable;
+/// empty counts as unset). `IBACKUP_LOCKDOWN_DIR` wins everywhere. Windows: Apple's service
+/// keeps them in `%ProgramData%\Apple\Lockdown`. macOS: `/var/db/lockdown`, readable by root
+/// only, so there the daemon (usbmuxd's ReadPairRecord, tried first by [`find_record`]) is the
+/// normal way in and the folder a fallback for root. Linux: usbmuxd's `/var/lib/lockdown`.
+pub fn record_folders_for(os: Os, env: impl Fn(&str) -> Option<OsString>) -> Vec<PathBuf> {
+    if let Some(dir) = env(FOLDER_VARIABLE).filter(|d| !d.is_empty()) {
         return vec![PathBuf::from(dir)];
     }
-    if cfg!(windows) {
-        let base = std::env::var_os("ProgramData")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "C:\\ProgramData".into());
-        vec![base.join("Apple").join("Lockdown")]
-    } else if cfg!(target_os = "macos") {
-        vec![PathBuf::from("/var/db/lockdown")]
-    } else {
-        vec![PathBuf::from("/var/lib/lockdown")]
+    match os {
+        Os::Windows => {
+            let base = env("ProgramData")
+                .filter(|d| !d.is_empty())
+                .and_then(|d| d.into_string().ok())
+                .unwrap_or_else(|| "C:\\ProgramData".to_string());
+            // Built as text with Windows' separator, so the answer is the same on any host.
+            vec![PathBuf::from(format!(
+                "{}\\Apple\\Lockdown",
+                base.trim_end_matches('\\')
+            ))]
+        }
+        Os::MacOs => vec![PathBuf::from("/var/db/lockdown")],
+        Os::Linux | Os::Other => vec![PathBuf::from("/var/lib/lockdown")],
     }
 }
 
@@ -446,6 +462,40 @@ mod tests {
         let public = record.public_dictionary();
         assert!(public.get("HostPrivateKey").is_none() && public.get("RootPrivateKey").is_none());
         assert!(!format!("{record:?}").contains("host key"));
+    }
+
+    fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<OsString> {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| OsString::from(v))
+        }
+    }
+
+    /// Each OS's folder, worked out on any host: macOS's is root's /var/db/lockdown (usbmuxd's
+    /// ReadPairRecord comes first there), Windows' follows %ProgramData%.
+    #[test]
+    fn each_os_keeps_records_in_its_own_folder() {
+        let folders = |os, vars| {
+            record_folders_for(os, env(vars))
+                .into_iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(folders(Os::MacOs, &[]), ["/var/db/lockdown"]);
+        assert_eq!(folders(Os::Linux, &[]), ["/var/lib/lockdown"]);
+        assert_eq!(
+            folders(Os::Windows, &[("ProgramData", r"D:\Data\")]),
+            [r"D:\Data\Apple\Lockdown"]
+        );
+        assert_eq!(
+            folders(Os::Windows, &[("ProgramData", "")]),
+            [r"C:\ProgramData\Apple\Lockdown"]
+        );
+        for os in [Os::MacOs, Os::Windows, Os::Linux, Os::Other] {
+            let vars = &[(FOLDER_VARIABLE, "/srv/lockdown"), ("ProgramData", r"C:\P")];
+            assert_eq!(folders(os, vars), ["/srv/lockdown"]);
+        }
     }
 
     #[test]
