@@ -76,7 +76,21 @@ mod unix {
             // SAFETY: `name` is a NUL-terminated path that outlives the call.
             let fd = unsafe { libc::open(name.as_ptr(), flags) };
             if fd < 0 {
-                return Err(io::Error::last_os_error());
+                let e = io::Error::last_os_error();
+                // O_NOFOLLOW on a link fails with ELOOP (EMLINK on some BSDs), or with ENOTDIR
+                // beside O_DIRECTORY (Linux): say what it is, in the words a file opened the
+                // same way gets.
+                let link = links == Links::Refuse
+                    && matches!(
+                        e.raw_os_error(),
+                        Some(libc::ELOOP) | Some(libc::EMLINK) | Some(libc::ENOTDIR)
+                    )
+                    && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink());
+                return Err(if link {
+                    crate::untrusted_file::refused_link()
+                } else {
+                    e
+                });
             }
             // SAFETY: `fd` is an open folder descriptor that the stream takes over; on failure it
             // is still ours to close.
@@ -236,10 +250,7 @@ mod portable {
     impl Folder {
         pub fn open(path: &Path, links: Links) -> io::Result<Folder> {
             if links == Links::Refuse && fs::symlink_metadata(path)?.file_type().is_symlink() {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "it is a symbolic link, which ibackup does not follow inside a backup",
-                ));
+                return Err(crate::untrusted_file::refused_link());
             }
             Ok(Folder {
                 entries: fs::read_dir(path)?,
@@ -355,7 +366,8 @@ mod tests {
         fs::write(dir.path().join("real").join("x"), b"1").unwrap();
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(dir.path().join("real"), &link).unwrap();
-        assert!(for_each_entry(&link, Links::Refuse, |_| {}).is_err());
+        let refused = for_each_entry(&link, Links::Refuse, |_| {}).unwrap_err();
+        assert!(refused.to_string().contains("symbolic link"), "{refused}");
         let mut seen = 0;
         for_each_entry(&link, Links::Follow, |_| seen += 1).unwrap();
         assert_eq!(seen, 1);

@@ -73,6 +73,15 @@ pub fn read_handle_capped(file: File, max: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The error for a link met where links are refused ([`Links::Refuse`]): of kind
+/// [`io::ErrorKind::InvalidInput`], like every "not a regular file" error here.
+pub fn refused_link() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "it is a symbolic link, which ibackup does not follow inside a backup",
+    )
+}
+
 /// Whether an error from this module means "this path is not a regular file we may read"
 /// (rather than missing, unreadable or too large).
 pub fn is_not_regular(error: &io::Error) -> bool {
@@ -137,10 +146,7 @@ fn open_nonblocking(path: &Path, links: Links) -> io::Result<File> {
                 && matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::EMLINK))
                 && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) =>
         {
-            Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "it is a symbolic link, which ibackup does not follow inside a backup",
-            ))
+            Err(refused_link())
         }
         Err(e) => Err(e),
     }
@@ -158,10 +164,7 @@ fn open_nonblocking(path: &Path, links: Links) -> io::Result<File> {
     if links == Links::Refuse {
         options.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
         if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "it is a symbolic link, which ibackup does not follow inside a backup",
-            ));
+            return Err(refused_link());
         }
     }
     options.open(path)
