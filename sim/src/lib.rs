@@ -11,8 +11,10 @@
 
 #[cfg(target_os = "linux")]
 pub mod ffs;
+pub mod mobilebackup2;
 pub mod profile;
 pub mod server;
+pub mod services;
 pub mod usb;
 
 use std::io::Write;

@@ -46,6 +46,22 @@ pub struct Profile {
     pub find_my: bool,
     pub pairing: PairingProfile,
     pub fault: Option<Fault>,
+    /// The apps installed (installation_proxy, and their AppDomain- content in backups).
+    pub apps: Vec<AppProfile>,
+    /// What the phone holds and how its backups go (mobilebackup2).
+    pub backup: crate::mobilebackup2::BackupProfile,
+}
+
+/// One installed app.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppProfile {
+    /// CFBundleIdentifier.
+    pub bundle_id: String,
+    /// CFBundleDisplayName.
+    pub name: String,
+    /// CFBundleShortVersionString.
+    pub version: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -144,6 +160,19 @@ impl Default for Profile {
             find_my: false,
             pairing: PairingProfile::default(),
             fault: None,
+            apps: [
+                ("net.whatsapp.WhatsApp", "WhatsApp", "24.10.74"),
+                ("com.spotify.client", "Spotify", "8.9.40"),
+                ("com.example.notes", "Field Notes", "3.2"),
+            ]
+            .into_iter()
+            .map(|(bundle_id, name, version)| AppProfile {
+                bundle_id: bundle_id.to_string(),
+                name: name.to_string(),
+                version: version.to_string(),
+            })
+            .collect(),
+            backup: Default::default(),
         }
     }
 }

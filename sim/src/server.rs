@@ -70,6 +70,10 @@ pub struct Phone {
     /// lockdownd's trusted hosts.
     trusted: Mutex<Vec<TrustedHost>>,
     pair_attempts: Mutex<u32>,
+    /// The phone's notifications, relayed by notification_proxy connections.
+    pub(crate) notifications: crate::services::NotificationBus,
+    /// What backups change on the phone (mobilebackup2).
+    pub(crate) backup: crate::mobilebackup2::BackupState,
 }
 
 fn key_error(e: impl std::fmt::Display) -> SimError {
@@ -114,6 +118,8 @@ impl Phone {
             records: Mutex::new(HashMap::new()),
             trusted: Mutex::new(Vec::new()),
             pair_attempts: Mutex::new(0),
+            notifications: Default::default(),
+            backup: crate::mobilebackup2::BackupState::new(&profile),
             profile,
         };
         if phone.profile.paired {
@@ -143,6 +149,11 @@ impl Phone {
     /// paired earlier would have it in its lockdown folder.
     pub fn pair_record(&self, udid: &str) -> Option<Vec<u8>> {
         lock(&self.records).get(udid).cloned()
+    }
+
+    /// Posts `name` as the phone: every notification_proxy connection observing it relays it.
+    pub fn post_notification(&self, name: &str) {
+        self.notifications.post(name);
     }
 
     /// The phone's profile.
@@ -277,7 +288,7 @@ impl Phone {
                 d.insert("HasBattery".into(), true.into());
             }
             "com.apple.mobile.backup" => {
-                d.insert("WillEncrypt".into(), p.will_encrypt.into());
+                d.insert("WillEncrypt".into(), self.backup.will_encrypt().into());
                 d.insert("RequiresEncryption".into(), p.requires_encryption.into());
                 if let Some(on) = p.icloud_backup {
                     d.insert("CloudBackupEnabled".into(), on.into());
