@@ -8,6 +8,8 @@
 //! Sits above lockdown and the transport and imports from both; nothing below imports it. Not
 //! here: a service's own messages (its module), the lockdown session itself (lockdown/).
 
+pub mod mobilebackup2;
+
 use plist::{Dictionary, Value};
 
 use super::lockdown::pair_record::PairRecord;
