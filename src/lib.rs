@@ -16,6 +16,9 @@ pub mod diagnose;
 /// The com.apple.mobile.backup values (iCloud Backup, last backups, encryption), from a phone or
 /// a backup. Pure.
 pub mod mobile_backup;
+/// Making a backup of a connected phone (`ibackup backup`): the mobilebackup2 conversation
+/// answered in one folder of this computer, the previous backup kept until the new one verifies.
+pub mod new_backup;
 /// How a command ends: an exit status, or a failure paragraph.
 pub mod outcome;
 /// Which OS this is, as a value the OS-specific pure functions take.
