@@ -14,6 +14,8 @@ pub enum Status {
     Incomplete = 1,
     /// Usage error, or something could not be checked (unreadable input, no device...).
     CouldNotCheck = 2,
+    /// `backup` was interrupted with Ctrl-C (128 + SIGINT, as shells report it).
+    Interrupted = 130,
 }
 
 impl From<Status> for ExitCode {

@@ -34,7 +34,7 @@ fn failure(e: DeviceError) -> Failure {
 /// A number of seconds from the variable `name`: `default` when it is unset, empty or blank; a
 /// [`BAD_ENVIRONMENT`] failure naming the variable and the accepted range for anything but a
 /// whole number from 0 to [`MAX_ENV_SECONDS`].
-fn seconds_from_env(name: &str, default: u64) -> Result<Duration, Failure> {
+pub(super) fn seconds_from_env(name: &str, default: u64) -> Result<Duration, Failure> {
     parse_seconds(name, std::env::var_os(name).as_deref(), default)
         .map(Duration::from_secs)
         .map_err(|message| {
@@ -77,7 +77,7 @@ fn parse_seconds(name: &str, value: Option<&OsStr>, default: u64) -> Result<u64,
 
 /// The seconds to wait for a phone to be plugged in: `IBACKUP_DEVICE_WAIT`, else longer when
 /// someone watches.
-fn device_wait(out: &Output) -> Result<Duration, Failure> {
+pub(super) fn device_wait(out: &Output) -> Result<Duration, Failure> {
     let default = if out.progress {
         WAIT_WATCHED
     } else {

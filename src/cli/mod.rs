@@ -4,6 +4,7 @@
 //! Commands gather facts from `backup` and `device`, then hand result types to `render`. They do
 //! no parsing and speak no protocol themselves.
 
+pub mod backup;
 pub mod device;
 pub mod inspect;
 pub mod manual;
@@ -115,6 +116,33 @@ pub enum Command {
         /// call history, WhatsApp). Reads every byte of the backup, so it takes longer.
         #[arg(long)]
         deep: bool,
+    },
+    /// Back up the connected iPhone to this computer (as Finder does), then verify the new
+    /// backup. It goes into FOLDER/<UDID>; the backup already there stays restorable until the
+    /// new one is verified complete. Exit 0 complete, 1 failed or incomplete (the previous
+    /// backup kept), 2 could not start or check, 130 interrupted.
+    #[command(
+        after_long_help = "Examples:\n  ibackup backup --to /mnt/disk/iPhoneBackups\n  ibackup backup --full\n  ibackup backup --encrypt --password-file pw.txt\n  ibackup backup --json > result.json"
+    )]
+    Backup {
+        /// The folder that holds backups (default: the platform's backup folder; on Linux this
+        /// option or IBACKUP_BACKUP_DIR is needed). Created when missing.
+        #[arg(long, value_name = "FOLDER")]
+        to: Option<PathBuf>,
+        /// Which phone, when several are connected (its UDID).
+        #[arg(long = "device", value_name = "UDID")]
+        udid: Option<String>,
+        /// Ask the iPhone for a full backup even when one is already there (by default it sends
+        /// only what changed).
+        #[arg(long)]
+        full: bool,
+        /// Turn on backup encryption first (the password comes from --password-file,
+        /// IBACKUP_PASSWORD or a prompt asked twice). Encrypted backups keep saved passwords,
+        /// Health and Wi-Fi settings.
+        #[arg(long)]
+        encrypt: bool,
+        #[command(flatten)]
+        password: PasswordArg,
     },
     /// The connected phone's live state: model, iOS, storage, battery, backup settings, Find My.
     Device {
@@ -241,6 +269,29 @@ pub fn run(args: Args) -> ExitCode {
                 transport,
             };
             verify::run(&out, &ctx, &backup, udid.as_deref())
+        }
+        Command::Backup {
+            to,
+            udid,
+            full,
+            encrypt,
+            password,
+        } => {
+            let ctx = CheckContext {
+                password: password::PasswordSource::new(password.password_file),
+                deep: false,
+                transport,
+            };
+            backup::run(
+                &out,
+                &ctx,
+                &backup::BackupArgs {
+                    to,
+                    udid,
+                    full,
+                    encrypt,
+                },
+            )
         }
         Command::Device { udid } => device::device(&out, udid.as_deref(), transport),
         Command::Devices => device::devices(&out, transport),

@@ -44,6 +44,38 @@ impl PasswordSource {
         Ok(self.resolved.get_or_init(|| found).as_ref())
     }
 
+    /// A new password (to turn encryption on): like [`get`](Self::get), but typed twice at a
+    /// prompt, and refused when the two differ or it is empty. It is then the run's password.
+    pub fn get_new(&self) -> Result<Option<&Password>, Failure> {
+        if let Some(resolved) = self.resolved.get() {
+            return Ok(resolved.as_ref());
+        }
+        let found = if self.file.is_some() || std::env::var_os(PASSWORD_ENV).is_some_and(|v| !v.is_empty()) {
+            self.resolve()?
+        } else if std::io::stdin().is_terminal() {
+            let first = prompt_with(NEW_PROMPT)?;
+            let again = prompt_with(AGAIN_PROMPT)?;
+            if first.as_bytes() != again.as_bytes() {
+                return Err(Failure::new(
+                    "password.mismatch",
+                    "the two passwords typed differ",
+                    "Run the command again and type the same password twice.",
+                ));
+            }
+            Some(first)
+        } else {
+            None
+        };
+        if found.as_ref().is_some_and(|p| p.as_bytes().is_empty()) {
+            return Err(Failure::new(
+                "password.empty",
+                "the new backup password is empty",
+                "Choose a password: without one the backup cannot be encrypted.",
+            ));
+        }
+        Ok(self.resolved.get_or_init(|| found).as_ref())
+    }
+
     /// Whether a password was obtained (so far) in this run.
     pub fn given(&self) -> bool {
         self.resolved.get().is_some_and(Option::is_some)
@@ -67,6 +99,9 @@ impl PasswordSource {
 
 /// What the prompt says; it goes to the terminal, never to stdout.
 const PROMPT: &str = "Backup password (not shown): ";
+/// The prompts for a new password, asked twice.
+const NEW_PROMPT: &str = "New backup password (not shown): ";
+const AGAIN_PROMPT: &str = "The same password again: ";
 
 fn read_file(path: &Path) -> Result<Password, Failure> {
     let (what, read) = if path == Path::new("-") {
@@ -118,12 +153,16 @@ fn read_bounded(reader: impl Read) -> std::io::Result<Vec<u8>> {
 }
 
 fn prompt() -> Result<Password, Failure> {
+    prompt_with(PROMPT)
+}
+
+fn prompt_with(text: &str) -> Result<Password, Failure> {
     #[cfg(unix)]
     // The line moves into the password's own wiped memory, not copied.
-    let typed = tty::read_hidden(PROMPT, MAX_PASSWORD_FILE as usize)
+    let typed = tty::read_hidden(text, MAX_PASSWORD_FILE as usize)
         .map(|mut line| Password::new(std::mem::take(&mut *line)));
     #[cfg(not(unix))]
-    let typed = rpassword::prompt_password(PROMPT).map(Password::from);
+    let typed = rpassword::prompt_password(text).map(Password::from);
     typed.map_err(|e| {
         Failure::new(
             "password.unreadable",

@@ -344,9 +344,12 @@ impl PartFile {
     }
 }
 
-impl FileSource for Confined {
+/// The [`FileSource`] of a download from a [`Confined`] folder.
+pub struct Source<'a>(pub &'a Confined);
+
+impl FileSource for Source<'_> {
     fn open(&mut self, path: &str) -> io::Result<Box<dyn Read + '_>> {
-        Ok(Box::new(self.open_read(path)?))
+        Ok(Box::new(self.0.open_read(path)?))
     }
 }
 

@@ -8,6 +8,7 @@
 //! printing stops quietly and the exit code stays the command's (docs/exit-codes.md). Writes to
 //! stderr never fail a run: there is nowhere left to say so.
 
+pub mod backup;
 pub mod device;
 pub mod diagnosis;
 pub mod inspect;
