@@ -93,6 +93,22 @@ pub enum DeviceError {
         usb: String,
         usb_fix: String,
     },
+    #[error(
+        "another program is syncing with the iPhone: its sync lock stayed taken for {secs} seconds"
+    )]
+    SyncBusy { secs: u64 },
+    #[error("AFC {operation}{} failed: {status}", of_path(.path))]
+    Afc {
+        operation: &'static str,
+        path: String,
+        status: services::afc::AfcStatus,
+    },
+    #[error("{service} refused {request}: {error}")]
+    ServiceRefused {
+        service: &'static str,
+        request: String,
+        error: String,
+    },
 }
 
 impl DeviceError {
@@ -148,6 +164,9 @@ impl DeviceError {
             DeviceError::UsbBusy { .. } => "device.usb_busy",
             DeviceError::PortRefused { .. } => "device.port_refused",
             DeviceError::NoTransport { .. } => "device.no_daemon",
+            DeviceError::SyncBusy { .. } => "device.sync_busy",
+            DeviceError::Afc { .. } => "device.afc",
+            DeviceError::ServiceRefused { .. } => "device.service_refused",
             _ => "device.protocol",
         }
     }
@@ -188,6 +207,7 @@ impl DeviceError {
             } => {
                 "Unlock the iPhone and run this again.".into()
             }
+            DeviceError::SyncBusy { .. } => "Another program is syncing with the iPhone: quit Finder, iTunes, Apple Devices or any other backup tool, then try again.".into(),
             _ => "Unplug and replug the iPhone, unlock it and try again. If it keeps failing, restart usbmuxd (or the Apple Mobile Device Service).".into(),
         }
     }
@@ -222,6 +242,15 @@ pub(crate) fn read_exact_within<R: Read + ?Sized>(
         }
     }
     Ok(())
+}
+
+/// " of PATH" for an AFC error about a path; nothing for one about a handle.
+fn of_path(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!(" of {path}")
+    }
 }
 
 /// How many UDIDs a message about several phones names before "and N more".
