@@ -9,10 +9,12 @@
 //! - [`services`]: what lockdown starts on other ports, beginning with the StartService
 //!   handshake they all share.
 //!
-//! [`info`] builds the `DeviceState` snapshot from lockdown values. This file is the top: the
+//! [`info`] builds the `DeviceState` snapshot from lockdown values; [`backup_info`] gathers and
+//! builds the Info.plist a computer writes into a new backup. This file is the top: the
 //! entry points the commands call (the choice of transport, [`TransportChoice`], then picking a
 //! phone and reading its state) and the [`DeviceError`] every layer returns.
 
+pub mod backup_info;
 pub mod info;
 pub mod lockdown;
 pub mod services;
