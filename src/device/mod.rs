@@ -9,10 +9,12 @@
 //! - [`services`]: what lockdown starts on other ports, beginning with the StartService
 //!   handshake they all share.
 //!
-//! [`info`] builds the `DeviceState` snapshot from lockdown values. This file is the top: the
+//! [`info`] builds the `DeviceState` snapshot from lockdown values; [`backup_info`] gathers and
+//! builds the Info.plist a computer writes into a new backup. This file is the top: the
 //! entry points the commands call (the choice of transport, [`TransportChoice`], then picking a
 //! phone and reading its state) and the [`DeviceError`] every layer returns.
 
+pub mod backup_info;
 pub mod info;
 pub mod lockdown;
 pub mod services;
@@ -93,6 +95,22 @@ pub enum DeviceError {
         usb: String,
         usb_fix: String,
     },
+    #[error(
+        "another program is syncing with the iPhone: its sync lock stayed taken for {secs} seconds"
+    )]
+    SyncBusy { secs: u64 },
+    #[error("AFC {operation}{} failed: {status}", of_path(.path))]
+    Afc {
+        operation: &'static str,
+        path: String,
+        status: services::afc::AfcStatus,
+    },
+    #[error("{service} refused {request}: {error}")]
+    ServiceRefused {
+        service: &'static str,
+        request: String,
+        error: String,
+    },
 }
 
 impl DeviceError {
@@ -148,6 +166,9 @@ impl DeviceError {
             DeviceError::UsbBusy { .. } => "device.usb_busy",
             DeviceError::PortRefused { .. } => "device.port_refused",
             DeviceError::NoTransport { .. } => "device.no_daemon",
+            DeviceError::SyncBusy { .. } => "device.sync_busy",
+            DeviceError::Afc { .. } => "device.afc",
+            DeviceError::ServiceRefused { .. } => "device.service_refused",
             _ => "device.protocol",
         }
     }
@@ -188,6 +209,7 @@ impl DeviceError {
             } => {
                 "Unlock the iPhone and run this again.".into()
             }
+            DeviceError::SyncBusy { .. } => "Another program is syncing with the iPhone: quit Finder, iTunes, Apple Devices or any other backup tool, then try again.".into(),
             _ => "Unplug and replug the iPhone, unlock it and try again. If it keeps failing, restart usbmuxd (or the Apple Mobile Device Service).".into(),
         }
     }
@@ -222,6 +244,15 @@ pub(crate) fn read_exact_within<R: Read + ?Sized>(
         }
     }
     Ok(())
+}
+
+/// " of PATH" for an AFC error about a path; nothing for one about a handle.
+fn of_path(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!(" of {path}")
+    }
 }
 
 /// How many UDIDs a message about several phones names before "and N more".

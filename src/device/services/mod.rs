@@ -1,12 +1,22 @@
-//! Lockdown services: what the phone serves on ports of its own once lockdown starts them (afc,
-//! notification_proxy and mobilebackup2 come next, one module each). This file holds the part
-//! every service shares: in a lockdown session, StartService NAME; the phone answers with the
-//! port it now listens on and whether it wants TLS there; then a new stream to that port through
-//! the transport, inside TLS pinned to the pair record when asked. [libimobiledevice
+//! Lockdown services: what the phone serves on ports of its own once lockdown starts them, one
+//! module each: [`afc`] (files: the sync lock file, the files Info.plist copies),
+//! [`notification_proxy`] (posting and observing notifications, and the watch that hands the
+//! phone's cancel and passcode notices over), [`installation_proxy`] (the user's apps), and
+//! [`sync_lock`], the sequence over AFC and notification_proxy that takes and gives back the
+//! lock a computer holds while it backs a phone up. This file holds the part every service
+//! shares: in a lockdown session, StartService NAME; the phone answers with the port it now
+//! listens on and whether it wants TLS there; then a new stream to that port through the
+//! transport, inside TLS pinned to the pair record when asked. [libimobiledevice
 //! src/lockdown.c lockdownd_start_service, src/service.c]
 //!
 //! Sits above lockdown and the transport and imports from both; nothing below imports it. Not
-//! here: a service's own messages (its module), the lockdown session itself (lockdown/).
+//! here: the lockdown session itself (lockdown/), what a backup writes from these services'
+//! answers (backup_info.rs).
+
+pub mod afc;
+pub mod installation_proxy;
+pub mod notification_proxy;
+pub mod sync_lock;
 
 pub mod mobilebackup2;
 
