@@ -16,9 +16,11 @@ use super::device::seconds_from_env;
 use super::{check_backup, CheckContext, CommandResult, Failure, Status};
 use crate::backup::report::Verdict;
 use crate::backup::{locate, BackupReport};
-use crate::device::{open_transport, select_device, TransportChoice};
+use crate::device::{open_transport, select_device};
 use crate::new_backup::folder::free_space;
-use crate::new_backup::{BackupError, Made, PhoneFacts, Plan, Session, SessionReport, Stop, StopReason};
+use crate::new_backup::{
+    BackupError, Made, PhoneFacts, Plan, Session, SessionReport, Stop, StopReason,
+};
 use crate::platform::Os;
 use crate::render::{self, text::Style, Output};
 
@@ -116,7 +118,8 @@ pub fn run(out: &Output, ctx: &CheckContext, args: &BackupArgs) -> CommandResult
     let silence = seconds_from_env("IBACKUP_PHONE_SILENCE", SILENCE)?;
     let passcode_wait = seconds_from_env("IBACKUP_PASSCODE_WAIT", PASSCODE_WAIT)?;
     let wait = super::device::device_wait(out)?;
-    let transport = open_transport(ctx.transport).map_err(|e| Failure::new(e.code(), e.to_string(), e.hint()))?;
+    let transport = open_transport(ctx.transport)
+        .map_err(|e| Failure::new(e.code(), e.to_string(), e.hint()))?;
     let spinner = out.spinner("Waiting for an iPhone: plug it in with a cable and unlock it");
     let device = select_device(transport.as_ref(), args.udid.as_deref(), wait);
     spinner.finish_and_clear();
@@ -245,7 +248,9 @@ impl Report<'_> {
         previous: Option<&PreviousBackup>,
         error: Option<Failure>,
     ) {
-        let kind = session.and_then(|s| s.full).map(|full| if full { "full" } else { "incremental" });
+        let kind = session
+            .and_then(|s| s.full)
+            .map(|full| if full { "full" } else { "incremental" });
         if self.out.json {
             self.out.print_json(&BackupOutput {
                 schema: "ibackup.backup/1",

@@ -50,7 +50,9 @@ impl PasswordSource {
         if let Some(resolved) = self.resolved.get() {
             return Ok(resolved.as_ref());
         }
-        let found = if self.file.is_some() || std::env::var_os(PASSWORD_ENV).is_some_and(|v| !v.is_empty()) {
+        let found = if self.file.is_some()
+            || std::env::var_os(PASSWORD_ENV).is_some_and(|v| !v.is_empty())
+        {
             self.resolve()?
         } else if std::io::stdin().is_terminal() {
             let first = prompt_with(NEW_PROMPT)?;

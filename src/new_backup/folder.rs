@@ -45,7 +45,10 @@ fn shown(path: &str) -> String {
 fn link_refused(path: &Path) -> io::Error {
     io::Error::new(
         io::ErrorKind::PermissionDenied,
-        format!("{} is a link; ibackup does not follow links in a backup it writes", path.display()),
+        format!(
+            "{} is a link; ibackup does not follow links in a backup it writes",
+            path.display()
+        ),
     )
 }
 
@@ -511,8 +514,7 @@ mod tests {
         let outside = dir.path().join("outside");
         fs::create_dir(&outside).unwrap();
         std::os::unix::fs::symlink(&outside, f.root().join("ab")).unwrap();
-        std::os::unix::fs::symlink(outside.join("secret"), f.root().join("Status.plist"))
-            .unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), f.root().join("Status.plist")).unwrap();
         fs::write(outside.join("secret"), b"do not send").unwrap();
         // Through a linked folder: refused for every operation.
         let through = format!("{U}/ab/ab12");
@@ -563,7 +565,8 @@ mod tests {
     fn moves_replace_folders_and_removes_tolerate_absence() {
         let (_dir, f) = folder();
         f.create_dir(&format!("{U}/Snapshot/ab")).unwrap();
-        f.write_file(&format!("{U}/Snapshot/ab/ab12"), b"x").unwrap();
+        f.write_file(&format!("{U}/Snapshot/ab/ab12"), b"x")
+            .unwrap();
         f.create_dir(&format!("{U}/ab/old")).unwrap();
         f.move_item(&format!("{U}/Snapshot/ab"), &format!("{U}/ab"))
             .unwrap();

@@ -28,7 +28,9 @@ use crate::device::lockdown::{self, LockdownClient};
 use crate::device::services::mobilebackup2::{
     self, status, DeviceLink, LinkError, Patience, PhoneRequest,
 };
-use crate::device::services::notification_proxy::{NotificationProxy, NotificationWatch, PhoneNotice};
+use crate::device::services::notification_proxy::{
+    NotificationProxy, NotificationWatch, PhoneNotice,
+};
 use crate::device::services::sync_lock::SyncLock;
 use crate::device::services::{self as services};
 use crate::device::transport::{AttachedDevice, Transport};
@@ -257,19 +259,21 @@ impl Session {
         transport: Box<dyn Transport>,
         device: AttachedDevice,
     ) -> Result<Session, BackupError> {
-        let (record, _) = pair_record::find_record(transport.as_ref(), &device.udid)?.ok_or_else(
-            || DeviceError::NotPaired {
-                udid: device.udid.clone(),
-            },
-        )?;
+        let (record, _) =
+            pair_record::find_record(transport.as_ref(), &device.udid)?.ok_or_else(|| {
+                DeviceError::NotPaired {
+                    udid: device.udid.clone(),
+                }
+            })?;
         let mut lockdown = LockdownClient::new(transport.connect(&device, lockdown::PORT)?);
         lockdown.query_type()?;
         lockdown.start_session(&record)?;
-        let text = |lockdown: &mut LockdownClient, key: &str| -> Result<Option<String>, DeviceError> {
-            Ok(lockdown
-                .get_value(None, Some(key))?
-                .and_then(|v| v.as_string().map(str::to_string)))
-        };
+        let text =
+            |lockdown: &mut LockdownClient, key: &str| -> Result<Option<String>, DeviceError> {
+                Ok(lockdown
+                    .get_value(None, Some(key))?
+                    .and_then(|v| v.as_string().map(str::to_string)))
+            };
         let name = text(&mut lockdown, "DeviceName")?;
         let product_type = text(&mut lockdown, "ProductType")?;
         let ios_version = text(&mut lockdown, "ProductVersion")?;
@@ -398,7 +402,8 @@ impl Session {
 
         let mut encryption_turned_on = false;
         if let Some(password) = &plan.new_password {
-            observer.step("Turning on backup encryption: enter the passcode on the iPhone if it asks");
+            observer
+                .step("Turning on backup encryption: enter the passcode on the iPhone if it asks");
             let stream = services::open(
                 transport,
                 &self.device,
@@ -411,8 +416,16 @@ impl Session {
             link.hello().map_err(stopped)?;
             link.request_change_password(&udid, None, Some(password))
                 .map_err(stopped)?;
-            let end = serve(&mut link, &folder, counters, percent, total, &mut Vec::new(), &mut Vec::new())
-                .map_err(stopped)?;
+            let end = serve(
+                &mut link,
+                &folder,
+                counters,
+                percent,
+                total,
+                &mut Vec::new(),
+                &mut Vec::new(),
+            )
+            .map_err(stopped)?;
             let _ = link.disconnect();
             if end.0 != 0 {
                 return Err(BackupError::Encryption {
@@ -544,7 +557,7 @@ fn serve<S: std::io::Read + std::io::Write>(
     refused: &mut Vec<String>,
 ) -> Result<(i64, Option<String>), LinkError> {
     let empty = || Value::Dictionary(Dictionary::new());
-    let mut note = |result: std::io::Result<()>, refused: &mut Vec<String>| -> (i64, Option<String>) {
+    let note = |result: std::io::Result<()>, refused: &mut Vec<String>| -> (i64, Option<String>) {
         match result {
             Ok(()) => (status::OK, None),
             Err(e) => {
@@ -591,7 +604,11 @@ fn serve<S: std::io::Read + std::io::Write>(
             }
             PhoneRequest::GetFreeDiskSpace => match folder::free_space(folder.root()) {
                 Ok(free) => link.send_status(status::OK, None, Value::Integer(free.into()))?,
-                Err(e) => link.send_status(status::FAILED, Some(&e.to_string()), Value::Integer(0u64.into()))?,
+                Err(e) => link.send_status(
+                    status::FAILED,
+                    Some(&e.to_string()),
+                    Value::Integer(0u64.into()),
+                )?,
             },
             PhoneRequest::PurgeDiskSpace => {
                 link.send_status(status::FAILED, Some("Operation not supported"), empty())?

@@ -53,7 +53,11 @@ pub enum StagingError {
         source: io::Error,
     },
     #[error("this file system cannot hard-link, so the new backup needs a copy of the previous one beside it: {needed} bytes, and {free} are free at {path}")]
-    NoRoomToCopy { path: PathBuf, needed: u64, free: u64 },
+    NoRoomToCopy {
+        path: PathBuf,
+        needed: u64,
+        free: u64,
+    },
 }
 
 fn io_error<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> StagingError + 'p {
@@ -156,7 +160,12 @@ fn create_private_dir(path: &Path) -> io::Result<()> {
 
 /// Hard-links every regular file of `from` into `to` (folders recreated); copies instead when
 /// the file system refuses links, after checking the copies fit.
-fn mirror(from: &Path, to: &Path, folder: &Path, carried: &mut Carried) -> Result<(), StagingError> {
+fn mirror(
+    from: &Path,
+    to: &Path,
+    folder: &Path,
+    carried: &mut Carried,
+) -> Result<(), StagingError> {
     let mut copying = false;
     let mut stack = vec![(from.to_path_buf(), to.to_path_buf())];
     while let Some((source, target)) = stack.pop() {
@@ -263,7 +272,8 @@ impl Staging {
             return Err(io_error("cannot move into place", &self.work)(e));
         }
         if self.had_previous {
-            fs::remove_dir_all(&old).map_err(io_error("cannot remove the replaced backup", &old))?;
+            fs::remove_dir_all(&old)
+                .map_err(io_error("cannot remove the replaced backup", &old))?;
         }
         Ok(self.target)
     }
@@ -315,7 +325,10 @@ mod tests {
             .unwrap();
         confined.remove(&format!("{U}/Manifest.db")).unwrap();
         assert_eq!(fs::read(target.join("ab/ab12")).unwrap(), b"old blob");
-        assert_eq!(fs::read(target.join("Manifest.db")).unwrap(), b"old manifest");
+        assert_eq!(
+            fs::read(target.join("Manifest.db")).unwrap(),
+            b"old manifest"
+        );
         staging.discard().unwrap();
         assert_eq!(fs::read(target.join("ab/ab12")).unwrap(), b"old blob");
         assert!(!sibling(&target, NEW_SUFFIX).exists());

@@ -227,7 +227,9 @@ pub fn end_text(
         if kept {
             let said = match verdict {
                 Some(Verdict::Complete) => style.good("complete and restorable"),
-                Some(Verdict::Incomplete) => style.warn("incomplete (it was already, before this run)"),
+                Some(Verdict::Incomplete) => {
+                    style.warn("incomplete (it was already, before this run)")
+                }
                 Some(Verdict::Unchecked) | None => style.warn("not checked"),
             };
             text.push_str(&format!(

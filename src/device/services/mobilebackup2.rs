@@ -359,7 +359,10 @@ impl<S: Read + Write> DeviceLink<S> {
                     self.write_all(&chunk)?;
                     let mut entry = Dictionary::new();
                     entry.insert("DLFileErrorString".into(), text.into());
-                    entry.insert("DLFileErrorCode".into(), Value::Integer(io_status(&e).into()));
+                    entry.insert(
+                        "DLFileErrorCode".into(),
+                        Value::Integer(io_status(&e).into()),
+                    );
                     errors.insert(path.clone(), Value::Dictionary(entry));
                 }
             }
@@ -718,9 +721,7 @@ fn error_text(e: &io::Error) -> String {
 /// The text of `value` as an integer (the phone sends unsigned, signed or, rarely, real).
 fn as_i64(value: &Value) -> Option<i64> {
     match value {
-        Value::Integer(i) => i
-            .as_signed()
-            .or_else(|| i.as_unsigned().map(|u| u as i64)),
+        Value::Integer(i) => i.as_signed().or_else(|| i.as_unsigned().map(|u| u as i64)),
         Value::Real(r) if r.is_finite() => Some(*r as i64),
         _ => None,
     }
@@ -811,7 +812,9 @@ pub fn decode_request(message: &[Value]) -> Result<PhoneRequest, String> {
                     .map(|(from, to)| {
                         to.as_string()
                             .map(|to| (from.clone(), to.to_string()))
-                            .ok_or_else(|| format!("{name}: {from:?} moves to something that is not a path"))
+                            .ok_or_else(|| {
+                                format!("{name}: {from:?} moves to something that is not a path")
+                            })
                     })
                     .collect::<Result<_, _>>()?,
                 progress: progress(3),
@@ -946,7 +949,10 @@ mod tests {
         assert_eq!(as_i64(&sent[0][2]), Some(400));
         let hello = sent[1][1].as_dictionary().unwrap();
         assert_eq!(hello["MessageName"].as_string(), Some("Hello"));
-        assert_eq!(hello["SupportedProtocolVersions"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            hello["SupportedProtocolVersions"].as_array().unwrap().len(),
+            2
+        );
     }
 
     #[test]
@@ -1009,11 +1015,7 @@ mod tests {
                 },
             ),
             (
-                array(vec![
-                    "DLMessageCopyItem".into(),
-                    "U/a".into(),
-                    "U/b".into(),
-                ]),
+                array(vec!["DLMessageCopyItem".into(), "U/a".into(), "U/b".into()]),
                 PhoneRequest::CopyItem {
                     from: "U/a".into(),
                     to: "U/b".into(),
@@ -1039,7 +1041,10 @@ mod tests {
         for malformed in [
             array(vec![]),
             array(vec!["DLMessageDownloadFiles".into()]),
-            array(vec!["DLMessageDownloadFiles".into(), array(vec![1u64.into()])]),
+            array(vec![
+                "DLMessageDownloadFiles".into(),
+                array(vec![1u64.into()]),
+            ]),
             array(vec!["DLMessageCreateDirectory".into(), 5u64.into()]),
             array(vec!["DLMessageMoveItems".into(), "x".into()]),
             array(vec!["DLMessageProcessMessage".into(), "x".into()]),
@@ -1178,10 +1183,16 @@ mod tests {
         let got = link.receive_files(&mut sink).unwrap();
         assert_eq!(got.files, 2);
         assert_eq!(got.bytes, 11);
-        assert_eq!(sink.done[0], ("U/Snapshot/ab/ab1".into(), b"hello world".to_vec()));
+        assert_eq!(
+            sink.done[0],
+            ("U/Snapshot/ab/ab1".into(), b"hello world".to_vec())
+        );
         assert_eq!(sink.done[1], ("U/Snapshot/cd/cd2".into(), Vec::new()));
         assert_eq!(sink.abandoned, vec!["U/Snapshot/ef/ef3".to_string()]);
-        assert_eq!(got.phone_errors, vec![("U/Snapshot/ef/ef3".into(), "gone".into())]);
+        assert_eq!(
+            got.phone_errors,
+            vec![("U/Snapshot/ef/ef3".into(), "gone".into())]
+        );
         let status = &frames(&link.stream.output)[0];
         assert_eq!(as_i64(&status[1]), Some(0));
     }
@@ -1197,7 +1208,10 @@ mod tests {
             ..Sink::default()
         };
         let got = link.receive_files(&mut sink).unwrap();
-        assert_eq!(got.files, 0, "nothing more is written after the first failure");
+        assert_eq!(
+            got.files, 0,
+            "nothing more is written after the first failure"
+        );
         assert!(got.local_error.is_some());
         let status = &frames(&link.stream.output)[0];
         assert_eq!(as_i64(&status[1]), Some(status::FAILED));
@@ -1221,7 +1235,10 @@ mod tests {
         let err = link(u32::MAX.to_be_bytes().to_vec())
             .next_request()
             .unwrap_err();
-        assert!(matches!(err, LinkError::Device(DeviceError::FrameTooLarge { .. })));
+        assert!(matches!(
+            err,
+            LinkError::Device(DeviceError::FrameTooLarge { .. })
+        ));
         let err = link(vec![0, 0, 0, 9, b'b']).next_request().unwrap_err();
         assert!(matches!(err, LinkError::Device(DeviceError::Closed { .. })));
         // Not a plist, and a plist that is not an array.
@@ -1243,7 +1260,10 @@ mod tests {
         );
         let started = Instant::now();
         let err = silent.next_request().unwrap_err();
-        assert!(matches!(err, LinkError::Device(DeviceError::Timeout { .. })), "{err}");
+        assert!(
+            matches!(err, LinkError::Device(DeviceError::Timeout { .. })),
+            "{err}"
+        );
         assert!(started.elapsed() < Duration::from_secs(5));
         let patience = Patience::new(Duration::from_secs(3600));
         patience.stop.store(true, Ordering::SeqCst);
