@@ -89,6 +89,7 @@ pub const FIXES: &[Fix] = &[
             "Mac: connect the iPhone, select it in the Finder sidebar, choose \"Back up all of the data on your iPhone to this Mac\", tick Encrypt local backup, and click Back Up Now.",
             "Windows: connect the iPhone, open Apple Devices (or iTunes), select the iPhone, and click Back Up Now.",
             "Then check it with `ibackup verify` on the new backup folder.",
+            "Or let ibackup make it, on any computer (Linux too): with the iPhone connected and unlocked, run `ibackup backup` (on Linux `ibackup backup --to FOLDER`, or `--encrypt` to turn encryption on). It checks the new backup with verify when it ends and keeps the previous one until the new one is complete.",
         ],
     },
     Fix {
