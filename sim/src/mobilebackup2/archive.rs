@@ -70,7 +70,11 @@ pub fn mbfile(entry: &Entry, keys: Option<&Keys>) -> Vec<u8> {
         class.insert("$classname".into(), "NSMutableData".into());
         class.insert(
             "$classes".into(),
-            Value::Array(vec!["NSMutableData".into(), "NSData".into(), "NSObject".into()]),
+            Value::Array(vec![
+                "NSMutableData".into(),
+                "NSData".into(),
+                "NSObject".into(),
+            ]),
         );
         objects.push(Value::Dictionary(class));
     }
@@ -231,4 +235,3 @@ pub fn status_plist(uuid: &str, full: bool, state: &str, now: SystemTime) -> Vec
     status.insert("SnapshotState".into(), state.into());
     binary(&Value::Dictionary(status))
 }
-

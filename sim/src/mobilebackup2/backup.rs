@@ -65,7 +65,11 @@ fn stop(link: &mut Link, code: u64, description: &str) -> Result<Outcome, Device
 }
 
 /// A request the computer answered with an error: the phone stops naming it.
-fn refused(link: &mut Link, request: &str, status: &super::link::Status) -> Result<Outcome, DeviceError> {
+fn refused(
+    link: &mut Link,
+    request: &str,
+    status: &super::link::Status,
+) -> Result<Outcome, DeviceError> {
     let text = if status.text.is_empty() {
         String::new()
     } else {
@@ -167,7 +171,13 @@ pub fn run(phone: &Phone, link: &mut Link, force_full: bool) -> Result<Outcome, 
             gone
         })
         .unwrap_or_default();
-    let on_wire = |size: u64| if keys.is_some() { keys::encrypted_len(size) } else { size };
+    let on_wire = |size: u64| {
+        if keys.is_some() {
+            keys::encrypted_len(size)
+        } else {
+            size
+        }
+    };
     let manifest_db = archive::manifest_db(&content, keys.as_ref())
         .map_err(|e| super::link::bad("the phone's Manifest.db", e))?;
     let manifest_db = match &keys {
@@ -197,13 +207,25 @@ pub fn run(phone: &Phone, link: &mut Link, force_full: bool) -> Result<Outcome, 
 
     // Folders: Snapshot/, its blob folders, and the final blob folders.
     let mut folders = vec![format!("{udid}/Snapshot")];
-    let snapshot_prefixes: BTreeSet<String> =
-        uploads.iter().map(|e| e.file_id()[..2].to_string()).collect();
-    folders.extend(snapshot_prefixes.iter().map(|p| format!("{udid}/Snapshot/{p}")));
-    let prefixes: BTreeSet<String> = content.files().map(|e| e.file_id()[..2].to_string()).collect();
+    let snapshot_prefixes: BTreeSet<String> = uploads
+        .iter()
+        .map(|e| e.file_id()[..2].to_string())
+        .collect();
+    folders.extend(
+        snapshot_prefixes
+            .iter()
+            .map(|p| format!("{udid}/Snapshot/{p}")),
+    );
+    let prefixes: BTreeSet<String> = content
+        .files()
+        .map(|e| e.file_id()[..2].to_string())
+        .collect();
     folders.extend(prefixes.iter().map(|p| format!("{udid}/{p}")));
     for folder in &folders {
-        link.send(vec!["DLMessageCreateDirectory".into(), folder.clone().into()])?;
+        link.send(vec![
+            "DLMessageCreateDirectory".into(),
+            folder.clone().into(),
+        ])?;
         let answer = link.receive_status("DLMessageCreateDirectory", ANSWER)?;
         // -7 is "it exists already" in DeviceLink's errno mapping: nothing to do.
         if answer.code != 0 && answer.code != -7 {
@@ -371,7 +393,10 @@ pub fn run(phone: &Phone, link: &mut Link, force_full: bool) -> Result<Outcome, 
 /// A fileID as the phone names blobs: 40 lowercase hex digits (a row with anything else is
 /// not one the phone would remove).
 fn is_file_id(id: &str) -> bool {
-    id.len() == 40 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 40
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Whether a Status.plist says `SnapshotState = finished`.
@@ -391,7 +416,11 @@ type Rows = HashMap<String, (i64, Vec<u8>)>;
 
 /// The computer's Manifest.db rows, when its copy is a backup of this phone that the phone can
 /// read (same encryption, its own ManifestKey); `None` means a full backup.
-fn readable_previous(files: &[(String, Downloaded)], udid: &str, keys: Option<&Keys>) -> Option<Rows> {
+fn readable_previous(
+    files: &[(String, Downloaded)],
+    udid: &str,
+    keys: Option<&Keys>,
+) -> Option<Rows> {
     let find = |name: &str| {
         files.iter().find_map(|(path, file)| match file {
             Downloaded::Data(d) if path.ends_with(name) => Some(d),
@@ -581,4 +610,3 @@ fn send_chunk(link: &mut Link, out: &mut Vec<u8>, data: &[u8]) -> Result<(), Dev
     out.extend_from_slice(data);
     link.write_all(out)
 }
-

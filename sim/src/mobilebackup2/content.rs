@@ -18,10 +18,7 @@ const BASE_TIME: i64 = 1_714_521_600;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     Directory,
-    File {
-        size: u64,
-        data: Data,
-    },
+    File { size: u64, data: Data },
 }
 
 /// Where a file's bytes come from.
@@ -393,7 +390,15 @@ fn apply_changes(profile: &BackupProfile, files: &mut Vec<Entry>, step: u64) {
     while removed < changes.removed && guard < 10_000 {
         guard += 1;
         let removable: Vec<usize> = (0..files.len())
-            .filter(|&i| !matches!(files[i].kind, Kind::File { data: Data::Sqlite(_), .. }))
+            .filter(|&i| {
+                !matches!(
+                    files[i].kind,
+                    Kind::File {
+                        data: Data::Sqlite(_),
+                        ..
+                    }
+                )
+            })
             .collect();
         if removable.is_empty() {
             break;

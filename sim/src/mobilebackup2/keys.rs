@@ -84,7 +84,11 @@ impl Keys {
             } else {
                 (2u32, wrap(&kek, &key))
             };
-            tlv(&mut keybag, b"UUID", &bytes::<16>(seed, &format!("UUID {class}")));
+            tlv(
+                &mut keybag,
+                b"UUID",
+                &bytes::<16>(seed, &format!("UUID {class}")),
+            );
             tlv(&mut keybag, b"CLAS", &class.to_be_bytes());
             tlv(&mut keybag, b"WRAP", &wrap_bits.to_be_bytes());
             tlv(&mut keybag, b"KTYP", &0u32.to_be_bytes());

@@ -107,12 +107,10 @@ impl Link {
     }
 
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), DeviceError> {
-        self.stream
-            .write_all(bytes)
-            .map_err(|e| DeviceError::Io {
-                what: "sending to the computer".to_string(),
-                source: e,
-            })
+        self.stream.write_all(bytes).map_err(|e| DeviceError::Io {
+            what: "sending to the computer".to_string(),
+            source: e,
+        })
     }
 
     pub fn flush(&mut self) -> Result<(), DeviceError> {
@@ -163,19 +161,19 @@ impl Link {
         }
         let mut body = vec![0u8; length];
         self.read_full(&mut body, what, deadline)?;
-        let value = Value::from_reader(std::io::Cursor::new(&body)).map_err(|e| {
-            DeviceError::BadPlist {
+        let value =
+            Value::from_reader(std::io::Cursor::new(&body)).map_err(|e| DeviceError::BadPlist {
                 what: what.to_string(),
                 detail: e.to_string(),
-            }
-        })?;
+            })?;
         match value {
-            Value::Array(items)
-                if items.first().and_then(Value::as_string).is_some() =>
-            {
+            Value::Array(items) if items.first().and_then(Value::as_string).is_some() => {
                 Ok(Some(items))
             }
-            _ => Err(bad(what, "a DeviceLink message must be an array starting with its name")),
+            _ => Err(bad(
+                what,
+                "a DeviceLink message must be an array starting with its name",
+            )),
         }
     }
 

@@ -12,6 +12,8 @@ mod backup;
 pub mod content;
 pub mod keys;
 pub mod link;
+#[cfg(test)]
+mod tests;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -165,7 +167,8 @@ impl BackupState {
     }
 
     fn set_password(&self, password: Option<String>) {
-        self.will_encrypt.store(password.is_some(), Ordering::SeqCst);
+        self.will_encrypt
+            .store(password.is_some(), Ordering::SeqCst);
         *self.password.lock().unwrap_or_else(|p| p.into_inner()) = password;
     }
 
