@@ -839,3 +839,44 @@ fn an_encrypted_backup_decrypts_with_the_phone_keys_and_goes_incremental() {
     assert_eq!(computer.uploaded, changed + 3);
     computer.disconnect(server);
 }
+
+#[test]
+fn the_shipped_backup_profiles_say_what_their_names_say() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    let load = |name: &str| Profile::load(&dir.join(format!("backup-{name}.json"))).unwrap();
+    for (name, fault) in [
+        ("stop-mid-upload", BackupFault::StopMidUpload),
+        ("no-space", BackupFault::NoSpace),
+        ("file-errors", BackupFault::FileErrors),
+        ("snapshot-left", BackupFault::SnapshotLeft),
+        ("passcode-never-entered", BackupFault::PasscodeNeverEntered),
+        ("passcode-prompt", BackupFault::PasscodePrompt),
+        ("cancel-request", BackupFault::CancelRequest),
+    ] {
+        assert_eq!(load(name).backup.fault, Some(fault), "{name}");
+    }
+    let encrypted = load("encrypted");
+    assert!(encrypted.will_encrypt);
+    assert!(BackupState::new(&encrypted).will_encrypt());
+    let large = load("large");
+    let content = Content::at(&large.backup, &large.apps, 0);
+    assert_eq!(content.file_count(), 20_000);
+    assert_eq!(content.total_bytes(), 2_000_000_000);
+    let biggest = content.files().map(|e| e.size()).max().unwrap();
+    assert!(biggest < 10_000_000, "no single file dominates: {biggest}");
+}
+
+#[test]
+fn generated_bytes_stream_fast_in_an_optimised_build() {
+    // 64 MiB in 64 KiB pieces, as the upload reads them.
+    let mut buf = vec![0u8; 64 * 1024];
+    let started = std::time::Instant::now();
+    for piece in 0..1024u64 {
+        content::fill(9, piece * buf.len() as u64, &mut buf);
+    }
+    let per_second = (64u64 << 20) as f64 / started.elapsed().as_secs_f64();
+    // Unoptimised code is an order of magnitude slower; the figure that matters (well over
+    // 1 GB/s) is the release build's, which the benchmark uses.
+    let floor = if cfg!(debug_assertions) { 50e6 } else { 1.5e9 };
+    assert!(per_second > floor, "{per_second:.0} bytes/s");
+}
