@@ -85,7 +85,7 @@ fn a_full_then_an_incremental_backup_verify_complete() {
     let (code, report) = verify(&backup_path(&to), &[]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["verdict"], "complete");
-    assert_eq!(report["device"]["udid"], UDID);
+    assert_eq!(report["backup"]["udid"], UDID);
     let listed = report["files"]["listed"].as_u64().unwrap();
     assert_eq!(listed, 40, "{report:#}");
     assert!(backup_path(&to).join("Info.plist").is_file());
@@ -221,7 +221,7 @@ fn ctrl_c_stops_cleanly_and_says_the_previous_backup_is_intact() {
     }
     let before = tree_fingerprint(&backup_path(&to));
     let mut command = phone
-        .command(&["backup", "--to", to.to_str().unwrap()])
+        .command(&["backup", "--full", "--to", to.to_str().unwrap()])
         .command();
     let child = command
         .stdout(Stdio::piped())
@@ -259,7 +259,7 @@ fn an_encrypting_phone_needs_the_password_and_its_backup_unlocks_with_it() {
     assert_eq!(code, 0, "{made:#}");
     assert_eq!(made["encrypted"], true);
     assert_eq!(made["verify"]["verdict"], "complete");
-    assert_eq!(made["verify"]["encrypted"], true);
+    assert_eq!(made["verify"]["backup"]["encrypted"], true);
     let (code, wrong) = verify(&backup_path(&to), &[("IBACKUP_PASSWORD", "wrong")]);
     assert_eq!(code, 2, "{wrong:#}");
     assert_eq!(wrong["error"]["code"], "backup.wrong_password");
@@ -276,7 +276,7 @@ fn encrypt_turns_encryption_on_with_the_new_password() {
     let (code, made) = backup(&phone, &to, &["--encrypt"], &env);
     assert_eq!(code, 0, "{made:#}");
     assert_eq!(made["session"]["encryption_turned_on"], true);
-    assert_eq!(made["verify"]["encrypted"], true);
+    assert_eq!(made["verify"]["backup"]["encrypted"], true);
     let (code, _) = verify(&backup_path(&to), &env);
     assert_eq!(code, 0);
     let after = phone.ibackup(&["device", "--json"]).json();

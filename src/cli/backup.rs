@@ -335,7 +335,7 @@ fn finish(
         return Ok(Status::Incomplete);
     }
     let checked = check_backup(out, ctx, &made.staging.work);
-    let verified = match checked {
+    let mut verified = match checked {
         Ok(verified) => verified,
         Err(failure) => {
             let _ = made.staging.discard();
@@ -369,6 +369,8 @@ fn finish(
     let had_previous = made.staging.had_previous;
     match made.staging.commit() {
         Ok(placed) => {
+            // Verified where it was made; it is the same backup under its own name now.
+            verified.backup.path = placed.display().to_string();
             let previous = had_previous.then(|| PreviousBackup {
                 path: placed.clone(),
                 kept: false,

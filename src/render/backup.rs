@@ -184,7 +184,11 @@ pub fn end_text(
                 human_count(s.files),
                 if s.files == 1 { "file" } else { "files" },
                 seconds(s.seconds),
-                kind.map(|k| format!(", a {k} backup")).unwrap_or_default(),
+                match kind {
+                    Some("full") => ", a full backup",
+                    Some(_) => ", an incremental backup",
+                    None => "",
+                },
             ));
         }
         if s.encryption_turned_on {

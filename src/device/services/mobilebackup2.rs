@@ -586,6 +586,10 @@ impl<S: Read + Write> DeviceLink<S> {
 
     /// Fills `buf`, waiting through the phone's silences as [`Patience`] allows.
     fn read_exact(&mut self, buf: &mut [u8], what: &str) -> Result<(), LinkError> {
+        // A phone that keeps sending never makes a read wait: look at the flag every time.
+        if self.patience.stopped() {
+            return Err(LinkError::Stopped);
+        }
         let mut filled = 0;
         let mut heard = Instant::now();
         while filled < buf.len() {
