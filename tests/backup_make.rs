@@ -17,15 +17,19 @@ fn phone_with(json: &str) -> SimPhone {
 }
 
 /// `ibackup backup --to DIR --json` against `phone` with `env`: (exit code, JSON).
-fn backup(phone: &SimPhone, to: &Path, extra: &[&str], env: &[(&str, &str)]) -> (i32, serde_json::Value) {
+fn backup(
+    phone: &SimPhone,
+    to: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, serde_json::Value) {
     let mut args = vec!["backup", "--to", to.to_str().unwrap(), "--json"];
     args.extend_from_slice(extra);
     let run = phone.ibackup_with(&args, env);
     let code = run.code().unwrap_or(-1);
     let text = run.stdout();
-    let json = serde_json::from_str(&text).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {text}\nstderr: {}", run.stderr())
-    });
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {text}\nstderr: {}", run.stderr()));
     (code, json)
 }
 
@@ -162,7 +166,10 @@ fn file_errors_are_the_phones_error_205() {
     assert_eq!(code, 1);
     assert_eq!(result["session"]["error_code"], 205);
     assert_eq!(result["error"]["code"], "make.phone_error");
-    assert!(result["error"]["hint"].as_str().unwrap().contains("move it out"));
+    assert!(result["error"]["hint"]
+        .as_str()
+        .unwrap()
+        .contains("move it out"));
 }
 
 #[test]
@@ -179,7 +186,10 @@ fn a_phone_that_vanishes_mid_upload_leaves_the_previous_backup() {
     let (code, result) = fails_and_keeps_previous("stop_mid_upload", &[]);
     assert_eq!(code, 2);
     assert_eq!(result["outcome"], "failed");
-    assert!(result["error"]["code"].as_str().unwrap().starts_with("device."));
+    assert!(result["error"]["code"]
+        .as_str()
+        .unwrap()
+        .starts_with("device."));
 }
 
 #[test]
@@ -238,7 +248,10 @@ fn ctrl_c_stops_cleanly_and_says_the_previous_backup_is_intact() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stdout}\n{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
-    assert!(stdout.contains("The previous backup was not changed"), "{stdout}");
+    assert!(
+        stdout.contains("The previous backup was not changed"),
+        "{stdout}"
+    );
     assert!(stdout.contains("complete and restorable"), "{stdout}");
     assert_eq!(tree_fingerprint(&backup_path(&to)), before);
     assert_no_leftovers(&to);
@@ -246,7 +259,8 @@ fn ctrl_c_stops_cleanly_and_says_the_previous_backup_is_intact() {
 
 #[test]
 fn an_encrypting_phone_needs_the_password_and_its_backup_unlocks_with_it() {
-    let phone = phone_with(r#"{"will_encrypt": true, "backup": {"files": 15, "password": "sesame"}}"#);
+    let phone =
+        phone_with(r#"{"will_encrypt": true, "backup": {"files": 15, "password": "sesame"}}"#);
     let dir = TempDir::new().unwrap();
     let to = dir.path().join("Backups");
     // Without a password (no terminal): refused before anything is written.

@@ -91,6 +91,14 @@ struct DeviceConnection {
     seq: u32,
     expected: u32,
     to_lockdown: Sender<Vec<u8>>,
+    /// The host's last acknowledgement and its window (bytes): what is sent never runs more
+    /// than the window ahead of what the host acknowledged, as a phone's TCP does.
+    acked: u32,
+    window: u32,
+    /// What the service wrote that the window does not allow yet.
+    outbox: std::collections::VecDeque<u8>,
+    /// The service closed: the connection is reset once the outbox is sent.
+    closing: bool,
 }
 
 /// The lockdownd (or service) thread's end of a connection.
@@ -333,8 +341,12 @@ impl Device<'_> {
         let Some(conn) = self.connections.get_mut(&host_port) else {
             return Ok(true);
         };
+        if header.flags & frame::ACK != 0 {
+            conn.acked = header.ack;
+            conn.window = u32::from(header.window) << 8;
+        }
         if payload.is_empty() {
-            return Ok(true);
+            return self.flush(host_port);
         }
         if header.seq != conn.expected {
             return Err(DeviceError::BadReply {
@@ -401,6 +413,10 @@ impl Device<'_> {
                 seq: 0,
                 expected: header.seq.wrapping_add(1),
                 to_lockdown,
+                acked: 1,
+                window: u32::from(header.window) << 8,
+                outbox: Default::default(),
+                closing: false,
             },
         );
         self.tcp(host_port, frame::SYN | frame::ACK, &[])?;
@@ -417,20 +433,46 @@ impl Device<'_> {
                 Ok(event) => event,
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => return Ok(true),
             };
-            match event {
+            let host_port = match event {
                 Event::Data(host_port, bytes) => {
-                    for chunk in bytes.chunks(32 * 1024) {
-                        if !self.reply(host_port, chunk)? {
-                            return Ok(false);
-                        }
+                    if let Some(conn) = self.connections.get_mut(&host_port) {
+                        conn.outbox.extend(bytes);
                     }
+                    host_port
                 }
                 Event::Closed(host_port) => {
-                    if self.connections.contains_key(&host_port) {
-                        self.tcp(host_port, frame::RST, b"lockdownd closed the connection")?;
-                        self.connections.remove(&host_port);
+                    if let Some(conn) = self.connections.get_mut(&host_port) {
+                        conn.closing = true;
                     }
+                    host_port
                 }
+            };
+            if !self.flush(host_port)? {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Sends what the window allows of a connection's outbox (in packets of at most 32 KiB),
+    /// then the reset of a closed service once nothing is left; `false` ends the plug-in.
+    fn flush(&mut self, host_port: u16) -> Result<bool, DeviceError> {
+        loop {
+            let Some(conn) = self.connections.get_mut(&host_port) else {
+                return Ok(true);
+            };
+            let in_flight = conn.seq.wrapping_sub(conn.acked);
+            let room = conn.window.saturating_sub(in_flight) as usize;
+            let take = conn.outbox.len().min(room).min(32 * 1024);
+            if take == 0 {
+                if conn.outbox.is_empty() && conn.closing {
+                    self.tcp(host_port, frame::RST, b"lockdownd closed the connection")?;
+                    self.connections.remove(&host_port);
+                }
+                return Ok(true);
+            }
+            let chunk: Vec<u8> = conn.outbox.drain(..take).collect();
+            if !self.reply(host_port, &chunk)? {
+                return Ok(false);
             }
         }
     }
