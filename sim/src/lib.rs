@@ -59,6 +59,8 @@ pub fn fixed_key_markers() -> Vec<&'static str> {
 /// end on their own threads.
 pub struct Server {
     address: String,
+    /// The phone it serves, for tests to look at (what was posted, whether the lock is held).
+    phone: Arc<Phone>,
     /// What `ibackup-sim` prints after `ready` (the chosen address when port 0 was asked for).
     announced: Option<String>,
     stop: Arc<AtomicBool>,
@@ -80,9 +82,11 @@ impl Server {
         path: std::path::PathBuf,
         stop: Arc<AtomicBool>,
         accept: std::thread::JoinHandle<()>,
+        phone: Arc<Phone>,
     ) -> Server {
         Server {
             address: path.display().to_string(),
+            phone,
             announced: None,
             stop,
             accept: Some(accept),
@@ -123,6 +127,7 @@ impl Server {
                     .local_addr()
                     .map_err(|e| listen_error(e.to_string()))?;
                 let stopped = Arc::clone(&stop);
+                let served = Arc::clone(&phone);
                 let accept = std::thread::spawn(move || {
                     for stream in listener.incoming().flatten() {
                         if stopped.load(Ordering::SeqCst) {
@@ -135,6 +140,7 @@ impl Server {
                 });
                 Ok(Server {
                     address: local.to_string(),
+                    phone: served,
                     announced: (port == 0).then(|| local.to_string()),
                     stop,
                     accept: Some(accept),
@@ -145,6 +151,7 @@ impl Server {
             DaemonAddress::Unix(path) => {
                 let listener = bind_unix(&path).map_err(listen_error)?;
                 let stopped = Arc::clone(&stop);
+                let served = Arc::clone(&phone);
                 let accept = std::thread::spawn(move || {
                     for stream in listener.incoming().flatten() {
                         if stopped.load(Ordering::SeqCst) {
@@ -154,7 +161,7 @@ impl Server {
                         spawn(&phone, Box::new(stream));
                     }
                 });
-                Ok(Server::on_unix_socket(path, stop, accept))
+                Ok(Server::on_unix_socket(path, stop, accept, served))
             }
             #[cfg(not(unix))]
             DaemonAddress::Unix(_) => Err(listen_error(
@@ -192,6 +199,7 @@ impl Server {
         };
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
+        let served = Arc::clone(&phone);
         let accept = std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 if stopped.load(Ordering::SeqCst) {
@@ -213,7 +221,13 @@ impl Server {
                 });
             }
         });
-        Ok(Server::on_unix_socket(path, stop, accept))
+        Ok(Server::on_unix_socket(path, stop, accept, served))
+    }
+
+    /// The phone this server serves: tests read what computers did to it
+    /// ([`Phone::posted_by_computer`], [`Phone::sync_lock_held`]).
+    pub fn phone(&self) -> Arc<Phone> {
+        Arc::clone(&self.phone)
     }
 
     /// Where clients reach it: the socket path, or `127.0.0.1:PORT`; a value for
@@ -328,7 +342,7 @@ fn announce(address: Option<String>) {
     let _ = out.flush();
 }
 
-fn spawn(phone: &Arc<Phone>, stream: Box<dyn ibackup::device::transport::DeviceStream>) {
+fn spawn(phone: &Arc<Phone>, stream: Box<dyn services::ServiceStream>) {
     let phone = Arc::clone(phone);
     std::thread::spawn(move || {
         if let Err(e) = server::serve(&phone, stream) {

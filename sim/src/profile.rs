@@ -50,6 +50,17 @@ pub struct Profile {
     pub apps: Vec<AppProfile>,
     /// What the phone holds and how its backups go (mobilebackup2).
     pub backup: crate::mobilebackup2::BackupProfile,
+    /// This many AFC lock attempts on the sync lock file answer "would block" first, as when
+    /// another program on the phone is syncing.
+    pub sync_lock_busy_for: u32,
+    /// Root value PhoneNumber; null leaves it out (no SIM).
+    pub phone_number: Option<String>,
+    /// Root value InternationalMobileEquipmentIdentity; null leaves it out.
+    pub imei: Option<String>,
+    /// Root value IntegratedCircuitCardIdentity (the SIM's ICCID); null leaves it out.
+    pub iccid: Option<String>,
+    /// com.apple.mobile.iTunes MinITunesVersion: the oldest iTunes that may sync the phone.
+    pub min_itunes_version: String,
 }
 
 /// One installed app.
@@ -173,6 +184,11 @@ impl Default for Profile {
             })
             .collect(),
             backup: Default::default(),
+            sync_lock_busy_for: 0,
+            phone_number: None,
+            imei: None,
+            iccid: None,
+            min_itunes_version: "12.5.1".to_string(),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The simulated phone's two servers on one socket: usbmuxd (device list, pair record store,
 //! BUID, Connect) and, after Connect to port 62078, lockdownd (QueryType, GetValue, sessions
-//! with TLS under the device's certificate, Pair). It answers the way a phone does: unpaired
-//! clients get basic root values only; domains need a session. Faults from the profile are
-//! injected here.
+//! with TLS under the device's certificate, Pair, StartService). It answers the way a phone
+//! does: unpaired clients get basic root values only; domains and services need a session.
+//! StartService gives a fresh port that accepts one connection (through usbmuxd's Connect, or a
+//! SYN on emulated USB); [`serve_service`] runs the service there, inside TLS when the answer
+//! said so. Faults from the profile are injected here.
 //!
 //! It reuses the client's framing (device::transport::usbmuxd, device::lockdown) so both sides agree on one
 //! definition of the wire format.
@@ -25,6 +27,7 @@ use rustls::{
 };
 
 use super::profile::{DateForm, Fault, PairingOutcome, Profile};
+use super::services::{self, Service, ServiceState, ServiceStream, SERVICE_IDLE};
 use super::SimError;
 use ibackup::device::lockdown::pair_record::PairRecord;
 use ibackup::device::lockdown::pairing::new_uuid;
@@ -39,14 +42,21 @@ const ROOT_KEY: &str = include_str!("keys/root.pem");
 const HOST_KEY: &str = include_str!("keys/host.pem");
 const OTHER_KEY: &str = include_str!("keys/other.pem");
 
+/// The escrow bag the phone gives a host when it pairs (fixed: only the simulator's).
+const ESCROW_BAG: [u8; 32] = [0x5a; 32];
 /// The DeviceID the simulated phone has in usbmuxd.
 const DEVICE_ID: u64 = 1;
 /// How long an idle client connection is kept.
 const IDLE: Duration = Duration::from_secs(30);
 
+/// The first port StartService hands out (the dynamic range, as a phone's).
+const FIRST_SERVICE_PORT: u16 = 49152;
+/// Started services nobody connected to yet, at most: older ones are forgotten first.
+const MAX_WAITING_SERVICES: usize = 64;
+
 /// A host the simulated lockdownd trusts (from a Pair request or the initial profile).
 #[derive(Clone)]
-struct TrustedHost {
+pub(crate) struct TrustedHost {
     host_id: String,
     device_certificate: CertificateDer<'static>,
     client_certificates: Vec<CertificateDer<'static>>,
@@ -74,6 +84,37 @@ pub struct Phone {
     pub(crate) notifications: crate::services::NotificationBus,
     /// What backups change on the phone (mobilebackup2).
     pub(crate) backup: crate::mobilebackup2::BackupState,
+    /// What the services keep across connections (posted notifications, AFC).
+    pub(crate) services: ServiceState,
+    /// Services started and waiting for their one connection, by port.
+    waiting_services: Mutex<StartedServices>,
+}
+
+/// A service lockdownd started: which one, and the host whose session started it (its
+/// certificates make the service's TLS).
+#[derive(Clone)]
+pub(crate) struct StartedService {
+    pub(crate) service: Service,
+    host: TrustedHost,
+}
+
+/// The ports StartService handed out that wait for their connection.
+struct StartedServices {
+    next_port: u16,
+    waiting: Vec<(u16, StartedService)>,
+}
+
+impl StartedServices {
+    /// A port that is neither lockdownd's nor waiting already (from 49152 up, wrapping).
+    fn fresh_port(&mut self) -> u16 {
+        loop {
+            let port = self.next_port;
+            self.next_port = self.next_port.checked_add(1).unwrap_or(FIRST_SERVICE_PORT);
+            if port != lockdown::PORT && !self.waiting.iter().any(|(p, _)| *p == port) {
+                return port;
+            }
+        }
+    }
 }
 
 fn key_error(e: impl std::fmt::Display) -> SimError {
@@ -120,6 +161,11 @@ impl Phone {
             pair_attempts: Mutex::new(0),
             notifications: Default::default(),
             backup: crate::mobilebackup2::BackupState::new(&profile),
+            services: ServiceState::new(profile.sync_lock_busy_for),
+            waiting_services: Mutex::new(StartedServices {
+                next_port: FIRST_SERVICE_PORT,
+                waiting: Vec::new(),
+            }),
             profile,
         };
         if phone.profile.paired {
@@ -133,7 +179,7 @@ impl Phone {
                 Some(phone.profile.wifi_address.clone()),
             )
             .map_err(|e| SimError::Setup(e.to_string()))?;
-            record.escrow_bag = Some(vec![0x5a; 32]);
+            record.escrow_bag = Some(ESCROW_BAG.to_vec());
             phone
                 .trust(&record.public_dictionary())
                 .map_err(SimError::Setup)?;
@@ -159,6 +205,42 @@ impl Phone {
     /// The phone's profile.
     pub fn profile(&self) -> &Profile {
         &self.profile
+    }
+
+    /// Every notification a computer posted through notification_proxy, in order (the phone's
+    /// own posts are not in it).
+    pub fn posted_by_computer(&self) -> Vec<String> {
+        self.services.posted_by_computer()
+    }
+
+    /// Whether a computer holds the sync lock (an AFC lock on /com.apple.itunes.lock_sync)
+    /// right now.
+    pub fn sync_lock_held(&self) -> bool {
+        self.services.afc.locked(services::afc::SYNC_LOCK_FILE)
+    }
+
+    /// Opens a port for `service`, started by `host`'s session; it accepts one connection.
+    fn start_service(&self, service: Service, host: &TrustedHost) -> u16 {
+        let mut started = lock(&self.waiting_services);
+        if started.waiting.len() >= MAX_WAITING_SERVICES {
+            started.waiting.remove(0);
+        }
+        let port = started.fresh_port();
+        started.waiting.push((
+            port,
+            StartedService {
+                service,
+                host: host.clone(),
+            },
+        ));
+        port
+    }
+
+    /// The service started on `port`, taken: a port accepts one connection.
+    pub(crate) fn claim_service(&self, port: u16) -> Option<StartedService> {
+        let mut started = lock(&self.waiting_services);
+        let at = started.waiting.iter().position(|(p, _)| *p == port)?;
+        Some(started.waiting.remove(at).1)
     }
 
     fn attached(&self) -> bool {
@@ -361,8 +443,9 @@ fn pkcs8(key: &RsaPrivateKey) -> Result<PrivatePkcs8KeyDer<'static>, SimError> {
     Ok(PrivatePkcs8KeyDer::from(der.as_bytes().to_vec()))
 }
 
-/// Serves one client connection until it closes or misbehaves.
-pub fn serve(phone: &Phone, mut stream: Box<dyn DeviceStream>) -> Result<(), DeviceError> {
+/// Serves one client connection until it closes or misbehaves: usbmuxd requests, then
+/// whatever its Connect reached (lockdownd, or a started service).
+pub fn serve(phone: &Phone, mut stream: Box<dyn ServiceStream>) -> Result<(), DeviceError> {
     loop {
         let (header, payload) =
             match read_frame(&mut stream, "a usbmuxd request", Instant::now() + IDLE) {
@@ -393,7 +476,7 @@ pub fn serve(phone: &Phone, mut stream: Box<dyn DeviceStream>) -> Result<(), Dev
                 };
                 reply(&mut stream, tag, [("DeviceList", Value::Array(list))])?;
             }
-            "Listen" => return listen(phone, stream, tag),
+            "Listen" => return listen(phone, Box::new(stream), tag),
             "ReadBUID" => reply(&mut stream, tag, [("BUID", phone.buid.clone().into())])?,
             "ReadPairRecord" => {
                 let id = request
@@ -433,7 +516,14 @@ pub fn serve(phone: &Phone, mut stream: Box<dyn DeviceStream>) -> Result<(), Dev
                     .map(u16::from_be);
                 if device == Some(DEVICE_ID) && port == Some(lockdown::PORT) && phone.attached() {
                     result(&mut stream, tag, 0)?;
-                    return serve_lockdown(phone, stream);
+                    return serve_lockdown(phone, Box::new(stream));
+                }
+                let started = port
+                    .filter(|_| device == Some(DEVICE_ID) && phone.attached())
+                    .and_then(|port| phone.claim_service(port));
+                if let Some(started) = started {
+                    result(&mut stream, tag, 0)?;
+                    return serve_service(phone, started, stream);
                 }
                 let number = if device == Some(DEVICE_ID) && phone.attached() {
                     3
@@ -533,6 +623,8 @@ pub(crate) fn serve_lockdown(
     let fault = phone.profile.fault;
     let mut conn = Lockdown::Plain(stream);
     let mut session: Option<String> = None;
+    // The host whose session is open: StartService's services are started for it.
+    let mut session_host: Option<TrustedHost> = None;
     loop {
         let waiting = Instant::now() + IDLE;
         let request = match lockdown::read_message_within(&mut conn, "a lockdown request", waiting)
@@ -616,10 +708,12 @@ pub(crate) fn serve_lockdown(
                     conn = start_tls(phone, conn, &host)?;
                 }
                 session = Some(id);
+                session_host = Some(host);
             }
             "StopSession" => {
                 answer(&mut conn, &name, out)?;
                 session = None;
+                session_host = None;
                 conn = stop_tls(conn)?;
             }
             "Pair" => pair(phone, &mut conn, &request)?,
@@ -650,9 +744,104 @@ pub(crate) fn serve_lockdown(
                 answer(&mut conn, &name, out)?;
                 return Ok(());
             }
-            "StartService" => error(&mut conn, &name, "InvalidService")?,
+            "StartService" => match &session_host {
+                None => error(&mut conn, &name, "SessionInactive")?,
+                Some(host) => match start_service(phone, &request, host) {
+                    Ok(fields) => answer(&mut conn, &name, fields)?,
+                    Err(refusal) => error(&mut conn, &name, refusal)?,
+                },
+            },
             _ => error(&mut conn, &name, "UnknownRequest")?,
         }
+    }
+}
+
+/// StartService inside `host`'s session: the answer's fields (Service, Port, EnableServiceSSL),
+/// or the error name a phone answers with. mobilebackup2 needs the escrow bag of the pair
+/// record this phone holds: without it, or with another, the phone cannot unlock what a backup
+/// reads, and says `EscrowLocked` (the name lockdownd gives a StartService whose escrow bag
+/// cannot be used).
+fn start_service(
+    phone: &Phone,
+    request: &Dictionary,
+    host: &TrustedHost,
+) -> Result<Dictionary, &'static str> {
+    let name = request
+        .get("Service")
+        .and_then(Value::as_string)
+        .unwrap_or("");
+    let service = Service::from_name(name).ok_or("InvalidService")?;
+    if service.needs_escrow_bag() {
+        let bag = request.get("EscrowBag").and_then(Value::as_data);
+        if bag != Some(ESCROW_BAG.as_slice()) {
+            return Err("EscrowLocked");
+        }
+    }
+    let port = phone.start_service(service, host);
+    let mut fields = Dictionary::new();
+    fields.insert("Service".into(), service.name().into());
+    fields.insert("Port".into(), u64::from(port).into());
+    fields.insert("EnableServiceSSL".into(), service.tls().into());
+    Ok(fields)
+}
+
+/// One connection to a started service, until its client is done. The stream is wrapped in TLS
+/// (the session host's certificates, as lockdownd's session) when StartService said so.
+pub(crate) fn serve_service(
+    phone: &Phone,
+    started: StartedService,
+    mut stream: Box<dyn ServiceStream>,
+) -> Result<(), DeviceError> {
+    // A computer keeps some services open and silent for a whole backup.
+    let _ = stream.set_read_timeout(Some(SERVICE_IDLE));
+    let service = started.service;
+    let stream: Box<dyn ServiceStream> = if service.tls() {
+        let tls = tls_server(phone, Box::new(stream), &started.host)?;
+        Box::new(TlsService(tls))
+    } else {
+        stream
+    };
+    match service {
+        Service::NotificationProxy => services::notification_proxy::serve(
+            &phone.notifications,
+            &phone.services.posted,
+            stream,
+        ),
+        Service::Afc => services::afc::serve(&phone.services.afc, &phone.profile, stream),
+        Service::InstallationProxy => {
+            services::installation_proxy::serve(&phone.profile.apps, stream)
+        }
+        Service::SpringBoard => services::springboard::serve(&phone.profile.apps, stream),
+        Service::MobileBackup2 => crate::mobilebackup2::serve(phone, Box::new(stream)),
+    }
+}
+
+/// A service inside TLS. Its read timeout stays the one set before the handshake (the
+/// underlying stream is not reachable through rustls for a change).
+struct TlsService(StreamOwned<ServerConnection, Box<dyn DeviceStream>>);
+
+impl Read for TlsService {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for TlsService {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl ServiceStream for TlsService {
+    fn set_read_timeout(&mut self, _timeout: Option<Duration>) -> std::io::Result<()> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "a TLS service keeps its read timeout",
+        ))
     }
 }
 
@@ -686,7 +875,7 @@ fn pair(phone: &Phone, conn: &mut Lockdown, request: &Dictionary) -> Result<(), 
         return error(conn, "Pair", "InvalidPairRecord");
     }
     let mut out = Dictionary::new();
-    out.insert("EscrowBag".into(), Value::Data(vec![0x5a; 32]));
+    out.insert("EscrowBag".into(), Value::Data(ESCROW_BAG.to_vec()));
     answer(conn, "Pair", out)
 }
 
@@ -698,6 +887,16 @@ fn start_tls(phone: &Phone, conn: Lockdown, host: &TrustedHost) -> Result<Lockdo
     let Lockdown::Plain(stream) = conn else {
         return Ok(conn);
     };
+    Ok(Lockdown::Tls(Box::new(tls_server(phone, stream, host)?)))
+}
+
+/// The server side of a TLS handshake on `stream`, with the phone's certificate for `host` (or
+/// the wrong one, as the fault says) and only `host`'s certificates accepted from the client.
+fn tls_server(
+    phone: &Phone,
+    stream: Box<dyn DeviceStream>,
+    host: &TrustedHost,
+) -> Result<StreamOwned<ServerConnection, Box<dyn DeviceStream>>, DeviceError> {
     let tls_error = |e: rustls::Error| DeviceError::Tls {
         detail: e.to_string(),
     };
@@ -732,7 +931,7 @@ fn start_tls(phone: &Phone, conn: Lockdown, host: &TrustedHost) -> Result<Lockdo
                 detail: e.to_string(),
             })?;
     }
-    Ok(Lockdown::Tls(Box::new(tls)))
+    Ok(tls)
 }
 
 /// After StopSession: close TLS and wait for the client's close_notify, then go on in plain

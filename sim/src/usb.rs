@@ -1,7 +1,8 @@
 //! The simulated iPhone's USB side: the device end of the usbmux protocol over a pair of bulk
-//! pipes, with the simulator's lockdownd (server.rs) behind port 62078. It answers VERSION
-//! (protocol 2, or 1 like an old phone), takes SETUP, accepts SYN to lockdownd with SYN|ACK
-//! and refuses other ports with RST and a reason, acknowledges the host's data, and splits its
+//! pipes, with the simulator's lockdownd (server.rs) behind port 62078 and the services it
+//! started behind their ports. It answers VERSION (protocol 2, or 1 like an old phone), takes
+//! SETUP, accepts SYN to lockdownd or a started service's port with SYN|ACK and refuses other
+//! ports with RST and a reason, acknowledges the host's data, and splits its
 //! own packets into 16 KiB transfers with a zero-length packet after a multiple of the max
 //! packet size, as a phone does. Faults ([`UsbFault`]) make it misbehave on purpose.
 //!
@@ -14,7 +15,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::server::{serve_lockdown, Phone};
+use super::server::{serve_lockdown, serve_service, Phone};
+use super::services::ServiceStream;
 use ibackup::device::lockdown;
 use ibackup::device::transport::usb::frame::{self, Body, Packet, Sequence, Tcp};
 use ibackup::device::transport::usb::mux::BulkPipes;
@@ -75,7 +77,7 @@ impl std::str::FromStr for UsbFault {
     }
 }
 
-/// What a lockdownd thread tells the USB loop.
+/// What a lockdownd (or service) thread tells the USB loop.
 enum Event {
     Data(u16, Vec<u8>),
     Closed(u16),
@@ -91,12 +93,14 @@ struct DeviceConnection {
     to_lockdown: Sender<Vec<u8>>,
 }
 
-/// The lockdownd thread's end of a connection.
+/// The lockdownd (or service) thread's end of a connection.
 struct Bridge {
     port: u16,
     from_host: Receiver<Vec<u8>>,
     pending: Vec<u8>,
     to_host: Sender<Event>,
+    /// How long a read waits for the host (None: for as long as the connection lives).
+    timeout: Option<Duration>,
 }
 
 /// How long lockdownd waits for the host before it gives up.
@@ -105,7 +109,14 @@ const BRIDGE_IDLE: Duration = Duration::from_secs(30);
 impl Read for Bridge {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.pending.is_empty() {
-            match self.from_host.recv_timeout(BRIDGE_IDLE) {
+            let received = match self.timeout {
+                Some(timeout) => self.from_host.recv_timeout(timeout),
+                None => self
+                    .from_host
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match received {
                 Ok(bytes) => self.pending = bytes,
                 Err(RecvTimeoutError::Timeout) => return Err(io::ErrorKind::TimedOut.into()),
                 Err(RecvTimeoutError::Disconnected) => return Ok(0),
@@ -127,6 +138,13 @@ impl Write for Bridge {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ServiceStream for Bridge {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.timeout = timeout;
         Ok(())
     }
 }
@@ -334,9 +352,13 @@ impl Device<'_> {
     fn accept(&mut self, header: Tcp) -> Result<(), DeviceError> {
         let host_port = header.source_port;
         let port = header.dest_port;
-        let refuse = if port != lockdown::PORT {
+        // A started service's port takes this one connection.
+        let service = (port != lockdown::PORT)
+            .then(|| self.phone.claim_service(port))
+            .flatten();
+        let refuse = if port != lockdown::PORT && service.is_none() {
             Some(format!("nothing listens on port {port}\n"))
-        } else if self.options.fault == Some(UsbFault::RefuseLockdown) {
+        } else if port == lockdown::PORT && self.options.fault == Some(UsbFault::RefuseLockdown) {
             Some("lockdownd is not ready\n".to_string())
         } else {
             None
@@ -361,11 +383,15 @@ impl Device<'_> {
             from_host,
             pending: Vec::new(),
             to_host: self.events.0.clone(),
+            timeout: Some(BRIDGE_IDLE),
         };
         let phone = Arc::clone(&self.phone);
         let events = self.events.0.clone();
         std::thread::spawn(move || {
-            let _ = serve_lockdown(&phone, Box::new(bridge));
+            let _ = match service {
+                Some(started) => serve_service(&phone, started, Box::new(bridge)),
+                None => serve_lockdown(&phone, Box::new(bridge)),
+            };
             let _ = events.send(Event::Closed(host_port));
         });
         self.connections.insert(

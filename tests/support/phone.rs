@@ -6,8 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use ibackup_sim::usb::{UsbFault, UsbOptions};
-use ibackup_sim::{Profile, Server};
+use ibackup_sim::{Phone, Profile, Server};
 use tempfile::TempDir;
 
 use super::run::{Ibackup, Run};
@@ -126,6 +128,11 @@ impl SimPhone {
     /// emulated USB phone's `IBACKUP_USB_EMULATOR`.
     pub fn address(&self) -> &str {
         self.server.address()
+    }
+
+    /// The simulated phone itself: what computers posted to it, whether its sync lock is held.
+    pub fn phone(&self) -> Arc<Phone> {
+        self.server.phone()
     }
 
     /// The private pair-record folder (`IBACKUP_LOCKDOWN_DIR`).
