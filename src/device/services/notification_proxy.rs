@@ -61,8 +61,11 @@ pub const PHONE_NAMES: [&str; 5] = [
 pub const MAX_NAME: usize = 512;
 /// How long [`NotificationProxy::shutdown`] waits for ProxyDeath.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
-/// How long [`NotificationWatch::stop`] waits for its thread before leaving it to end alone.
-pub const STOP_WAIT: Duration = Duration::from_secs(3);
+/// How long [`NotificationWatch::stop`] waits for its thread before leaving it to end alone:
+/// long enough for a thread between reads, short enough not to slow the end of a backup. A
+/// thread inside a read of a silent phone finishes that read (at most the transport's timeout),
+/// then shuts the proxy down by itself.
+pub const STOP_WAIT: Duration = Duration::from_millis(500);
 /// How often the watch's thread looks whether it was asked to stop.
 const WATCH_POLL: Duration = Duration::from_millis(200);
 /// How much one read takes from the stream.
@@ -258,8 +261,8 @@ impl PhoneNotice {
 }
 
 /// A thread that observes [`PHONE_NAMES`] on its own notification_proxy connection and hands
-/// the notices over. Stopping (or dropping) it shuts the proxy down; it never waits more than
-/// [`STOP_WAIT`] for the thread.
+/// the notices over. Stopping (or dropping) it shuts the proxy down; the caller never waits more
+/// than [`STOP_WAIT`] for that.
 pub struct NotificationWatch {
     notices: Receiver<PhoneNotice>,
     stop: Arc<AtomicBool>,
@@ -316,7 +319,8 @@ impl NotificationWatch {
         self.failure.lock().ok().and_then(|slot| slot.clone())
     }
 
-    /// Stops the thread and shuts the proxy down, waiting at most [`STOP_WAIT`].
+    /// Stops the thread and shuts the proxy down, waiting at most [`STOP_WAIT`] (the thread
+    /// finishes alone when it is inside a read).
     pub fn stop(mut self) {
         self.stop_now();
     }
@@ -375,6 +379,8 @@ mod tests {
         outbox: Arc<Mutex<VecDeque<u8>>>,
         answer: Answer,
         closed: bool,
+        /// How long a read with nothing to give waits before "would block".
+        stall: Duration,
     }
 
     fn message(fields: &[(&str, &str)]) -> Dictionary {
@@ -397,6 +403,7 @@ mod tests {
                 outbox: Arc::default(),
                 answer: Box::new(answer),
                 closed: false,
+                stall: Duration::from_millis(5),
             }
         }
 
@@ -417,7 +424,7 @@ mod tests {
                 if self.closed {
                     return Ok(0);
                 }
-                std::thread::sleep(Duration::from_millis(5));
+                std::thread::sleep(self.stall);
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             // One byte at a time: messages arrive in pieces.
@@ -595,12 +602,44 @@ mod tests {
         );
         let started = Instant::now();
         watch.stop();
-        assert!(started.elapsed() < STOP_WAIT);
-        assert!(sent
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|m| command(m) == Some("Shutdown")));
+        assert!(started.elapsed() < STOP_WAIT + Duration::from_millis(200));
+        let shut_down = || {
+            sent.lock()
+                .unwrap()
+                .iter()
+                .any(|m| command(m) == Some("Shutdown"))
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !shut_down() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(shut_down());
+    }
+
+    #[test]
+    fn stopping_a_watch_stuck_in_a_read_returns_at_once() {
+        let mut fake = FakeProxy::polite();
+        fake.stall = Duration::from_secs(3);
+        let sent = fake.sent.clone();
+        let watch = NotificationWatch::start(proxy(fake)).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let started = Instant::now();
+        watch.stop();
+        assert!(started.elapsed() < STOP_WAIT + Duration::from_millis(200));
+        // The thread shuts the proxy down once its read ends.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if sent
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|m| command(m) == Some("Shutdown"))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the watch never shut the proxy down");
     }
 
     #[test]
@@ -615,6 +654,6 @@ mod tests {
         assert!(watch.failure().unwrap().contains("closed"));
         let started = Instant::now();
         drop(watch);
-        assert!(started.elapsed() < STOP_WAIT);
+        assert!(started.elapsed() < STOP_WAIT + Duration::from_millis(200));
     }
 }
