@@ -7,6 +7,7 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ibackup::backup::plists::parse_info;
@@ -19,9 +20,13 @@ use ibackup::device::services::notification_proxy::{
     SYNC_DID_FINISH, SYNC_DID_START, SYNC_LOCK_REQUEST, SYNC_WILL_START,
 };
 use ibackup::device::services::sync_lock::{LockRetry, SyncLock};
+use ibackup::device::transport::usb::emulated::channel_pair;
+use ibackup::device::transport::usb::mux::Mux;
 use ibackup::device::transport::usbmuxd::UsbmuxdTransport;
-use ibackup::device::transport::{parse_address, AttachedDevice, Transport};
+use ibackup::device::transport::{parse_address, AttachedDevice, BoxStream, Transport};
 use ibackup::device::DeviceError;
+use ibackup_sim::usb::{serve_usb, UsbOptions};
+use ibackup_sim::{Phone, Profile};
 use plist::Value;
 use support::{SimPhone, SIM_UDID as UDID};
 
@@ -272,4 +277,89 @@ fn afc_answers_about_files_the_phone_does_not_have() {
         ),
         "{err}"
     );
+}
+
+/// Direct USB to an emulated phone: the host's side of the mux as a transport.
+struct MuxTransport(Arc<Mux>);
+
+impl Transport for MuxTransport {
+    fn name(&self) -> &'static str {
+        "usb"
+    }
+    fn devices(&self) -> Result<Vec<AttachedDevice>, DeviceError> {
+        Ok(vec![usb_device()])
+    }
+    fn wait_for_device(&self, _: Duration) -> Result<Option<AttachedDevice>, DeviceError> {
+        Ok(Some(usb_device()))
+    }
+    fn connect(&self, _: &AttachedDevice, port: u16) -> Result<BoxStream, DeviceError> {
+        Ok(Box::new(self.0.connect(port)?))
+    }
+    fn read_pair_record(&self, _: &str) -> Result<Option<Vec<u8>>, DeviceError> {
+        Ok(None)
+    }
+    fn save_pair_record(&self, _: &AttachedDevice, _: &[u8]) -> Result<bool, DeviceError> {
+        Ok(false)
+    }
+    fn system_buid(&self) -> Result<Option<String>, DeviceError> {
+        Ok(None)
+    }
+}
+
+fn usb_device() -> AttachedDevice {
+    AttachedDevice {
+        udid: UDID.to_string(),
+        device_id: 1,
+        connection_type: "USB".to_string(),
+    }
+}
+
+#[test]
+fn over_direct_usb_the_watch_waits_while_the_lock_is_taken_and_given_back() {
+    let (host, device) = channel_pair(512);
+    let phone = Arc::new(Phone::new(Profile::default()).unwrap());
+    let served = Arc::clone(&phone);
+    std::thread::spawn(move || {
+        let _ = serve_usb(served, Box::new(device), &UsbOptions::default());
+    });
+    let mux = Mux::open(
+        Box::new(host),
+        "the emulated iPhone",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let transport = MuxTransport(Arc::clone(&mux));
+    let record = PairRecord::from_plist(&phone.pair_record(UDID).unwrap(), "sim").unwrap();
+    let mut lockdown = LockdownClient::new(transport.connect(&usb_device(), PORT).unwrap());
+    lockdown.start_session(&record).unwrap();
+
+    // The watch's thread sits in a read on one connection while the lock's requests go over
+    // the others on the same cable.
+    let proxy = NotificationProxy::open(&transport, &usb_device(), &mut lockdown, &record).unwrap();
+    let watch = NotificationWatch::start(proxy).unwrap();
+    let lock = SyncLock::acquire(&transport, &usb_device(), &mut lockdown, &record).unwrap();
+    assert!(phone.sync_lock_held());
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut cancelled = false;
+    while !cancelled && Instant::now() < until {
+        phone.post_notification(SYNC_CANCEL_REQUEST);
+        std::thread::sleep(Duration::from_millis(100));
+        cancelled =
+            std::iter::from_fn(|| watch.try_notice()).any(|n| n == PhoneNotice::CancelRequest);
+    }
+    assert!(cancelled, "the cancel request never came through");
+    lock.release().unwrap();
+    assert!(!phone.sync_lock_held());
+    assert_eq!(
+        phone.posted_by_computer(),
+        [
+            SYNC_WILL_START,
+            SYNC_LOCK_REQUEST,
+            SYNC_DID_START,
+            SYNC_DID_FINISH
+        ]
+    );
+    let started = Instant::now();
+    watch.stop();
+    assert!(started.elapsed() < Duration::from_secs(2));
 }
