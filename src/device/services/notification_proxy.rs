@@ -13,7 +13,7 @@
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -66,6 +66,8 @@ pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 /// thread inside a read of a silent phone finishes that read (at most the transport's timeout),
 /// then shuts the proxy down by itself.
 pub const STOP_WAIT: Duration = Duration::from_millis(500);
+/// The most notices kept for the caller; later ones are dropped until it takes some.
+pub const MAX_WAITING_NOTICES: usize = 256;
 /// How often the watch's thread looks whether it was asked to stop.
 const WATCH_POLL: Duration = Duration::from_millis(200);
 /// How much one read takes from the stream.
@@ -276,7 +278,7 @@ impl NotificationWatch {
         for name in PHONE_NAMES {
             proxy.observe(name)?;
         }
-        let (notice_tx, notices) = mpsc::channel();
+        let (notice_tx, notices) = mpsc::sync_channel(MAX_WAITING_NOTICES);
         let (done_tx, done_rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let failure = Arc::new(Mutex::new(None));
@@ -349,12 +351,14 @@ impl Drop for NotificationWatch {
 fn watch(
     proxy: &mut NotificationProxy,
     stop: &AtomicBool,
-    notices: &mpsc::Sender<PhoneNotice>,
+    notices: &mpsc::SyncSender<PhoneNotice>,
 ) -> Result<(), DeviceError> {
     while !stop.load(Ordering::SeqCst) {
         if let Some(name) = proxy.next(WATCH_POLL)? {
-            if notices.send(PhoneNotice::from_name(&name)).is_err() {
-                break;
+            match notices.try_send(PhoneNotice::from_name(&name)) {
+                // Nobody reads them: a phone repeating itself costs no memory.
+                Ok(()) | Err(TrySendError::Full(_)) => {}
+                Err(TrySendError::Disconnected(_)) => break,
             }
         }
     }
@@ -614,6 +618,29 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(shut_down());
+    }
+
+    #[test]
+    fn a_flood_of_notices_nobody_reads_is_capped() {
+        let fake = FakeProxy::polite();
+        let outbox = fake.outbox.clone();
+        let relay = framed(&message(&[
+            ("Command", "RelayNotification"),
+            ("Name", SYNC_SUSPEND_REQUEST),
+        ]));
+        for _ in 0..(MAX_WAITING_NOTICES * 3) {
+            outbox.lock().unwrap().extend(relay.iter().copied());
+        }
+        let watch = NotificationWatch::start(proxy(fake)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !outbox.lock().unwrap().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(outbox.lock().unwrap().is_empty(), "the watch kept reading");
+        std::thread::sleep(Duration::from_millis(50));
+        let kept = std::iter::from_fn(|| watch.try_notice()).count();
+        assert_eq!(kept, MAX_WAITING_NOTICES);
+        assert_eq!(watch.failure(), None);
     }
 
     #[test]
