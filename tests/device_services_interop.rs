@@ -191,6 +191,11 @@ fn check_backup(profile_json: &str) {
         "mobilebackup2 did not start (escrow bag, TLS?): {printed}"
     );
     if printed.contains("Could not perform backup protocol version exchange") {
+        assert!(
+            mobilebackup2_is_a_placeholder(),
+            "the phone's mobilebackup2 is served but idevicebackup2 could not complete its \
+             handshake: {printed}"
+        );
         eprintln!(
             "\n*** PARTLY CHECKED: the simulated phone's mobilebackup2 does not answer the \
              DeviceLink handshake yet, so idevicebackup2 stopped before the sync lock and \
@@ -265,6 +270,37 @@ fn check_backup(profile_json: &str) {
             assert!(info.get(key).is_none(), "{key} without a SIM");
         }
     }
+}
+
+/// Whether the simulator's mobilebackup2 is still the placeholder that serves nothing (it
+/// says "not served yet" at once): only then may idevicebackup2 stop at the handshake.
+fn mobilebackup2_is_a_placeholder() -> bool {
+    /// A connection whose computer has gone: reads end at once, writes go nowhere.
+    struct Gone;
+    impl std::io::Read for Gone {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Ok(0)
+        }
+    }
+    impl std::io::Write for Gone {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let phone = ibackup_sim::Phone::new(ibackup_sim::Profile::default()).unwrap();
+        let said = ibackup_sim::mobilebackup2::serve(&phone, Box::new(Gone))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        let _ = tx.send(said);
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .is_ok_and(|said| said.contains("not served yet"))
 }
 
 #[test]
