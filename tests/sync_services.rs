@@ -195,28 +195,23 @@ fn an_info_plist_gathered_from_the_phone_reads_back() {
     let profile = phone.phone().profile().clone();
     assert_eq!(facts.udid, UDID);
     assert_eq!(facts.device_name.as_deref(), Some("Test iPhone"));
-    // The optional identity values are whatever the phone's root values say.
-    let root = session.lockdown.get_value(None, None).unwrap().unwrap();
-    let root = root.as_dictionary().unwrap();
-    let said = |key: &str| root.get(key).and_then(Value::as_string).map(str::to_string);
-    assert_eq!(facts.imei, said("InternationalMobileEquipmentIdentity"));
-    assert_eq!(facts.phone_number, said("PhoneNumber"));
-    let min_itunes = session
-        .lockdown
-        .get_value(Some("com.apple.mobile.iTunes"), Some("MinITunesVersion"))
-        .unwrap()
-        .and_then(|v| v.into_string());
-    assert_eq!(facts.min_itunes_version, min_itunes);
+    assert_eq!(facts.imei.as_deref(), Some("350000000000001"));
+    assert_eq!(facts.phone_number.as_deref(), Some("+1 555 0100"));
+    // The profile has no SIM card number: left out.
+    assert_eq!(facts.iccid, None);
+    assert_eq!(
+        facts.min_itunes_version.as_deref(),
+        Some(profile.min_itunes_version.as_str())
+    );
     // The phone keeps none of the iTunes files: "not found" is an answer, not an error.
     assert!(facts.itunes_files.is_empty());
     assert_eq!(facts.ibooks_data, None);
     assert_eq!(facts.guid.len(), 32);
 
     let info = backup_info::build(&facts, SystemTime::now());
-    assert_eq!(
-        info.get("Phone Number").and_then(Value::as_string),
-        facts.phone_number.as_deref()
-    );
+    assert_eq!(info["Phone Number"].as_string(), Some("+1 555 0100"));
+    assert_eq!(info["IMEI"].as_string(), Some("350000000000001"));
+    assert!(!info.contains_key("ICCID"));
     assert_eq!(info["Target Type"].as_string(), Some("Device"));
     let installed: Vec<&str> = info["Installed Applications"]
         .as_array()
@@ -238,14 +233,7 @@ fn an_info_plist_gathered_from_the_phone_reads_back() {
         read.product_type.as_deref(),
         Some(profile.product_type.as_str())
     );
-    assert_eq!(
-        read.itunes_version.as_deref(),
-        Some(
-            min_itunes
-                .as_deref()
-                .unwrap_or(backup_info::FALLBACK_ITUNES_VERSION)
-        )
-    );
+    assert_eq!(read.itunes_version, Some(profile.min_itunes_version));
     assert_eq!(read.installed_applications, expected);
 }
 
