@@ -88,7 +88,9 @@ pub struct InfoFacts {
     pub guid: String,
 }
 
-/// Reads the facts over `lockdown` (in a session) and the services it starts.
+/// Reads the facts over `lockdown` (in a session) and the services it starts:
+/// installation_proxy for the apps, AFC for the files (those the phone does not have or will
+/// not give are left out).
 pub fn gather(
     transport: &dyn Transport,
     device: &AttachedDevice,
@@ -113,13 +115,24 @@ pub fn gather(
     let mut afc = AfcClient::open(transport, device, lockdown, record)?;
     for name in ITUNES_FILES {
         let path = format!("{ITUNES_FOLDER}/{name}");
-        if let Some(bytes) = afc.read_file(&path, MAX_ITUNES_FILE)? {
+        if let Some(bytes) = optional_file(&mut afc, &path)? {
             facts.itunes_files.insert(name.to_string(), bytes);
         }
     }
-    facts.ibooks_data = afc.read_file(IBOOKS_DATA, MAX_ITUNES_FILE)?;
+    facts.ibooks_data = optional_file(&mut afc, IBOOKS_DATA)?;
     facts.guid = new_guid();
     Ok(facts)
+}
+
+/// A file Info.plist copies when the phone has it: one the phone will not give (not found,
+/// permission denied, a folder: any AFC status) is left out, as Finder leaves it out; a broken
+/// connection or a hostile answer (too large, malformed) is still an error.
+fn optional_file(afc: &mut AfcClient, path: &str) -> Result<Option<Vec<u8>>, DeviceError> {
+    match afc.read_file(path, MAX_ITUNES_FILE) {
+        Ok(contents) => Ok(contents),
+        Err(DeviceError::Afc { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The identity fields from lockdown's root values; only strings count, each at most
@@ -394,6 +407,27 @@ mod tests {
         root.insert("DeviceName".into(), "x".repeat(MAX_TEXT + 1).into());
         let err = facts_from_root("u", &root).unwrap_err();
         assert!(err.to_string().contains("DeviceName"), "{err}");
+    }
+
+    #[test]
+    fn optional_files_skip_refusals_but_not_broken_answers() {
+        use crate::device::services::afc::encode_packet;
+        use crate::device::services::afc::tests::{client, status, FakeAfc};
+        // GET_FILE_INFO answers permission denied: left out.
+        let mut afc = client(FakeAfc::new(|num, _, _| status(num, 10)));
+        assert_eq!(
+            optional_file(&mut afc, "/iTunes_Control/iTunes/x").unwrap(),
+            None
+        );
+        // A size over the limit: an error, not a quiet gap.
+        let mut afc = client(FakeAfc::new(|num, _, _| {
+            let info = format!("st_size\0{}\0", MAX_ITUNES_FILE + 1);
+            encode_packet(num, 0x02, &[], info.as_bytes())
+        }));
+        assert!(matches!(
+            optional_file(&mut afc, "/iTunes_Control/iTunes/x"),
+            Err(DeviceError::FrameTooLarge { .. })
+        ));
     }
 
     #[test]

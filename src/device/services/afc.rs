@@ -12,7 +12,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::device::lockdown::pair_record::PairRecord;
 use crate::device::lockdown::{ClientStream, LockdownClient};
@@ -26,6 +26,8 @@ pub const SERVICE: &str = "com.apple.afc";
 pub const MAX_REPLY: u64 = 1 << 20;
 /// How much one FILE_READ asks for.
 pub const READ_CHUNK: u64 = 64 * 1024;
+/// How long reading one whole file may take.
+pub const READ_DEADLINE: Duration = Duration::from_secs(60);
 /// The longest path sent.
 const MAX_PATH: usize = 1024;
 
@@ -469,11 +471,22 @@ impl AfcClient {
 
     /// The whole of a regular file, `None` when it does not exist. A file larger than
     /// `max_bytes` (by its size or by what the reads return) is
-    /// [`DeviceError::FrameTooLarge`]; a folder is `Afc { status: ObjectIsDirectory }`.
+    /// [`DeviceError::FrameTooLarge`]; a folder is `Afc { status: ObjectIsDirectory }`; all of
+    /// it within [`READ_DEADLINE`].
     pub fn read_file(
         &mut self,
         path: &str,
         max_bytes: u64,
+    ) -> Result<Option<Vec<u8>>, DeviceError> {
+        self.read_file_within(path, max_bytes, READ_DEADLINE)
+    }
+
+    /// [`AfcClient::read_file`], all of it within `time` (a [`DeviceError::Timeout`] after).
+    pub fn read_file_within(
+        &mut self,
+        path: &str,
+        max_bytes: u64,
+        time: Duration,
     ) -> Result<Option<Vec<u8>>, DeviceError> {
         let Some(info) = self.file_info(path)? else {
             return Ok(None);
@@ -502,7 +515,7 @@ impl AfcClient {
             }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let contents = self.read_to_end(handle, path, max_bytes, too_large);
+        let contents = self.read_to_end(handle, path, max_bytes, time, too_large);
         let closed = self.close_file(handle);
         let contents = contents?;
         closed?;
@@ -515,10 +528,19 @@ impl AfcClient {
         handle: u64,
         path: &str,
         max_bytes: u64,
+        time: Duration,
         too_large: impl Fn(u64) -> DeviceError,
     ) -> Result<Vec<u8>, DeviceError> {
         let mut contents = Vec::new();
+        // A phone that drips a byte per reply stays within the size but not within the time.
+        let deadline = crate::device::deadline_after(time);
         loop {
+            if Instant::now() > deadline {
+                return Err(DeviceError::Timeout {
+                    what: format!("the whole of {path} from the phone"),
+                    secs: time.as_secs(),
+                });
+            }
             let mut data = handle.to_le_bytes().to_vec();
             data.extend_from_slice(&READ_CHUNK.to_le_bytes());
             let bytes = match self.request(op::FILE_READ, "file read", path, &data) {
@@ -810,6 +832,25 @@ pub(crate) mod tests {
         let mut afc = client(one_file(vec![1; 100_000], 10, usize::MAX));
         let err = afc.read_file("/f", 70_000).unwrap_err();
         assert!(matches!(err, DeviceError::FrameTooLarge { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_phone_dripping_a_file_hits_the_deadline() {
+        let mut afc = client(FakeAfc::new(|num, operation, _| match operation {
+            op::GET_FILE_INFO => encode_packet(num, op::DATA, &[], b"st_size\x001\0"),
+            op::FILE_OPEN => encode_packet(num, op::FILE_OPEN_RESULT, &5u64.to_le_bytes(), &[]),
+            op::FILE_READ => {
+                std::thread::sleep(Duration::from_millis(1));
+                encode_packet(num, op::DATA, &[], &[7])
+            }
+            _ => status(num, 0),
+        }));
+        let started = Instant::now();
+        let err = afc
+            .read_file_within("/f", u64::MAX, Duration::from_millis(200))
+            .unwrap_err();
+        assert!(matches!(err, DeviceError::Timeout { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     #[test]

@@ -13,7 +13,7 @@
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -61,8 +61,13 @@ pub const PHONE_NAMES: [&str; 5] = [
 pub const MAX_NAME: usize = 512;
 /// How long [`NotificationProxy::shutdown`] waits for ProxyDeath.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
-/// How long [`NotificationWatch::stop`] waits for its thread before leaving it to end alone.
-pub const STOP_WAIT: Duration = Duration::from_secs(3);
+/// How long [`NotificationWatch::stop`] waits for its thread before leaving it to end alone:
+/// long enough for a thread between reads, short enough not to slow the end of a backup. A
+/// thread inside a read of a silent phone finishes that read (at most the transport's timeout),
+/// then shuts the proxy down by itself.
+pub const STOP_WAIT: Duration = Duration::from_millis(500);
+/// The most notices kept for the caller; later ones are dropped until it takes some.
+pub const MAX_WAITING_NOTICES: usize = 256;
 /// How often the watch's thread looks whether it was asked to stop.
 const WATCH_POLL: Duration = Duration::from_millis(200);
 /// How much one read takes from the stream.
@@ -258,8 +263,8 @@ impl PhoneNotice {
 }
 
 /// A thread that observes [`PHONE_NAMES`] on its own notification_proxy connection and hands
-/// the notices over. Stopping (or dropping) it shuts the proxy down; it never waits more than
-/// [`STOP_WAIT`] for the thread.
+/// the notices over. Stopping (or dropping) it shuts the proxy down; the caller never waits more
+/// than [`STOP_WAIT`] for that.
 pub struct NotificationWatch {
     notices: Receiver<PhoneNotice>,
     stop: Arc<AtomicBool>,
@@ -273,7 +278,7 @@ impl NotificationWatch {
         for name in PHONE_NAMES {
             proxy.observe(name)?;
         }
-        let (notice_tx, notices) = mpsc::channel();
+        let (notice_tx, notices) = mpsc::sync_channel(MAX_WAITING_NOTICES);
         let (done_tx, done_rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let failure = Arc::new(Mutex::new(None));
@@ -316,7 +321,8 @@ impl NotificationWatch {
         self.failure.lock().ok().and_then(|slot| slot.clone())
     }
 
-    /// Stops the thread and shuts the proxy down, waiting at most [`STOP_WAIT`].
+    /// Stops the thread and shuts the proxy down, waiting at most [`STOP_WAIT`] (the thread
+    /// finishes alone when it is inside a read).
     pub fn stop(mut self) {
         self.stop_now();
     }
@@ -345,12 +351,14 @@ impl Drop for NotificationWatch {
 fn watch(
     proxy: &mut NotificationProxy,
     stop: &AtomicBool,
-    notices: &mpsc::Sender<PhoneNotice>,
+    notices: &mpsc::SyncSender<PhoneNotice>,
 ) -> Result<(), DeviceError> {
     while !stop.load(Ordering::SeqCst) {
         if let Some(name) = proxy.next(WATCH_POLL)? {
-            if notices.send(PhoneNotice::from_name(&name)).is_err() {
-                break;
+            match notices.try_send(PhoneNotice::from_name(&name)) {
+                // Nobody reads them: a phone repeating itself costs no memory.
+                Ok(()) | Err(TrySendError::Full(_)) => {}
+                Err(TrySendError::Disconnected(_)) => break,
             }
         }
     }
@@ -375,6 +383,8 @@ mod tests {
         outbox: Arc<Mutex<VecDeque<u8>>>,
         answer: Answer,
         closed: bool,
+        /// How long a read with nothing to give waits before "would block".
+        stall: Duration,
     }
 
     fn message(fields: &[(&str, &str)]) -> Dictionary {
@@ -397,6 +407,7 @@ mod tests {
                 outbox: Arc::default(),
                 answer: Box::new(answer),
                 closed: false,
+                stall: Duration::from_millis(5),
             }
         }
 
@@ -417,7 +428,7 @@ mod tests {
                 if self.closed {
                     return Ok(0);
                 }
-                std::thread::sleep(Duration::from_millis(5));
+                std::thread::sleep(self.stall);
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             // One byte at a time: messages arrive in pieces.
@@ -595,12 +606,67 @@ mod tests {
         );
         let started = Instant::now();
         watch.stop();
-        assert!(started.elapsed() < STOP_WAIT);
-        assert!(sent
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|m| command(m) == Some("Shutdown")));
+        assert!(started.elapsed() < STOP_WAIT + Duration::from_millis(200));
+        let shut_down = || {
+            sent.lock()
+                .unwrap()
+                .iter()
+                .any(|m| command(m) == Some("Shutdown"))
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !shut_down() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(shut_down());
+    }
+
+    #[test]
+    fn a_flood_of_notices_nobody_reads_is_capped() {
+        let fake = FakeProxy::polite();
+        let outbox = fake.outbox.clone();
+        let relay = framed(&message(&[
+            ("Command", "RelayNotification"),
+            ("Name", SYNC_SUSPEND_REQUEST),
+        ]));
+        for _ in 0..(MAX_WAITING_NOTICES * 3) {
+            outbox.lock().unwrap().extend(relay.iter().copied());
+        }
+        let watch = NotificationWatch::start(proxy(fake)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !outbox.lock().unwrap().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(outbox.lock().unwrap().is_empty(), "the watch kept reading");
+        std::thread::sleep(Duration::from_millis(50));
+        let kept = std::iter::from_fn(|| watch.try_notice()).count();
+        assert_eq!(kept, MAX_WAITING_NOTICES);
+        assert_eq!(watch.failure(), None);
+    }
+
+    #[test]
+    fn stopping_a_watch_stuck_in_a_read_returns_at_once() {
+        let mut fake = FakeProxy::polite();
+        fake.stall = Duration::from_secs(3);
+        let sent = fake.sent.clone();
+        let watch = NotificationWatch::start(proxy(fake)).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let started = Instant::now();
+        watch.stop();
+        assert!(started.elapsed() < STOP_WAIT + Duration::from_millis(200));
+        // The thread shuts the proxy down once its read ends.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if sent
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|m| command(m) == Some("Shutdown"))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the watch never shut the proxy down");
     }
 
     #[test]
@@ -615,6 +681,6 @@ mod tests {
         assert!(watch.failure().unwrap().contains("closed"));
         let started = Instant::now();
         drop(watch);
-        assert!(started.elapsed() < STOP_WAIT);
+        assert!(started.elapsed() < STOP_WAIT + Duration::from_millis(200));
     }
 }
