@@ -177,6 +177,11 @@ impl BackupState {
     }
 }
 
+/// How many backups of `phone` have finished.
+pub fn generation(phone: &Phone) -> u64 {
+    phone.backup.generation()
+}
+
 /// The phone's content now (what the next backup will hold).
 pub fn current_content(phone: &Phone) -> content::Content {
     let profile = phone.profile();
