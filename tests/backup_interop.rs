@@ -320,3 +320,60 @@ fn a_passcode_prompt_delays_the_backup_and_a_cancel_request_ends_it() {
     assert_eq!(mobilebackup2::generation(&phone.phone()), 0);
     assert_ne!(verify(&root.join(UDID), &[]).0, 0);
 }
+
+#[test]
+fn idevicebackup2_turns_encryption_on_and_off_with_change_password() {
+    if !tool_present() {
+        return;
+    }
+    let phone = SimPhone::with_profile("default");
+    let root = phone.dir().join("backups");
+    std::fs::create_dir_all(&root).unwrap();
+    let root_str = root.to_str().unwrap();
+    let limit = Duration::from_secs(60);
+    let on = idevicebackup2(&phone, &["encryption", "on", "s3cret", root_str], limit);
+    assert!(on.output.contains("enabled successfully"), "{}", on.output);
+    let backup = idevicebackup2(&phone, &["backup", root_str], limit);
+    assert_success(&backup, "an encrypted backup");
+    let (code, report) = verify(&root.join(UDID), &[("IBACKUP_PASSWORD", "s3cret")]);
+    assert_eq!(
+        (code, &report["verdict"]),
+        (0, &"complete".into()),
+        "{report:#}"
+    );
+    assert_eq!(report["backup"]["encrypted"], true);
+
+    let wrong = idevicebackup2(&phone, &["encryption", "off", "guess", root_str], limit);
+    assert!(
+        wrong.output.contains("password is wrong"),
+        "{}",
+        wrong.output
+    );
+    assert!(phone_will_encrypt(&phone));
+    let off = idevicebackup2(&phone, &["encryption", "off", "s3cret", root_str], limit);
+    assert!(
+        off.output.contains("disabled successfully"),
+        "{}",
+        off.output
+    );
+    assert!(!phone_will_encrypt(&phone));
+    // The copy on the computer is encrypted and the phone no longer is: a full backup.
+    let plain = idevicebackup2(&phone, &["backup", root_str], limit);
+    assert_success(&plain, "a plain backup after encryption was turned off");
+    let (code, report) = verify(&root.join(UDID), &[]);
+    assert_eq!(
+        (code, &report["verdict"]),
+        (0, &"complete".into()),
+        "{report:#}"
+    );
+    assert_eq!(report["backup"]["encrypted"], false);
+    let status = plist::Value::from_file(root.join(UDID).join("Status.plist")).unwrap();
+    assert_eq!(
+        status.as_dictionary().unwrap()["IsFullBackup"],
+        plist::Value::Boolean(true)
+    );
+}
+
+fn phone_will_encrypt(phone: &SimPhone) -> bool {
+    mobilebackup2::will_encrypt(&phone.phone())
+}
