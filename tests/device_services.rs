@@ -350,3 +350,197 @@ fn services_are_reached_over_emulated_usb_and_relay_the_phones_notifications() {
     let mut sink = [0u8; 1];
     assert!(matches!(np.read(&mut sink), Ok(0) | Err(_)));
 }
+
+/// One AFC request over `stream`; the answer's (operation, header data, payload), checked to
+/// echo the packet number.
+fn afc(
+    stream: &mut (impl Read + Write),
+    num: u64,
+    operation: u64,
+    header_data: &[u8],
+) -> (u64, Vec<u8>, Vec<u8>) {
+    stream
+        .write_all(&ibackup_sim::services::afc::encode(
+            num,
+            operation,
+            header_data,
+            &[],
+        ))
+        .unwrap();
+    let mut header = [0u8; 40];
+    stream.read_exact(&mut header).unwrap();
+    let word = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap());
+    assert_eq!(&header[..8], b"CFA6LPAA");
+    assert_eq!(word(24), num, "the packet number is echoed");
+    let mut body = vec![0u8; (word(8) - 40) as usize];
+    stream.read_exact(&mut body).unwrap();
+    let payload = body.split_off((word(16) - 40) as usize);
+    (word(32), body, payload)
+}
+
+fn afc_status(stream: &mut (impl Read + Write), num: u64, operation: u64, data: &[u8]) -> u64 {
+    let (op, header_data, _) = afc(stream, num, operation, data);
+    assert_eq!(op, 1, "a status answer");
+    u64::from_le_bytes(header_data[..8].try_into().unwrap())
+}
+
+fn open_lock_file(stream: &mut (impl Read + Write)) -> [u8; 8] {
+    let mut data = 2u64.to_le_bytes().to_vec();
+    data.extend_from_slice(b"/com.apple.itunes.lock_sync\0");
+    let (op, handle, _) = afc(stream, 1, 0x0D, &data);
+    assert_eq!(op, 0x0E, "FILE_OPEN_RES");
+    handle.try_into().unwrap()
+}
+
+fn lock_op(handle: [u8; 8], op: u64) -> Vec<u8> {
+    let mut data = handle.to_vec();
+    data.extend_from_slice(&op.to_le_bytes());
+    data
+}
+
+#[test]
+fn the_sync_lock_has_one_holder_across_connections_and_goes_with_its_connection() {
+    let phone = SimPhone::with_profile("default");
+    let mut s = session(&phone);
+    let mut open = || {
+        services::open(
+            &s.transport,
+            &s.device,
+            &mut s.lockdown,
+            &s.record,
+            "com.apple.afc",
+        )
+        .unwrap()
+    };
+    let mut first = open();
+    let mut second = open();
+    let a = open_lock_file(&mut first);
+    let b = open_lock_file(&mut second);
+    assert_eq!(afc_status(&mut first, 2, 0x1B, &lock_op(a, 6)), 0);
+    assert!(phone.phone().sync_lock_held());
+    assert_eq!(
+        afc_status(&mut second, 2, 0x1B, &lock_op(b, 6)),
+        19,
+        "would block"
+    );
+    // The holder goes away without unlocking: the lock goes with its connection.
+    drop(first);
+    eventually("the lock let go", || !phone.phone().sync_lock_held());
+    assert_eq!(afc_status(&mut second, 3, 0x1B, &lock_op(b, 6)), 0);
+    assert_eq!(afc_status(&mut second, 4, 0x1B, &lock_op(b, 12)), 0);
+    assert!(!phone.phone().sync_lock_held());
+    // What idevicebackup2 reads for Info.plist is not there.
+    assert_eq!(
+        afc_status(
+            &mut second,
+            5,
+            0x0A,
+            b"/iTunes_Control/iTunes/iTunesPrefs\0"
+        ),
+        8
+    );
+    // A header the phone cannot trust is answered, then the connection ends.
+    let mut bogus = ibackup_sim::services::afc::encode(6, 0x0A, b"/\0", &[]);
+    bogus[8..16].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    second.write_all(&bogus).unwrap();
+    let mut answer = [0u8; 48];
+    second.read_exact(&mut answer).unwrap();
+    assert_eq!(
+        u64::from_le_bytes(answer[40..].try_into().unwrap()),
+        13,
+        "too much data"
+    );
+    let mut more = [0u8; 1];
+    assert!(matches!(second.read(&mut more), Ok(0) | Err(_)));
+}
+
+#[test]
+fn a_busy_phone_makes_the_first_lock_attempts_wait() {
+    let phone = SimPhone::builder()
+        .profile_json(r#"{"sync_lock_busy_for": 2}"#)
+        .start();
+    let mut s = session(&phone);
+    let mut afc_stream = services::open(
+        &s.transport,
+        &s.device,
+        &mut s.lockdown,
+        &s.record,
+        "com.apple.afc",
+    )
+    .unwrap();
+    let h = open_lock_file(&mut afc_stream);
+    assert_eq!(afc_status(&mut afc_stream, 2, 0x1B, &lock_op(h, 6)), 19);
+    assert_eq!(afc_status(&mut afc_stream, 3, 0x1B, &lock_op(h, 6)), 19);
+    assert_eq!(afc_status(&mut afc_stream, 4, 0x1B, &lock_op(h, 6)), 0);
+    assert!(phone.phone().sync_lock_held());
+}
+
+#[test]
+fn installation_proxy_browses_in_pages_and_springboard_reads_binary_plists() {
+    let phone = SimPhone::with_profile("default");
+    let mut s = session(&phone);
+    let mut proxy = services::open(
+        &s.transport,
+        &s.device,
+        &mut s.lockdown,
+        &s.record,
+        "com.apple.mobile.installation_proxy",
+    )
+    .unwrap();
+    let mut browse = command("Browse", None);
+    let mut options = Dictionary::new();
+    options.insert("ApplicationType".into(), "User".into());
+    browse.insert("ClientOptions".into(), Value::Dictionary(options));
+    send(&mut proxy, &browse);
+    let mut ids = Vec::new();
+    loop {
+        let page = read_message(&mut proxy, "a Browse answer")
+            .unwrap()
+            .unwrap();
+        if page["Status"].as_string() == Some("Complete") {
+            break;
+        }
+        let list = page["CurrentList"].as_array().unwrap();
+        assert_eq!(
+            page["CurrentAmount"].as_unsigned_integer(),
+            Some(list.len() as u64)
+        );
+        for app in list {
+            ids.push(
+                app.as_dictionary().unwrap()["CFBundleIdentifier"]
+                    .as_string()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+    }
+    assert_eq!(
+        ids,
+        [
+            "net.whatsapp.WhatsApp",
+            "com.spotify.client",
+            "com.example.notes"
+        ]
+    );
+
+    let mut board = services::open(
+        &s.transport,
+        &s.device,
+        &mut s.lockdown,
+        &s.record,
+        "com.apple.springboardservices",
+    )
+    .unwrap();
+    // libimobiledevice sends springboardservices binary plists.
+    let mut request = Dictionary::new();
+    request.insert("command".into(), "getIconPNGData".into());
+    request.insert("bundleId".into(), "com.example.notes".into());
+    let mut binary = Vec::new();
+    plist::to_writer_binary(&mut binary, &request).unwrap();
+    board
+        .write_all(&(binary.len() as u32).to_be_bytes())
+        .unwrap();
+    board.write_all(&binary).unwrap();
+    let icon = read_message(&mut board, "an icon").unwrap().unwrap();
+    assert!(icon["pngData"].as_data().unwrap().starts_with(b"\x89PNG"));
+}

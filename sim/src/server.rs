@@ -334,6 +334,16 @@ impl Phone {
             "DevicePublicKey".into(),
             Value::Data(self.device_public_pem.as_bytes().to_vec()),
         );
+        // What a phone without a SIM (or a number) leaves out, the profile may leave out too.
+        for (key, value) in [
+            ("PhoneNumber", &p.phone_number),
+            ("InternationalMobileEquipmentIdentity", &p.imei),
+            ("IntegratedCircuitCardIdentity", &p.iccid),
+        ] {
+            if let Some(value) = value {
+                d.insert(key.into(), value.clone().into());
+            }
+        }
         d
     }
 
@@ -394,6 +404,15 @@ impl Phone {
             }
             // Find My's state is only answered when asked for by key.
             "com.apple.fmip" => {}
+            // What iTunes stored on the phone when it last synced: this phone never synced
+            // with iTunes, so the domain is there and empty.
+            "com.apple.iTunes" => {}
+            "com.apple.mobile.iTunes" => {
+                d.insert(
+                    "MinITunesVersion".into(),
+                    p.min_itunes_version.clone().into(),
+                );
+            }
             _ => return None,
         }
         Some(d)
@@ -1022,5 +1041,103 @@ impl ClientCertVerifier for KnownHosts {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phone(json: &str) -> Phone {
+        Phone::new(Profile::from_json(json, "t").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_values_a_backup_reads_for_info_plist() {
+        let plain = phone("{}");
+        let root = plain.get_value(true, None, None).unwrap();
+        let root = root.as_dictionary().unwrap();
+        for absent in [
+            "PhoneNumber",
+            "InternationalMobileEquipmentIdentity",
+            "IntegratedCircuitCardIdentity",
+        ] {
+            assert!(root.get(absent).is_none(), "{absent}");
+            // Asked for by key, a value the phone lacks is MissingValue (None here).
+            assert_eq!(plain.get_value(true, None, Some(absent)), None);
+        }
+        assert_eq!(
+            plain.get_value(
+                true,
+                Some("com.apple.mobile.iTunes"),
+                Some("MinITunesVersion")
+            ),
+            Some(Value::from("12.5.1"))
+        );
+        assert_eq!(
+            plain.get_value(true, Some("com.apple.iTunes"), None),
+            Some(Value::Dictionary(Dictionary::new()))
+        );
+        // Domains need a session.
+        assert_eq!(plain.get_value(false, Some("com.apple.iTunes"), None), None);
+
+        let with_sim = phone(
+            r#"{"phone_number":"+33 6 12 34 56 78","imei":"356789012345678",
+                "iccid":"8933150319000000000","min_itunes_version":"12.8"}"#,
+        );
+        let root = with_sim.get_value(true, None, None).unwrap();
+        let root = root.as_dictionary().unwrap();
+        assert_eq!(root["PhoneNumber"].as_string(), Some("+33 6 12 34 56 78"));
+        assert_eq!(
+            root["InternationalMobileEquipmentIdentity"].as_string(),
+            Some("356789012345678")
+        );
+        assert_eq!(
+            root["IntegratedCircuitCardIdentity"].as_string(),
+            Some("8933150319000000000")
+        );
+        // Not to a client without a session.
+        assert_eq!(with_sim.get_value(false, None, Some("PhoneNumber")), None);
+        assert_eq!(
+            with_sim.get_value(true, Some("com.apple.mobile.iTunes"), None),
+            Some(Value::Dictionary(
+                [("MinITunesVersion".to_string(), Value::from("12.8"))]
+                    .into_iter()
+                    .collect()
+            ))
+        );
+    }
+
+    #[test]
+    fn started_ports_skip_lockdownd_and_wrap() {
+        let mut started = StartedServices {
+            next_port: lockdown::PORT - 1,
+            waiting: Vec::new(),
+        };
+        assert_eq!(started.fresh_port(), lockdown::PORT - 1);
+        assert_eq!(started.fresh_port(), lockdown::PORT + 1);
+        started.next_port = u16::MAX;
+        assert_eq!(started.fresh_port(), u16::MAX);
+        assert_eq!(started.fresh_port(), FIRST_SERVICE_PORT);
+    }
+
+    #[test]
+    fn a_started_port_is_claimed_once_and_old_ones_are_forgotten() {
+        let phone = phone("{}");
+        let host = lock(&phone.trusted)[0].clone();
+        let first = phone.start_service(Service::Afc, &host);
+        assert!(phone.claim_service(first).is_some());
+        assert!(phone.claim_service(first).is_none());
+        let ports: Vec<u16> = (0..=MAX_WAITING_SERVICES)
+            .map(|_| phone.start_service(Service::NotificationProxy, &host))
+            .collect();
+        // The oldest waiting one went when one more than the limit was started.
+        assert!(phone.claim_service(ports[0]).is_none());
+        assert_eq!(
+            phone
+                .claim_service(ports[MAX_WAITING_SERVICES])
+                .map(|s| s.service),
+            Some(Service::NotificationProxy)
+        );
     }
 }
