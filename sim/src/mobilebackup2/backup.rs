@@ -517,6 +517,7 @@ fn upload_batch(
     ])?;
     let mut out: Vec<u8> = Vec::with_capacity(CHUNK + 64);
     let mut plain = vec![0u8; CHUNK];
+    let mut sealed: Vec<u8> = Vec::with_capacity(CHUNK + 32);
     for upload in batch {
         let slow = plan.fault == Some(BackupFault::CancelRequest)
             && plan.cancel_at.is_some_and(|at| *sent_files >= at);
@@ -569,23 +570,34 @@ fn upload_batch(
                     .keys
                     .map(|k| CbcStream::new(&k.file_key(&entry.file_id(), entry.version)));
                 while offset < size {
-                    let n = entry.read_at(offset, &mut plain);
-                    offset += n as u64;
                     match &mut cipher {
-                        None => send_chunk(link, &mut out, &plain[..n])?,
+                        None => {
+                            // The bytes are generated straight behind the chunk's header.
+                            if out.len() != 5 + CHUNK {
+                                out.clear();
+                                out.resize(5 + CHUNK, 0);
+                            }
+                            let n = entry.read_at(offset, &mut out[5..]);
+                            offset += n as u64;
+                            out[..4].copy_from_slice(&(n as u32 + 1).to_be_bytes());
+                            out[4] = CODE_FILE_DATA;
+                            link.write_all(&out[..5 + n])?;
+                        }
                         Some(c) => {
-                            let mut data = Vec::with_capacity(n + 16);
-                            c.update(&plain[..n], &mut data);
-                            if !data.is_empty() {
-                                send_chunk(link, &mut out, &data)?;
+                            let n = entry.read_at(offset, &mut plain);
+                            offset += n as u64;
+                            sealed.clear();
+                            c.update(&plain[..n], &mut sealed);
+                            if !sealed.is_empty() {
+                                send_chunk(link, &mut out, &sealed)?;
                             }
                         }
                     }
                 }
                 if let Some(c) = cipher {
-                    let mut data = Vec::with_capacity(16);
-                    c.finish(&mut data);
-                    send_chunk(link, &mut out, &data)?;
+                    sealed.clear();
+                    c.finish(&mut sealed);
+                    send_chunk(link, &mut out, &sealed)?;
                 }
             }
         }
