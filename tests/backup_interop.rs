@@ -367,6 +367,7 @@ fn idevicebackup2_turns_encryption_on_and_off_with_change_password() {
         "{report:#}"
     );
     assert_eq!(report["backup"]["encrypted"], false);
+    assert_eq!(report["files"]["orphans"], 0, "{report:#}");
     let status = plist::Value::from_file(root.join(UDID).join("Status.plist")).unwrap();
     assert_eq!(
         status.as_dictionary().unwrap()["IsFullBackup"],

@@ -128,18 +128,26 @@ pub fn run(phone: &Phone, link: &mut Link, force_full: bool) -> Result<Outcome, 
     let finished = status
         .first()
         .is_some_and(|(_, file)| matches!(file, Downloaded::Data(d) if snapshot_finished(d)));
-    let previous = if finished && !force_full {
+    // The computer's last backup of this phone, when the phone can read it: it says what is
+    // gone since (removed from the computer whatever the kind of backup) and, when it was made
+    // with the same encryption and no full backup is asked for, what need not travel again.
+    let last = if finished {
         let wanted = [
             format!("{udid}/Manifest.plist"),
             format!("{udid}/Manifest.db"),
         ];
         match download(link, &wanted, MAX_MANIFEST_DB, 1.0)? {
-            Ok(files) => readable_previous(&files, &udid, keys.as_ref()),
+            Ok(files) => readable_previous(&files, &udid, settings.seed),
             Err(answer) => return refused(link, "DLMessageDownloadFiles", &answer),
         }
     } else {
         None
     };
+    let incremental = !force_full
+        && last
+            .as_ref()
+            .is_some_and(|(_, encrypted)| *encrypted == keys.is_some());
+    let previous: Option<&Rows> = last.as_ref().filter(|_| incremental).map(|(rows, _)| rows);
     if fault == Some(BackupFault::FileErrors) {
         return stop(
             link,
@@ -159,9 +167,9 @@ pub fn run(phone: &Phone, link: &mut Link, force_full: bool) -> Result<Outcome, 
         })
         .collect();
     let current: BTreeSet<String> = content.files().map(Entry::file_id).collect();
-    let removed: Vec<String> = previous
+    let removed: Vec<String> = last
         .as_ref()
-        .map(|rows| {
+        .map(|(rows, _)| {
             let mut gone: Vec<String> = rows
                 .iter()
                 .filter(|(id, (flags, _))| *flags == 1 && !current.contains(*id) && is_file_id(id))
@@ -419,8 +427,8 @@ type Rows = HashMap<String, (i64, Vec<u8>)>;
 fn readable_previous(
     files: &[(String, Downloaded)],
     udid: &str,
-    keys: Option<&Keys>,
-) -> Option<Rows> {
+    seed: u64,
+) -> Option<(Rows, bool)> {
     let find = |name: &str| {
         files.iter().find_map(|(path, file)| match file {
             Downloaded::Data(d) if path.ends_with(name) => Some(d),
@@ -442,15 +450,16 @@ fn readable_previous(
         .and_then(Value::as_boolean)
         .unwrap_or(false);
     let db = find("/Manifest.db")?;
-    let plain = match (keys, encrypted) {
-        (None, false) => db.clone(),
-        (Some(keys), true) => {
-            let key = keys.unprotect(manifest.get("ManifestKey")?.as_data()?)?;
-            keys::decrypt(&key, db)?
-        }
-        _ => return None,
+    let plain = if encrypted {
+        // The phone's class keys do not depend on the password: it reads its own ManifestKey
+        // even after the password changed or encryption was turned off.
+        let keys = Keys::class_keys_of(seed);
+        let key = keys.unprotect(manifest.get("ManifestKey")?.as_data()?)?;
+        keys::decrypt(&key, db)?
+    } else {
+        db.clone()
     };
-    archive::read_manifest_db(&plain).ok()
+    Some((archive::read_manifest_db(&plain).ok()?, encrypted))
 }
 
 /// DownloadFiles `paths`: the files, or the computer's error answer.

@@ -598,6 +598,8 @@ fn a_full_then_an_incremental_backup() {
     let end = computer.backup(UDID, true).unwrap();
     assert_eq!(code(&end), 0);
     assert_eq!(computer.uploaded, now.file_count() + 3);
+    // What is gone since the last backup is removed in a full backup too: no orphans.
+    assert_eq!(blobs(&backup).len(), now.file_count());
     computer.disconnect(server);
 }
 
