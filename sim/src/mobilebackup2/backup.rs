@@ -252,15 +252,15 @@ pub fn run(phone: &Phone, link: &mut Link, force_full: bool) -> Result<Outcome, 
         let id = entry.file_id();
         format!("{udid}/Snapshot/{}/{id}", &id[..2])
     };
-    let mut pending: Vec<&Entry> = uploads.clone();
-    pending.reverse();
-    while let Some(entry) = pending.pop() {
+    let cancelling = fault == Some(BackupFault::CancelRequest);
+    for (i, entry) in uploads.iter().enumerate() {
         batch_bytes += on_wire(entry.size());
         batch.push(Upload {
             path: snapshot_path(entry),
             source: Source::Entry(entry),
         });
-        if batch.len() < BATCH_FILES && batch_bytes < BATCH_BYTES && !pending.is_empty() {
+        let last = i + 1 == uploads.len();
+        if batch.len() < BATCH_FILES && batch_bytes < BATCH_BYTES && !last {
             continue;
         }
         let plan = Plan {
@@ -268,7 +268,7 @@ pub fn run(phone: &Phone, link: &mut Link, force_full: bool) -> Result<Outcome, 
             fault,
             delay: Duration::from_millis(settings.upload_delay_ms),
             stop_at: (fault == Some(BackupFault::StopMidUpload)).then_some(half),
-            cancel_at: (fault == Some(BackupFault::CancelRequest)).then_some(3.min(half)),
+            cancel_at: cancelling.then_some(3.min(half)),
         };
         let result = upload_batch(
             phone,
@@ -279,17 +279,17 @@ pub fn run(phone: &Phone, link: &mut Link, force_full: bool) -> Result<Outcome, 
             &mut sent_bytes,
             total,
         );
-        match result {
-            Ok(Sent::All) => {}
+        // After a cancel request the computer going away is the expected end.
+        let answer = match result {
+            Ok(Sent::All) => link.receive_status("DLMessageUploadFiles", ANSWER),
             Ok(Sent::Stopped) => return Ok(Outcome::Gone),
-            Err(e) if fault == Some(BackupFault::CancelRequest) => {
-                // The computer went away after the cancel request: as intended.
-                let _ = e;
-                return Ok(Outcome::Gone);
-            }
+            Err(e) => Err(e),
+        };
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(_) if cancelling => return Ok(Outcome::Gone),
             Err(e) => return Err(e),
-        }
-        let answer = link.receive_status("DLMessageUploadFiles", ANSWER)?;
+        };
         if answer.code != 0 {
             return refused(link, "DLMessageUploadFiles", &answer);
         }
