@@ -128,18 +128,26 @@ pub fn run(phone: &Phone, link: &mut Link, force_full: bool) -> Result<Outcome, 
     let finished = status
         .first()
         .is_some_and(|(_, file)| matches!(file, Downloaded::Data(d) if snapshot_finished(d)));
-    let previous = if finished && !force_full {
+    // The computer's last backup of this phone, when the phone can read it: it says what is
+    // gone since (removed from the computer whatever the kind of backup) and, when it was made
+    // with the same encryption and no full backup is asked for, what need not travel again.
+    let last = if finished {
         let wanted = [
             format!("{udid}/Manifest.plist"),
             format!("{udid}/Manifest.db"),
         ];
         match download(link, &wanted, MAX_MANIFEST_DB, 1.0)? {
-            Ok(files) => readable_previous(&files, &udid, keys.as_ref()),
+            Ok(files) => readable_previous(&files, &udid, settings.seed),
             Err(answer) => return refused(link, "DLMessageDownloadFiles", &answer),
         }
     } else {
         None
     };
+    let incremental = !force_full
+        && last
+            .as_ref()
+            .is_some_and(|(_, encrypted)| *encrypted == keys.is_some());
+    let previous: Option<&Rows> = last.as_ref().filter(|_| incremental).map(|(rows, _)| rows);
     if fault == Some(BackupFault::FileErrors) {
         return stop(
             link,
@@ -159,9 +167,9 @@ pub fn run(phone: &Phone, link: &mut Link, force_full: bool) -> Result<Outcome, 
         })
         .collect();
     let current: BTreeSet<String> = content.files().map(Entry::file_id).collect();
-    let removed: Vec<String> = previous
+    let removed: Vec<String> = last
         .as_ref()
-        .map(|rows| {
+        .map(|(rows, _)| {
             let mut gone: Vec<String> = rows
                 .iter()
                 .filter(|(id, (flags, _))| *flags == 1 && !current.contains(*id) && is_file_id(id))
@@ -244,15 +252,15 @@ pub fn run(phone: &Phone, link: &mut Link, force_full: bool) -> Result<Outcome, 
         let id = entry.file_id();
         format!("{udid}/Snapshot/{}/{id}", &id[..2])
     };
-    let mut pending: Vec<&Entry> = uploads.clone();
-    pending.reverse();
-    while let Some(entry) = pending.pop() {
+    let cancelling = fault == Some(BackupFault::CancelRequest);
+    for (i, entry) in uploads.iter().enumerate() {
         batch_bytes += on_wire(entry.size());
         batch.push(Upload {
             path: snapshot_path(entry),
             source: Source::Entry(entry),
         });
-        if batch.len() < BATCH_FILES && batch_bytes < BATCH_BYTES && !pending.is_empty() {
+        let last = i + 1 == uploads.len();
+        if batch.len() < BATCH_FILES && batch_bytes < BATCH_BYTES && !last {
             continue;
         }
         let plan = Plan {
@@ -260,7 +268,7 @@ pub fn run(phone: &Phone, link: &mut Link, force_full: bool) -> Result<Outcome, 
             fault,
             delay: Duration::from_millis(settings.upload_delay_ms),
             stop_at: (fault == Some(BackupFault::StopMidUpload)).then_some(half),
-            cancel_at: (fault == Some(BackupFault::CancelRequest)).then_some(3.min(half)),
+            cancel_at: cancelling.then_some(3.min(half)),
         };
         let result = upload_batch(
             phone,
@@ -271,17 +279,17 @@ pub fn run(phone: &Phone, link: &mut Link, force_full: bool) -> Result<Outcome, 
             &mut sent_bytes,
             total,
         );
-        match result {
-            Ok(Sent::All) => {}
+        // After a cancel request the computer going away is the expected end.
+        let answer = match result {
+            Ok(Sent::All) => link.receive_status("DLMessageUploadFiles", ANSWER),
             Ok(Sent::Stopped) => return Ok(Outcome::Gone),
-            Err(e) if fault == Some(BackupFault::CancelRequest) => {
-                // The computer went away after the cancel request: as intended.
-                let _ = e;
-                return Ok(Outcome::Gone);
-            }
+            Err(e) => Err(e),
+        };
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(_) if cancelling => return Ok(Outcome::Gone),
             Err(e) => return Err(e),
-        }
-        let answer = link.receive_status("DLMessageUploadFiles", ANSWER)?;
+        };
         if answer.code != 0 {
             return refused(link, "DLMessageUploadFiles", &answer);
         }
@@ -419,8 +427,8 @@ type Rows = HashMap<String, (i64, Vec<u8>)>;
 fn readable_previous(
     files: &[(String, Downloaded)],
     udid: &str,
-    keys: Option<&Keys>,
-) -> Option<Rows> {
+    seed: u64,
+) -> Option<(Rows, bool)> {
     let find = |name: &str| {
         files.iter().find_map(|(path, file)| match file {
             Downloaded::Data(d) if path.ends_with(name) => Some(d),
@@ -442,15 +450,16 @@ fn readable_previous(
         .and_then(Value::as_boolean)
         .unwrap_or(false);
     let db = find("/Manifest.db")?;
-    let plain = match (keys, encrypted) {
-        (None, false) => db.clone(),
-        (Some(keys), true) => {
-            let key = keys.unprotect(manifest.get("ManifestKey")?.as_data()?)?;
-            keys::decrypt(&key, db)?
-        }
-        _ => return None,
+    let plain = if encrypted {
+        // The phone's class keys do not depend on the password: it reads its own ManifestKey
+        // even after the password changed or encryption was turned off.
+        let keys = Keys::class_keys_of(seed);
+        let key = keys.unprotect(manifest.get("ManifestKey")?.as_data()?)?;
+        keys::decrypt(&key, db)?
+    } else {
+        db.clone()
     };
-    archive::read_manifest_db(&plain).ok()
+    Some((archive::read_manifest_db(&plain).ok()?, encrypted))
 }
 
 /// DownloadFiles `paths`: the files, or the computer's error answer.
@@ -517,6 +526,7 @@ fn upload_batch(
     ])?;
     let mut out: Vec<u8> = Vec::with_capacity(CHUNK + 64);
     let mut plain = vec![0u8; CHUNK];
+    let mut sealed: Vec<u8> = Vec::with_capacity(CHUNK + 32);
     for upload in batch {
         let slow = plan.fault == Some(BackupFault::CancelRequest)
             && plan.cancel_at.is_some_and(|at| *sent_files >= at);
@@ -569,23 +579,34 @@ fn upload_batch(
                     .keys
                     .map(|k| CbcStream::new(&k.file_key(&entry.file_id(), entry.version)));
                 while offset < size {
-                    let n = entry.read_at(offset, &mut plain);
-                    offset += n as u64;
                     match &mut cipher {
-                        None => send_chunk(link, &mut out, &plain[..n])?,
+                        None => {
+                            // The bytes are generated straight behind the chunk's header.
+                            if out.len() != 5 + CHUNK {
+                                out.clear();
+                                out.resize(5 + CHUNK, 0);
+                            }
+                            let n = entry.read_at(offset, &mut out[5..]);
+                            offset += n as u64;
+                            out[..4].copy_from_slice(&(n as u32 + 1).to_be_bytes());
+                            out[4] = CODE_FILE_DATA;
+                            link.write_all(&out[..5 + n])?;
+                        }
                         Some(c) => {
-                            let mut data = Vec::with_capacity(n + 16);
-                            c.update(&plain[..n], &mut data);
-                            if !data.is_empty() {
-                                send_chunk(link, &mut out, &data)?;
+                            let n = entry.read_at(offset, &mut plain);
+                            offset += n as u64;
+                            sealed.clear();
+                            c.update(&plain[..n], &mut sealed);
+                            if !sealed.is_empty() {
+                                send_chunk(link, &mut out, &sealed)?;
                             }
                         }
                     }
                 }
                 if let Some(c) = cipher {
-                    let mut data = Vec::with_capacity(16);
-                    c.finish(&mut data);
-                    send_chunk(link, &mut out, &data)?;
+                    sealed.clear();
+                    c.finish(&mut sealed);
+                    send_chunk(link, &mut out, &sealed)?;
                 }
             }
         }

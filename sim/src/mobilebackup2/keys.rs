@@ -103,6 +103,19 @@ impl Keys {
         }
     }
 
+    /// The phone's class keys without a keybag (for unwrapping what the phone wrapped
+    /// earlier, whatever the password was then).
+    pub fn class_keys_of(seed: u64) -> Keys {
+        Keys {
+            class_keys: (1..=CLASSES)
+                .map(|class| bytes(seed, &format!("class {class}")))
+                .collect(),
+            keybag: Vec::new(),
+            manifest_key: bytes(seed, "ManifestKey"),
+            seed,
+        }
+    }
+
     /// Manifest.plist's BackupKeyBag.
     pub fn keybag(&self) -> &[u8] {
         &self.keybag

@@ -75,6 +75,7 @@ impl Link {
         what: &str,
         deadline: Instant,
     ) -> Result<(), DeviceError> {
+        let began = Instant::now();
         let mut filled = 0;
         while filled < buf.len() {
             match self.stream.read(&mut buf[filled..]) {
@@ -85,7 +86,7 @@ impl Link {
                     if Instant::now() >= deadline {
                         return Err(DeviceError::Timeout {
                             what: what.to_string(),
-                            secs: 0,
+                            secs: deadline.saturating_duration_since(began).as_secs(),
                         });
                     }
                 }
@@ -264,10 +265,14 @@ impl Link {
                         data.resize(start + body, 0);
                         self.read_full(&mut data[start..], what, deadline)?;
                     }
-                    CODE_SUCCESS => {
-                        let mut rest = vec![0u8; body.min(MAX_NAME)];
-                        self.read_full(&mut rest, what, deadline)?;
+                    CODE_SUCCESS if body == 0 => {
                         break Downloaded::Data(std::mem::take(&mut data));
+                    }
+                    CODE_SUCCESS => {
+                        return Err(bad(
+                            what,
+                            format!("the end marker of {name} carries {body} bytes, not 0"),
+                        ))
                     }
                     other => {
                         if body > MAX_NAME {

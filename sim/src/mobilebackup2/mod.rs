@@ -16,7 +16,7 @@ pub mod link;
 mod tests;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 use plist::{Dictionary, Value};
@@ -177,6 +177,16 @@ impl BackupState {
     }
 }
 
+/// How many backups of `phone` have finished.
+pub fn generation(phone: &Phone) -> u64 {
+    phone.backup.generation()
+}
+
+/// Whether `phone`'s next backup will be encrypted.
+pub fn will_encrypt(phone: &Phone) -> bool {
+    phone.backup.will_encrypt()
+}
+
 /// The phone's content now (what the next backup will hold).
 pub fn current_content(phone: &Phone) -> content::Content {
     let profile = phone.profile();
@@ -296,12 +306,17 @@ pub fn serve(phone: &Phone, stream: Box<dyn DeviceStream>) -> Result<(), DeviceE
                     ))?;
                     continue;
                 }
-                let Ok(_running) = phone.backup.busy.try_lock() else {
-                    link.send_process_message(error_message(
-                        codes::BUSY,
-                        "another backup of this phone is in progress",
-                    ))?;
-                    continue;
+                let _running = match phone.backup.busy.try_lock() {
+                    Ok(guard) => guard,
+                    // A backup thread that panicked leaves nothing running.
+                    Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                    Err(TryLockError::WouldBlock) => {
+                        link.send_process_message(error_message(
+                            codes::BUSY,
+                            "another backup of this phone is in progress",
+                        ))?;
+                        continue;
+                    }
                 };
                 let force_full = request
                     .get("Options")

@@ -598,6 +598,8 @@ fn a_full_then_an_incremental_backup() {
     let end = computer.backup(UDID, true).unwrap();
     assert_eq!(code(&end), 0);
     assert_eq!(computer.uploaded, now.file_count() + 3);
+    // What is gone since the last backup is removed in a full backup too: no orphans.
+    assert_eq!(blobs(&backup).len(), now.file_count());
     computer.disconnect(server);
 }
 
@@ -879,4 +881,83 @@ fn generated_bytes_stream_fast_in_an_optimised_build() {
     // 1 GB/s) is the release build's, which the benchmark uses.
     let floor = if cfg!(debug_assertions) { 50e6 } else { 1.5e9 };
     assert!(per_second > floor, "{per_second:.0} bytes/s");
+}
+
+#[test]
+fn the_download_stream_is_capped_and_checked() {
+    let send = |bytes: Vec<u8>, cap: u64| {
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        theirs
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        ours.write_all(&bytes).unwrap();
+        drop(ours);
+        let mut link = link::Link::new(Box::new(theirs));
+        link.receive_files(cap, Duration::from_secs(5))
+    };
+    let file = |name: &str, chunks: &[&[u8]], end: &[u8]| {
+        let mut out = (name.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(name.as_bytes());
+        for chunk in chunks {
+            out.extend_from_slice(&(chunk.len() as u32 + 1).to_be_bytes());
+            out.push(0x0C);
+            out.extend_from_slice(chunk);
+        }
+        out.extend_from_slice(end);
+        out
+    };
+    let mut good = file("a", &[b"hello ", b"world"], &[0, 0, 0, 1, 0]);
+    good.extend(file("b", &[], &[0, 0, 0, 3, 6, b'n', b'o']));
+    good.extend([0, 0, 0, 0]);
+    let files = send(good, 100).unwrap();
+    assert_eq!(
+        files[0],
+        ("a".into(), link::Downloaded::Data(b"hello world".to_vec()))
+    );
+    assert_eq!(
+        files[1],
+        ("b".into(), link::Downloaded::Missing("no".into()))
+    );
+    // Over the cap, an absurd name length, an absurd chunk, a cut stream: errors, no panic.
+    let big = file("a", &[&[7u8; 64]], &[0, 0, 0, 1, 0]);
+    assert!(matches!(
+        send(big, 10),
+        Err(DeviceError::FrameTooLarge { .. })
+    ));
+    assert!(matches!(
+        send(0xFFFF_FFF0u32.to_be_bytes().to_vec(), 10),
+        Err(DeviceError::FrameTooLarge { .. })
+    ));
+    let mut absurd = file("a", &[], &[]);
+    absurd.extend(0xFFFF_FFF0u32.to_be_bytes());
+    assert!(matches!(
+        send(absurd, 10),
+        Err(DeviceError::FrameTooLarge { .. })
+    ));
+    let cut = file("a", &[b"hello"], &[])[..12].to_vec();
+    assert!(matches!(send(cut, 100), Err(DeviceError::Closed { .. })));
+}
+
+#[test]
+fn an_oversized_or_malformed_message_is_refused() {
+    let (mut ours, theirs) = UnixStream::pair().unwrap();
+    let mut link = link::Link::new(Box::new(theirs));
+    ours.write_all(&(64u32 << 20).to_be_bytes()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    assert!(matches!(
+        link.receive("a message", deadline),
+        Err(DeviceError::FrameTooLarge { .. })
+    ));
+    let (mut ours, theirs) = UnixStream::pair().unwrap();
+    let mut link = link::Link::new(Box::new(theirs));
+    let mut body = Vec::new();
+    Value::Dictionary(Dictionary::new())
+        .to_writer_binary(&mut body)
+        .unwrap();
+    ours.write_all(&(body.len() as u32).to_be_bytes()).unwrap();
+    ours.write_all(&body).unwrap();
+    assert!(matches!(
+        link.receive("a message", deadline),
+        Err(DeviceError::BadReply { .. })
+    ));
 }
