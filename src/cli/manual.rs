@@ -34,6 +34,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "The verdict for a script (schemas in docs/json.md).",
     ),
     (
+        "ibackup backup --to ~/iPhoneBackups",
+        "Back up the plugged-in phone as Finder does, then verify the new backup.",
+    ),
+    (
         "ibackup device",
         "The plugged-in phone's model, iOS, storage, battery and backup settings.",
     ),
@@ -51,8 +55,8 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "IBACKUP_BACKUP_DIR",
-        "The folder of backups `inspect` looks in when given no TARGET, instead of this \
-         computer's default one.",
+        "The folder of backups `inspect` looks in when given no TARGET, and `backup` writes \
+         into when given no --to, instead of this computer's default one.",
     ),
     (
         "IBACKUP_TRANSPORT",
@@ -62,6 +66,16 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "IBACKUP_DEVICE_WAIT",
         "Seconds `device` and `pair` wait for a phone to be plugged in (0 to 86400; default 10 \
          on a terminal, else 2).",
+    ),
+    (
+        "IBACKUP_PASSCODE_WAIT",
+        "Seconds `backup` waits for the passcode to be entered when the phone asks for it \
+         (0 to 86400; default 180).",
+    ),
+    (
+        "IBACKUP_PHONE_SILENCE",
+        "Seconds `backup` waits for a phone that says nothing before giving up (0 to 86400; \
+         default 600).",
     ),
     (
         "IBACKUP_PAIR_TIMEOUT",

@@ -1282,6 +1282,39 @@ mod tests {
     }
 
     #[test]
+    fn a_stop_ends_an_upload_that_never_pauses() {
+        let mut input = Vec::new();
+        for i in 0..50 {
+            input.extend(upload(&format!("U/f{i}"), &[&[7u8; 1000]], Ok(())));
+        }
+        input.extend_from_slice(&[0, 0, 0, 0]);
+        let patience = Patience::new(Duration::from_secs(3600));
+        let stop = patience.stop.clone();
+        let mut link = DeviceLink::new(Scripted::new(input), patience);
+        struct StopAfter(Arc<AtomicBool>, Sink);
+        impl FileSink for StopAfter {
+            fn begin(&mut self, path: &str) -> io::Result<()> {
+                if self.1.done.len() == 3 {
+                    self.0.store(true, Ordering::SeqCst);
+                }
+                self.1.begin(path)
+            }
+            fn write(&mut self, data: &[u8]) -> io::Result<()> {
+                self.1.write(data)
+            }
+            fn finish(&mut self) -> io::Result<()> {
+                self.1.finish()
+            }
+            fn abandon(&mut self) {
+                self.1.abandon()
+            }
+        }
+        let mut sink = StopAfter(stop, Sink::default());
+        assert!(matches!(link.receive_files(&mut sink), Err(LinkError::Stopped)));
+        assert_eq!(sink.1.done.len(), 3);
+    }
+
+    #[test]
     fn status_answers_have_the_device_link_shape() {
         let mut link = link(Vec::new());
         link.send_status(0, None, Value::Integer(1234u64.into()))
