@@ -79,9 +79,16 @@ fn idevicebackup2(phone: &SimPhone, args: &[&str], limit: Duration) -> Backup2 {
 
 /// `ibackup verify --json DIR` with `env` on top: (exit code, report).
 fn verify(dir: &Path, env: &[(&str, &str)]) -> (i32, serde_json::Value) {
-    let run = support::Ibackup::new(["verify", "--json", dir.to_str().unwrap()])
-        .envs(env)
-        .run();
+    verify_with(&["verify", "--json", dir.to_str().unwrap()], env)
+}
+
+/// `ibackup verify --deep --json DIR`: every blob read (and decrypted, when encrypted).
+fn verify_deep(dir: &Path, env: &[(&str, &str)]) -> (i32, serde_json::Value) {
+    verify_with(&["verify", "--deep", "--json", dir.to_str().unwrap()], env)
+}
+
+fn verify_with(args: &[&str], env: &[(&str, &str)]) -> (i32, serde_json::Value) {
+    let run = support::Ibackup::new(args).envs(env).run();
     (run.code().unwrap_or(-1), run.json())
 }
 
@@ -244,17 +251,33 @@ fn an_encrypted_phone_backup_unlocks_with_its_password_only() {
     );
     assert_success(&run, "idevicebackup2 backup --full (encrypted)");
     let password = phone.phone().profile().backup.password.clone();
-    let (code, report) = verify(&backup, &[("IBACKUP_PASSWORD", &password)]);
+    let (code, report) = verify_deep(&backup, &[("IBACKUP_PASSWORD", &password)]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["verdict"], "complete", "{report:#}");
     assert_eq!(report["backup"]["encrypted"], true);
-    assert_eq!(
-        report["files"]["listed"],
-        content_of(&phone, 0).file_count() as u64
-    );
+    let files = content_of(&phone, 0).file_count() as u64;
+    assert_eq!(report["files"]["listed"], files);
+    assert_eq!(report["files"]["decrypted"], files, "{report:#}");
     let (code, report) = verify(&backup, &[("IBACKUP_PASSWORD", "not the password")]);
     assert_eq!(code, 2, "{report:#}");
     assert_ne!(report["verdict"], "complete", "{report:#}");
+
+    // An incremental backup on top: the phone reads its own encrypted Manifest.db back.
+    let run = idevicebackup2(
+        &phone,
+        &["backup", root.to_str().unwrap()],
+        Duration::from_secs(120),
+    );
+    assert_success(&run, "idevicebackup2 backup (incremental, encrypted)");
+    assert!(run.output.contains("Incremental"), "{}", run.output);
+    let (code, report) = verify_deep(&backup, &[("IBACKUP_PASSWORD", &password)]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["verdict"], "complete", "{report:#}");
+    assert_eq!(
+        report["files"]["listed"],
+        content_of(&phone, 1).file_count() as u64
+    );
+    assert_eq!(report["files"]["orphans"], 0, "{report:#}");
 }
 
 #[test]

@@ -242,38 +242,70 @@ pub fn run(phone: &Phone, link: &mut Link, force_full: bool) -> Result<Outcome, 
     }
 
     // The files, in batches.
-    let total: u64 = uploads.iter().map(|e| on_wire(e.size())).sum();
-    let half = uploads.len() / 2;
-    let mut sent_bytes = 0u64;
-    let mut sent_files = 0usize;
-    let mut batch: Vec<Upload> = Vec::new();
-    let mut batch_bytes = 0u64;
     let snapshot_path = |entry: &Entry| {
         let id = entry.file_id();
         format!("{udid}/Snapshot/{}/{id}", &id[..2])
     };
-    let cancelling = fault == Some(BackupFault::CancelRequest);
-    for (i, entry) in uploads.iter().enumerate() {
+    // The changed files in batches, then the backup's own files in one batch of their own.
+    let mut batches: Vec<Vec<Upload>> = Vec::new();
+    let mut batch: Vec<Upload> = Vec::new();
+    let mut batch_bytes = 0u64;
+    for entry in &uploads {
+        if batch.len() >= BATCH_FILES || batch_bytes >= BATCH_BYTES {
+            batches.push(std::mem::take(&mut batch));
+            batch_bytes = 0;
+        }
         batch_bytes += on_wire(entry.size());
         batch.push(Upload {
             path: snapshot_path(entry),
             source: Source::Entry(entry),
         });
-        let last = i + 1 == uploads.len();
-        if batch.len() < BATCH_FILES && batch_bytes < BATCH_BYTES && !last {
-            continue;
-        }
-        let plan = Plan {
-            keys: keys.as_ref(),
-            fault,
-            delay: Duration::from_millis(settings.upload_delay_ms),
-            stop_at: (fault == Some(BackupFault::StopMidUpload)).then_some(half),
-            cancel_at: cancelling.then_some(3.min(half)),
-        };
+    }
+    if !batch.is_empty() {
+        batches.push(batch);
+    }
+    let now = SystemTime::now();
+    let left = fault == Some(BackupFault::SnapshotLeft);
+    let full = previous.is_none();
+    let status_file = archive::status_plist(
+        &new_uuid(),
+        full,
+        if left { "uploading" } else { "finished" },
+        now,
+    );
+    batches.push(vec![
+        Upload {
+            path: format!("{udid}/Snapshot/Manifest.db"),
+            source: Source::Bytes(manifest_db),
+        },
+        Upload {
+            path: format!("{udid}/Snapshot/Manifest.plist"),
+            source: Source::Bytes(archive::manifest_plist(profile, keys.as_ref(), now)),
+        },
+        Upload {
+            path: format!("{udid}/Snapshot/Status.plist"),
+            source: Source::Bytes(status_file),
+        },
+    ]);
+
+    // Faults count over every file sent, so they strike even when little has changed.
+    let count = uploads.len() + 3;
+    let cancelling = fault == Some(BackupFault::CancelRequest);
+    let plan = Plan {
+        keys: keys.as_ref(),
+        fault,
+        delay: Duration::from_millis(settings.upload_delay_ms),
+        stop_at: (fault == Some(BackupFault::StopMidUpload)).then_some(count / 2),
+        cancel_at: cancelling.then_some(3.min(count / 2)),
+    };
+    let total: u64 = uploads.iter().map(|e| on_wire(e.size())).sum();
+    let mut sent_bytes = 0u64;
+    let mut sent_files = 0usize;
+    for batch in &batches {
         let result = upload_batch(
             phone,
             link,
-            &batch,
+            batch,
             &plan,
             &mut sent_files,
             &mut sent_bytes,
@@ -293,47 +325,11 @@ pub fn run(phone: &Phone, link: &mut Link, force_full: bool) -> Result<Outcome, 
         if answer.code != 0 {
             return refused(link, "DLMessageUploadFiles", &answer);
         }
-        batch.clear();
-        batch_bytes = 0;
     }
-
-    // The backup's own files.
-    let now = SystemTime::now();
-    let left = fault == Some(BackupFault::SnapshotLeft);
-    let full = previous.is_none();
-    let status_file = archive::status_plist(
-        &new_uuid(),
-        full,
-        if left { "uploading" } else { "finished" },
-        now,
-    );
-    let own = vec![
-        Upload {
-            path: format!("{udid}/Snapshot/Manifest.db"),
-            source: Source::Bytes(manifest_db),
-        },
-        Upload {
-            path: format!("{udid}/Snapshot/Manifest.plist"),
-            source: Source::Bytes(archive::manifest_plist(profile, keys.as_ref(), now)),
-        },
-        Upload {
-            path: format!("{udid}/Snapshot/Status.plist"),
-            source: Source::Bytes(status_file),
-        },
-    ];
-    let plan = Plan {
-        keys: None,
-        fault: None,
-        delay: Duration::ZERO,
-        stop_at: None,
-        cancel_at: None,
-    };
-    let mut own_files = 0;
-    let mut own_bytes = 0;
-    upload_batch(phone, link, &own, &plan, &mut own_files, &mut own_bytes, 0)?;
-    let answer = link.receive_status("DLMessageUploadFiles", ANSWER)?;
-    if answer.code != 0 {
-        return refused(link, "DLMessageUploadFiles", &answer);
+    if cancelling {
+        // The phone asked to cancel: it never finishes, it waits for the computer to go.
+        link.drain_until_gone(NEVER);
+        return Ok(Outcome::Gone);
     }
     if left {
         // Everything is in Snapshot/ and nothing was moved: the phone says it is done anyway.

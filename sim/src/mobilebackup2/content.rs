@@ -435,7 +435,7 @@ fn apply_changes(profile: &BackupProfile, files: &mut Vec<Entry>, step: u64) {
     let average = profile.total_bytes / (profile.files.max(1) as u64);
     for j in 0..changes.added {
         let path = format!("Media/DCIM/101APPLE/IMG_{:04}.HEIC", step * 1000 + j as u64);
-        let size = average + rng.below(average.max(1));
+        let size = average.saturating_add(rng.below(average.max(1)));
         files.push(Entry {
             kind: Kind::File {
                 size,

@@ -692,7 +692,8 @@ fn faults_bend_the_backup() {
     );
     computer.hello(&[2.1]);
     assert!(computer.backup(UDID, false).is_none());
-    assert_eq!(computer.uploaded, 30);
+    // Half of the 60 files and the 3 of the backup itself.
+    assert_eq!(computer.uploaded, 31);
     server.join().unwrap();
 
     // no_space whatever the computer has.
@@ -960,4 +961,33 @@ fn an_oversized_or_malformed_message_is_refused() {
         link.receive("a message", deadline),
         Err(DeviceError::BadReply { .. })
     ));
+}
+
+#[test]
+fn faults_strike_even_when_nothing_changed_since_the_last_backup() {
+    for fault in ["stop_mid_upload", "cancel_request"] {
+        let dir = tempfile::tempdir().unwrap();
+        // A first phone makes a backup; a second one, just like it but faulty, finds nothing
+        // changed.
+        let good = phone(r#"{"backup":{"files":20}}"#);
+        let (mut computer, server) = Computer::connect(good, dir.path());
+        computer.hello(&[2.1]);
+        assert_eq!(code(&computer.backup(UDID, false).unwrap()), 0);
+        computer.disconnect(server);
+        let faulty = phone(&format!(r#"{{"backup":{{"files":20,"fault":"{fault}"}}}}"#));
+        let notes = faulty.notifications.subscribe();
+        let (mut computer, server) = Computer::connect(Arc::clone(&faulty), dir.path());
+        computer.hello(&[2.1]);
+        let shutter = computer.stream.try_clone().unwrap();
+        let runner = std::thread::spawn(move || computer.backup(UDID, false));
+        if fault == "cancel_request" {
+            let name = notes.recv_timeout(Duration::from_secs(30)).unwrap();
+            assert_eq!(name, "com.apple.itunes-client.syncCancelRequest");
+            shutter.shutdown(std::net::Shutdown::Both).unwrap();
+        }
+        assert!(runner.join().unwrap_or(None).is_none(), "{fault}");
+        server.join().unwrap();
+        assert_eq!(faulty.backup.generation(), 0, "{fault}");
+        assert_eq!(status_state(&dir.path().join(UDID)), "finished");
+    }
 }
