@@ -64,7 +64,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "IBACKUP_DEVICE_WAIT",
-        "Seconds `device` and `pair` wait for a phone to be plugged in (0 to 86400; default 10 \
+        "Seconds `device`, `pair` and `backup` wait for a phone to be plugged in (0 to 86400; default 10 \
          on a terminal, else 2).",
     ),
     (
