@@ -343,3 +343,43 @@ fn over_direct_usb_too() {
     assert_eq!(code, 0, "{made:#}");
     assert_eq!(made["verify"]["verdict"], "complete");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_phone_asking_for_paths_outside_its_backup_is_refused_every_time() {
+    let dir = TempDir::new().unwrap();
+    let to = dir.path().join("Backups");
+    {
+        let good = phone_with(r#"{"backup": {"files": 10}}"#);
+        assert_eq!(backup(&good, &to, &[], &[]).0, 0);
+    }
+    // Beside the backups: a secret the phone must not read and a file it must not remove; in
+    // the previous backup, a link to a folder outside that it must not write through.
+    std::fs::write(to.join("secret.txt"), b"not for the phone").unwrap();
+    std::fs::write(to.join("victim"), b"keep me").unwrap();
+    let outside = dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, backup_path(&to).join("Snapshot")).unwrap();
+    let phone = phone_with(r#"{"backup": {"files": 10, "fault": "hostile_paths"}}"#);
+    let (code, made) = backup(&phone, &to, &["--full"], &[]);
+    // The phone judges: had any request gone through, it would have ended with ErrorCode 98.
+    assert_eq!(code, 0, "{made:#}");
+    assert_eq!(made["session"]["error_code"], 0);
+    let refused = made["session"]["refused"].as_array().unwrap();
+    assert!(refused.len() >= 8, "{made:#}");
+    for name in ["escaped-dir", "escaped-file", "moved-out"] {
+        assert!(!to.join(name).exists(), "{name}");
+        assert!(!dir.path().join(name).exists(), "{name}");
+    }
+    assert!(!Path::new("/ibackup-escaped-absolute").exists());
+    assert!(!Path::new("/ibackup-escaped-file").exists());
+    assert_eq!(std::fs::read(to.join("victim")).unwrap(), b"keep me");
+    assert_eq!(
+        std::fs::read(to.join("secret.txt")).unwrap(),
+        b"not for the phone"
+    );
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    // The new backup has no link: its Snapshot/ was a real folder, and is gone.
+    assert!(std::fs::symlink_metadata(backup_path(&to).join("Snapshot")).is_err());
+    assert_no_leftovers(&to);
+}

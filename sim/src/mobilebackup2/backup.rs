@@ -113,6 +113,15 @@ pub fn run(phone: &Phone, link: &mut Link, force_full: bool) -> Result<Outcome, 
         }
         _ => {}
     }
+    if fault == Some(BackupFault::HostilePaths) {
+        if let Some(accepted) = probe_outside(phone, link, &udid)? {
+            return stop(
+                link,
+                codes::ESCAPED,
+                &format!("the computer accepted a path outside its backup: {accepted}"),
+            );
+        }
+    }
     let content = current_content(phone);
     let keys = phone
         .backup
@@ -456,6 +465,83 @@ fn readable_previous(
         db.clone()
     };
     Some((archive::read_manifest_db(&plain).ok()?, encrypted))
+}
+
+/// The hostile_paths fault: requests for paths outside `<udid>/`, each of which a careful
+/// computer refuses with an error status. The first one it accepts, if any.
+fn probe_outside(
+    phone: &Phone,
+    link: &mut Link,
+    udid: &str,
+) -> Result<Option<String>, DeviceError> {
+    let outside = [
+        format!("{udid}/../escaped-dir"),
+        "/ibackup-escaped-absolute".to_string(),
+        format!("{udid}/Snapshot/../../escaped-dir"),
+        format!("{udid}/ab\\..\\..\\escaped-dir"),
+    ];
+    for path in &outside {
+        link.send(vec!["DLMessageCreateDirectory".into(), path.clone().into()])?;
+        if link
+            .receive_status("DLMessageCreateDirectory", ANSWER)?
+            .code
+            == 0
+        {
+            return Ok(Some(format!("CreateDirectory {path}")));
+        }
+    }
+    for path in [
+        format!("{udid}/../escaped-file"),
+        format!("{udid}/Snapshot/../../../escaped-file"),
+        "/ibackup-escaped-file".to_string(),
+    ] {
+        let plan = Plan {
+            keys: None,
+            fault: None,
+            delay: Duration::ZERO,
+            stop_at: None,
+            cancel_at: None,
+        };
+        let batch = [Upload {
+            path: path.clone(),
+            source: Source::Bytes(b"written outside the backup".to_vec()),
+        }];
+        let (mut files, mut bytes) = (0, 0);
+        upload_batch(phone, link, &batch, &plan, &mut files, &mut bytes, 26)?;
+        if link.receive_status("DLMessageUploadFiles", ANSWER)?.code == 0 {
+            return Ok(Some(format!("UploadFiles {path}")));
+        }
+    }
+    let secret = format!("{udid}/../secret.txt");
+    if let Ok(files) = download(link, std::slice::from_ref(&secret), MAX_STATUS, 0.0)? {
+        if files.iter().any(|(_, f)| matches!(f, Downloaded::Data(_))) {
+            return Ok(Some(format!("DownloadFiles {secret}")));
+        }
+    }
+    let mut moves = Dictionary::new();
+    moves.insert(
+        format!("{udid}/Info.plist"),
+        format!("{udid}/../moved-out").into(),
+    );
+    link.send(vec![
+        "DLMessageMoveItems".into(),
+        Value::Dictionary(moves),
+        Value::Dictionary(Dictionary::new()),
+        Value::Real(0.0),
+    ])?;
+    if link.receive_status("DLMessageMoveItems", ANSWER)?.code == 0 {
+        return Ok(Some("MoveItems Info.plist to ../moved-out".to_string()));
+    }
+    link.send(vec![
+        "DLMessageRemoveItems".into(),
+        Value::Array(vec![format!("{udid}/../victim").into()]),
+        Value::Dictionary(Dictionary::new()),
+        Value::Real(0.0),
+    ])?;
+    if link.receive_status("DLMessageRemoveItems", ANSWER)?.code == 0 {
+        return Ok(Some(format!("RemoveItems {udid}/../victim")));
+    }
+    Ok(None)
 }
 
 /// DownloadFiles `paths`: the files, or the computer's error answer.

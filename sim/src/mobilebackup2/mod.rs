@@ -88,6 +88,11 @@ pub enum BackupFault {
     /// After a few files the phone asks the computer to cancel
     /// (com.apple.itunes-client.syncCancelRequest) and goes on slowly until it goes away.
     CancelRequest,
+    /// Before the backup, the phone asks for paths outside `<UDID>/` (`..`, absolute paths,
+    /// backslashes) to be created, written, read, moved and removed. A computer that does any
+    /// of it gets ErrorCode 98 naming the request; one that refuses them all gets a normal
+    /// backup.
+    HostilePaths,
 }
 
 impl Default for BackupProfile {
@@ -210,6 +215,8 @@ pub mod codes {
     pub const NO_SPACE: u64 = 105;
     /// Some files could not be backed up.
     pub const FILE_ERRORS: u64 = 205;
+    /// The hostile_paths fault: the computer did what it was asked outside its backup.
+    pub const ESCAPED: u64 = 98;
 }
 
 /// How long the phone waits for the computer's next request (Hello, Backup, Disconnect).

@@ -1310,7 +1310,10 @@ mod tests {
             }
         }
         let mut sink = StopAfter(stop, Sink::default());
-        assert!(matches!(link.receive_files(&mut sink), Err(LinkError::Stopped)));
+        assert!(matches!(
+            link.receive_files(&mut sink),
+            Err(LinkError::Stopped)
+        ));
         assert_eq!(sink.1.done.len(), 3);
     }
 
