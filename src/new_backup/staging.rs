@@ -149,13 +149,13 @@ fn remove_own(path: &Path) -> Result<(), StagingError> {
 }
 
 fn create_private_dir(path: &Path) -> io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
+        fs::DirBuilder::new().mode(0o700).create(path)
     }
-    builder.create(path)
+    #[cfg(not(unix))]
+    fs::create_dir(path)
 }
 
 /// Hard-links every regular file of `from` into `to` (folders recreated); copies instead when

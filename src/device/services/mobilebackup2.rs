@@ -385,10 +385,8 @@ impl<S: Read + Write> DeviceLink<S> {
     /// with its code, after which the phone stops the backup.
     pub fn receive_files(&mut self, sink: &mut dyn FileSink) -> Result<Received, LinkError> {
         let mut got = Received::default();
-        loop {
-            let Some(_device_name) = self.read_name("an uploaded file's device name")? else {
-                break;
-            };
+        // Each file: the phone's own name for it (unused), then its name in the backup.
+        while self.read_name("an uploaded file's device name")?.is_some() {
             let Some(name) = self.read_name("an uploaded file's name")? else {
                 return Err(bad("an upload", "a file without a name"));
             };
