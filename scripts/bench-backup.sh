@@ -88,3 +88,4 @@ awk -v o="$ours" -v t="$theirs" -v c="$copy" -v n="$RUNS" -v b="$bytes" -v p="$P
     printf "  cp -r of the same backup:            %7.2f s  %7.1f MB/s\n", cs, mb / cs;
     printf "  ratio ibackup / idevicebackup2:      %7.2f\n", os / ts;
 }'
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

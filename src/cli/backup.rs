@@ -210,6 +210,7 @@ pub fn run(out: &Output, ctx: &CheckContext, args: &BackupArgs) -> CommandResult
     };
     let report = Report {
         out,
+        stop: &stop,
         phone: &phone,
         folder: &folder,
         encrypted,
@@ -233,6 +234,7 @@ pub fn run(out: &Output, ctx: &CheckContext, args: &BackupArgs) -> CommandResult
 /// What is printed at the end, for people or programs.
 struct Report<'a> {
     out: &'a Output,
+    stop: &'a Stop,
     phone: &'a PhoneFacts,
     folder: &'a Path,
     encrypted: bool,
@@ -365,6 +367,21 @@ fn finish(
             None,
         );
         return Ok(status);
+    }
+    // Ctrl-C while the new backup was being verified: the person asked to stop before the
+    // previous backup was replaced, so it is not.
+    if report.stop.reason() == Some(StopReason::Interrupted) {
+        let _ = made.staging.discard();
+        let e = BackupError::Stopped {
+            reason: StopReason::Interrupted,
+        };
+        report.failed(
+            &e,
+            Some(&session),
+            Some(&verified),
+            previous(true, out).as_ref(),
+        );
+        return Ok(Status::Interrupted);
     }
     let had_previous = made.staging.had_previous;
     match made.staging.commit() {

@@ -71,7 +71,7 @@ impl BackupProgress {
             bar,
             quiet: out.quiet,
             started: Instant::now(),
-            last_line: Mutex::new(None),
+            last_line: Mutex::new(Some(Instant::now())),
         }
     }
 
