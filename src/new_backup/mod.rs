@@ -315,7 +315,8 @@ impl Session {
         }
     }
 
-    /// Everything between the lock and its release; `Made::staging` is filled by the caller.
+    /// The sync lock, the notification watcher beside the conversation, and the lock given
+    /// back whatever happened; the files and bytes received are added to the report here.
     fn converse(
         &mut self,
         plan: &Plan,
