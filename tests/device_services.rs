@@ -9,52 +9,18 @@ mod support;
 
 use std::io::{Read, Write};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use ibackup::device::lockdown::pair_record::PairRecord;
 use ibackup::device::lockdown::{
     encode_message, read_message, LockdownClient, LockdownError, PORT,
 };
 use ibackup::device::services::{self, ServiceEndpoint};
-use ibackup::device::transport::usb::emulated::channel_pair;
-use ibackup::device::transport::usb::mux::Mux;
-use ibackup::device::transport::usbmuxd::UsbmuxdTransport;
-use ibackup::device::transport::{parse_address, AttachedDevice, Transport};
+use ibackup::device::transport::Transport;
 use ibackup::device::DeviceError;
-use ibackup_sim::usb::{serve_usb, UsbOptions};
-use ibackup_sim::{Phone, Profile};
 use plist::{Dictionary, Value};
-use support::{SimPhone, SIM_UDID as UDID};
-
-/// A session with the simulated phone behind usbmuxd, and what it takes to open services.
-struct Session {
-    transport: UsbmuxdTransport,
-    device: AttachedDevice,
-    record: PairRecord,
-    lockdown: LockdownClient,
-}
-
-fn session(phone: &SimPhone) -> Session {
-    let transport = UsbmuxdTransport {
-        address: parse_address(phone.address()).unwrap(),
-    };
-    let device = transport.devices().unwrap().remove(0);
-    assert_eq!(device.udid, UDID);
-    let bytes = transport
-        .read_pair_record(UDID)
-        .unwrap()
-        .expect("a pre-paired simulator has a record");
-    let record = PairRecord::from_plist(&bytes, "sim").unwrap();
-    let mut lockdown = LockdownClient::new(transport.connect(&device, PORT).unwrap());
-    lockdown.query_type().unwrap();
-    lockdown.start_session(&record).unwrap();
-    Session {
-        transport,
-        device,
-        record,
-        lockdown,
-    }
-}
+use support::{
+    eventually, usb_device, usb_phone, MuxTransport, PairedSession, SimPhone, SIM_UDID as UDID,
+};
 
 fn refusal(result: Result<ServiceEndpoint, DeviceError>) -> LockdownError {
     match result {
@@ -83,18 +49,11 @@ fn send(stream: &mut impl Write, dict: &Dictionary) {
 }
 
 /// Polls `condition` for up to five seconds.
-fn eventually(what: &str, condition: impl Fn() -> bool) {
-    let until = Instant::now() + Duration::from_secs(5);
-    while !condition() {
-        assert!(Instant::now() < until, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn lockdown_refuses_what_a_phone_refuses() {
     let phone = SimPhone::with_profile("default");
-    let mut s = session(&phone);
+    let mut s = PairedSession::new(&phone);
     assert_eq!(
         refusal(services::start(
             &mut s.lockdown,
@@ -140,7 +99,7 @@ fn lockdown_refuses_what_a_phone_refuses() {
 #[test]
 fn every_service_gets_a_fresh_port_and_only_mobilebackup2_wants_tls() {
     let phone = SimPhone::with_profile("default");
-    let mut s = session(&phone);
+    let mut s = PairedSession::new(&phone);
     let mut ports = Vec::new();
     for name in [
         "com.apple.mobile.notification_proxy",
@@ -171,7 +130,7 @@ fn every_service_gets_a_fresh_port_and_only_mobilebackup2_wants_tls() {
 #[test]
 fn a_started_port_takes_one_connection_and_other_ports_are_refused() {
     let phone = SimPhone::with_profile("default");
-    let mut s = session(&phone);
+    let mut s = PairedSession::new(&phone);
     let endpoint =
         services::start(&mut s.lockdown, "com.apple.mobile.notification_proxy", None).unwrap();
     let mut stream = services::connect(&s.transport, &s.device, &endpoint, &s.record).unwrap();
@@ -204,7 +163,7 @@ fn a_started_port_takes_one_connection_and_other_ports_are_refused() {
 #[test]
 fn mobilebackup2_runs_inside_tls_pinned_to_the_pair_record() {
     let phone = SimPhone::with_profile("default");
-    let mut s = session(&phone);
+    let mut s = PairedSession::new(&phone);
     // services::open starts it with the record's bag and does the TLS handshake, which accepts
     // only the record's DeviceCertificate: reaching the service proves the phone spoke TLS
     // there with the session's certificates.
@@ -220,63 +179,6 @@ fn mobilebackup2_runs_inside_tls_pinned_to_the_pair_record() {
         stream,
         ibackup::device::lockdown::MaybeTls::Tls(_)
     ));
-}
-
-/// The emulated USB phone as a transport for ibackup's service handshake (a test's stand-in for
-/// the libusb transport, which needs a bus).
-struct MuxTransport(Arc<Mux>);
-
-impl Transport for MuxTransport {
-    fn name(&self) -> &'static str {
-        "usb"
-    }
-    fn devices(&self) -> Result<Vec<AttachedDevice>, DeviceError> {
-        Ok(vec![usb_device()])
-    }
-    fn wait_for_device(&self, _: Duration) -> Result<Option<AttachedDevice>, DeviceError> {
-        Ok(Some(usb_device()))
-    }
-    fn connect(
-        &self,
-        _: &AttachedDevice,
-        port: u16,
-    ) -> Result<ibackup::device::transport::BoxStream, DeviceError> {
-        Ok(Box::new(self.0.connect(port)?))
-    }
-    fn read_pair_record(&self, _: &str) -> Result<Option<Vec<u8>>, DeviceError> {
-        Ok(None)
-    }
-    fn save_pair_record(&self, _: &AttachedDevice, _: &[u8]) -> Result<bool, DeviceError> {
-        Ok(false)
-    }
-    fn system_buid(&self) -> Result<Option<String>, DeviceError> {
-        Ok(None)
-    }
-}
-
-fn usb_device() -> AttachedDevice {
-    AttachedDevice {
-        udid: UDID.to_string(),
-        device_id: 1,
-        connection_type: "USB".to_string(),
-    }
-}
-
-/// A phone on emulated USB, with the host's mux and the phone's own state.
-fn usb_phone() -> (Arc<Mux>, Arc<Phone>) {
-    let (host, device) = channel_pair(512);
-    let phone = Arc::new(Phone::new(Profile::default()).unwrap());
-    let served = Arc::clone(&phone);
-    std::thread::spawn(move || {
-        let _ = serve_usb(served, Box::new(device), &UsbOptions::default());
-    });
-    let mux = Mux::open(
-        Box::new(host),
-        "the emulated iPhone",
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    (mux, phone)
 }
 
 #[test]
@@ -401,7 +303,7 @@ fn lock_op(handle: [u8; 8], op: u64) -> Vec<u8> {
 #[test]
 fn the_sync_lock_has_one_holder_across_connections_and_goes_with_its_connection() {
     let phone = SimPhone::with_profile("default");
-    let mut s = session(&phone);
+    let mut s = PairedSession::new(&phone);
     let mut open = || {
         services::open(
             &s.transport,
@@ -459,7 +361,7 @@ fn a_busy_phone_makes_the_first_lock_attempts_wait() {
     let phone = SimPhone::builder()
         .profile_json(r#"{"sync_lock_busy_for": 2}"#)
         .start();
-    let mut s = session(&phone);
+    let mut s = PairedSession::new(&phone);
     let mut afc_stream = services::open(
         &s.transport,
         &s.device,
@@ -478,7 +380,7 @@ fn a_busy_phone_makes_the_first_lock_attempts_wait() {
 #[test]
 fn installation_proxy_browses_in_pages_and_springboard_reads_binary_plists() {
     let phone = SimPhone::with_profile("default");
-    let mut s = session(&phone);
+    let mut s = PairedSession::new(&phone);
     let mut proxy = services::open(
         &s.transport,
         &s.device,

@@ -20,67 +20,23 @@ use ibackup::device::services::notification_proxy::{
     SYNC_DID_FINISH, SYNC_DID_START, SYNC_LOCK_REQUEST, SYNC_WILL_START,
 };
 use ibackup::device::services::sync_lock::{LockRetry, SyncLock};
-use ibackup::device::transport::usb::emulated::channel_pair;
-use ibackup::device::transport::usb::mux::Mux;
-use ibackup::device::transport::usbmuxd::UsbmuxdTransport;
-use ibackup::device::transport::{parse_address, AttachedDevice, BoxStream, Transport};
+use ibackup::device::transport::Transport;
 use ibackup::device::DeviceError;
-use ibackup_sim::usb::{serve_usb, UsbOptions};
-use ibackup_sim::{Phone, Profile};
 use plist::Value;
-use support::{SimPhone, SIM_UDID as UDID};
+use support::{
+    eventually, usb_device, usb_phone, MuxTransport, PairedSession, SimPhone, SIM_UDID as UDID,
+};
 
-/// A paired lockdown session with the simulated phone, and what it takes to start services.
-struct Session {
-    transport: UsbmuxdTransport,
-    device: AttachedDevice,
-    record: PairRecord,
-    lockdown: LockdownClient,
-}
-
-impl Session {
-    fn new(phone: &SimPhone) -> Session {
-        let transport = UsbmuxdTransport {
-            address: parse_address(phone.address()).unwrap(),
-        };
-        let device = transport.devices().unwrap().remove(0);
-        let bytes = transport.read_pair_record(UDID).unwrap().unwrap();
-        let record = PairRecord::from_plist(&bytes, "sim").unwrap();
-        let mut lockdown = LockdownClient::new(transport.connect(&device, PORT).unwrap());
-        lockdown.query_type().unwrap();
-        lockdown.start_session(&record).unwrap();
-        Session {
-            transport,
-            device,
-            record,
-            lockdown,
-        }
-    }
-
-    fn acquire(&mut self, retry: LockRetry) -> Result<SyncLock, DeviceError> {
-        SyncLock::acquire_with(
-            &self.transport,
-            &self.device,
-            &mut self.lockdown,
-            &self.record,
-            retry,
-        )
-    }
-}
-
-fn eventually(what: &str, condition: impl Fn() -> bool) {
-    let until = Instant::now() + Duration::from_secs(5);
-    while !condition() {
-        assert!(Instant::now() < until, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// The sync lock, taken in `s`.
+fn acquire(s: &mut PairedSession, retry: LockRetry) -> Result<SyncLock, DeviceError> {
+    SyncLock::acquire_with(&s.transport, &s.device, &mut s.lockdown, &s.record, retry)
 }
 
 #[test]
 fn the_sync_lock_is_taken_and_given_back_in_the_order_a_phone_expects() {
     let phone = SimPhone::with_profile("default");
-    let mut session = Session::new(&phone);
-    let lock = session.acquire(LockRetry::default()).unwrap();
+    let mut session = PairedSession::new(&phone);
+    let lock = acquire(&mut session, LockRetry::default()).unwrap();
     assert!(phone.phone().sync_lock_held());
     eventually("the phone saw the three posts before the backup", || {
         phone.phone().posted_by_computer() == [SYNC_WILL_START, SYNC_LOCK_REQUEST, SYNC_DID_START]
@@ -101,15 +57,17 @@ fn the_sync_lock_is_taken_and_given_back_in_the_order_a_phone_expects() {
 #[test]
 fn a_second_computer_is_told_another_program_is_syncing() {
     let phone = SimPhone::with_profile("default");
-    let mut first = Session::new(&phone);
-    let held = first.acquire(LockRetry::default()).unwrap();
+    let mut first = PairedSession::new(&phone);
+    let held = acquire(&mut first, LockRetry::default()).unwrap();
 
-    let mut second = Session::new(&phone);
+    let mut second = PairedSession::new(&phone);
     let quick = LockRetry {
         attempts: 3,
         interval: Duration::from_millis(20),
     };
-    let err = second.acquire(quick).err().expect("the lock is taken");
+    let err = acquire(&mut second, quick)
+        .err()
+        .expect("the lock is taken");
     assert!(matches!(err, DeviceError::SyncBusy { .. }), "{err}");
     assert_eq!(err.code(), "device.sync_busy");
     assert!(
@@ -123,8 +81,8 @@ fn a_second_computer_is_told_another_program_is_syncing() {
     // Dropping the first lock gives it back; now the second computer gets it.
     drop(held);
     assert!(!phone.phone().sync_lock_held());
-    let mut third = Session::new(&phone);
-    third.acquire(quick).unwrap().release().unwrap();
+    let mut third = PairedSession::new(&phone);
+    acquire(&mut third, quick).unwrap().release().unwrap();
     assert!(!phone.phone().sync_lock_held());
 }
 
@@ -133,9 +91,9 @@ fn a_lock_busy_for_a_while_is_waited_for() {
     let phone = SimPhone::builder()
         .profile_json(r#"{"sync_lock_busy_for": 4}"#)
         .start();
-    let mut session = Session::new(&phone);
+    let mut session = PairedSession::new(&phone);
     let started = Instant::now();
-    let lock = session.acquire(LockRetry::default()).unwrap();
+    let lock = acquire(&mut session, LockRetry::default()).unwrap();
     // Four refusals, 0.2 s apart.
     assert!(started.elapsed() >= Duration::from_millis(800));
     assert!(phone.phone().sync_lock_held());
@@ -145,7 +103,7 @@ fn a_lock_busy_for_a_while_is_waited_for() {
 #[test]
 fn the_watch_hands_over_the_phones_cancel_and_passcode_notices() {
     let phone = SimPhone::with_profile("default");
-    let mut session = Session::new(&phone);
+    let mut session = PairedSession::new(&phone);
     let proxy = NotificationProxy::open(
         &session.transport,
         &session.device,
@@ -184,7 +142,7 @@ fn an_info_plist_gathered_from_the_phone_reads_back() {
             r#"{"name": "Test iPhone", "imei": "350000000000001", "phone_number": "+1 555 0100"}"#,
         )
         .start();
-    let mut session = Session::new(&phone);
+    let mut session = PairedSession::new(&phone);
     let facts = backup_info::gather(
         &session.transport,
         &session.device,
@@ -240,7 +198,7 @@ fn an_info_plist_gathered_from_the_phone_reads_back() {
 #[test]
 fn afc_answers_about_files_the_phone_does_not_have() {
     let phone = SimPhone::with_profile("default");
-    let mut session = Session::new(&phone);
+    let mut session = PairedSession::new(&phone);
     let mut afc = AfcClient::open(
         &session.transport,
         &session.device,
@@ -268,54 +226,9 @@ fn afc_answers_about_files_the_phone_does_not_have() {
 }
 
 /// Direct USB to an emulated phone: the host's side of the mux as a transport.
-struct MuxTransport(Arc<Mux>);
-
-impl Transport for MuxTransport {
-    fn name(&self) -> &'static str {
-        "usb"
-    }
-    fn devices(&self) -> Result<Vec<AttachedDevice>, DeviceError> {
-        Ok(vec![usb_device()])
-    }
-    fn wait_for_device(&self, _: Duration) -> Result<Option<AttachedDevice>, DeviceError> {
-        Ok(Some(usb_device()))
-    }
-    fn connect(&self, _: &AttachedDevice, port: u16) -> Result<BoxStream, DeviceError> {
-        Ok(Box::new(self.0.connect(port)?))
-    }
-    fn read_pair_record(&self, _: &str) -> Result<Option<Vec<u8>>, DeviceError> {
-        Ok(None)
-    }
-    fn save_pair_record(&self, _: &AttachedDevice, _: &[u8]) -> Result<bool, DeviceError> {
-        Ok(false)
-    }
-    fn system_buid(&self) -> Result<Option<String>, DeviceError> {
-        Ok(None)
-    }
-}
-
-fn usb_device() -> AttachedDevice {
-    AttachedDevice {
-        udid: UDID.to_string(),
-        device_id: 1,
-        connection_type: "USB".to_string(),
-    }
-}
-
 #[test]
 fn over_direct_usb_the_watch_waits_while_the_lock_is_taken_and_given_back() {
-    let (host, device) = channel_pair(512);
-    let phone = Arc::new(Phone::new(Profile::default()).unwrap());
-    let served = Arc::clone(&phone);
-    std::thread::spawn(move || {
-        let _ = serve_usb(served, Box::new(device), &UsbOptions::default());
-    });
-    let mux = Mux::open(
-        Box::new(host),
-        "the emulated iPhone",
-        Duration::from_secs(5),
-    )
-    .unwrap();
+    let (mux, phone) = usb_phone();
     let transport = MuxTransport(Arc::clone(&mux));
     let record = PairRecord::from_plist(&phone.pair_record(UDID).unwrap(), "sim").unwrap();
     let mut lockdown = LockdownClient::new(transport.connect(&usb_device(), PORT).unwrap());

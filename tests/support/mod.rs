@@ -1,6 +1,6 @@
 //! Test support: the backup writer (writer.rs), the one way to run the `ibackup` binary
 //! (run.rs), and to measure a run's time and memory (measured.rs), the simulated phone
-//! (phone.rs), the files of a test's folders (tree.rs), what the kernel saw done to a tree during
+//! (phone.rs), what the service tests share (services.rs), the files of a test's folders (tree.rs), what the kernel saw done to a tree during
 //! a run (watch.rs), a child run with a private view of the mounts (mounts.rs), and small helpers
 //! for reading what a run printed.
 
@@ -13,6 +13,8 @@ mod mounts;
 mod mtime;
 mod phone;
 mod run;
+#[cfg(unix)]
+mod services;
 mod tree;
 #[cfg(unix)]
 mod unprivileged;
@@ -31,6 +33,8 @@ pub use mounts::*;
 pub use mtime::*;
 pub use phone::*;
 pub use run::*;
+#[cfg(unix)]
+pub use services::*;
 pub use tree::*;
 #[cfg(unix)]
 pub use unprivileged::*;
