@@ -24,7 +24,7 @@ use plist::{Dictionary, Value};
 
 use crate::backup::plists::{parse_status, SnapshotState};
 use crate::device::lockdown::pair_record::{self, PairRecord};
-use crate::device::lockdown::{self, LockdownClient};
+use crate::device::lockdown::{self, ClientStream, LockdownClient};
 use crate::device::services::mobilebackup2::{
     self, status, DeviceLink, LinkError, Patience, PhoneRequest,
 };
@@ -405,16 +405,7 @@ impl Session {
         if let Some(password) = &plan.new_password {
             observer
                 .step("Turning on backup encryption: enter the passcode on the iPhone if it asks");
-            let stream = services::open(
-                transport,
-                &self.device,
-                &mut self.lockdown,
-                &self.record,
-                mobilebackup2::SERVICE,
-            )?;
-            let mut link = DeviceLink::new(stream, patience.clone());
-            link.version_exchange().map_err(stopped)?;
-            link.hello().map_err(stopped)?;
+            let mut link = self.open_link(patience.clone()).map_err(stopped)?;
             link.request_change_password(&udid, None, Some(password))
                 .map_err(stopped)?;
             let end = serve(
@@ -438,16 +429,7 @@ impl Session {
         }
 
         observer.step("Starting the backup on the iPhone");
-        let stream = services::open(
-            transport,
-            &self.device,
-            &mut self.lockdown,
-            &self.record,
-            mobilebackup2::SERVICE,
-        )?;
-        let mut link = DeviceLink::new(stream, patience);
-        link.version_exchange().map_err(stopped)?;
-        link.hello().map_err(stopped)?;
+        let mut link = self.open_link(patience).map_err(stopped)?;
         link.request_backup(&udid, plan.full).map_err(stopped)?;
         observer.step("Backing up");
         let mut phone_file_errors = Vec::new();
@@ -484,6 +466,21 @@ impl Session {
             encryption_turned_on,
             ..SessionReport::default()
         })
+    }
+
+    /// A new mobilebackup2 connection, past the version exchange and Hello.
+    fn open_link(&mut self, patience: Patience) -> Result<DeviceLink<ClientStream>, LinkError> {
+        let stream = services::open(
+            self.transport.as_ref(),
+            &self.device,
+            &mut self.lockdown,
+            &self.record,
+            mobilebackup2::SERVICE,
+        )?;
+        let mut link = DeviceLink::new(stream, patience);
+        link.version_exchange()?;
+        link.hello()?;
+        Ok(link)
     }
 }
 
