@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use plist::{Dictionary, Value};
 
+use super::super::transport::is_waiting;
 use super::super::DeviceError;
 
 /// The service's name for StartService.
@@ -602,7 +603,7 @@ impl<S: Read + Write> DeviceLink<S> {
                     filled += n;
                     heard = Instant::now();
                 }
-                Err(e) if waiting(&e) => {
+                Err(e) if is_waiting(&e) => {
                     if self.patience.stopped() {
                         return Err(LinkError::Stopped);
                     }
@@ -640,14 +641,14 @@ impl<S: Read + Write> DeviceLink<S> {
                     done += n;
                     moved = Instant::now();
                 }
-                Err(e) if waiting(&e) => self.still_waiting(moved, what)?,
+                Err(e) if is_waiting(&e) => self.still_waiting(moved, what)?,
                 Err(e) => return Err(LinkError::Device(DeviceError::from_io(what, e))),
             }
         }
         loop {
             match self.stream.flush() {
                 Ok(()) => return Ok(()),
-                Err(e) if waiting(&e) => self.still_waiting(moved, what)?,
+                Err(e) if is_waiting(&e) => self.still_waiting(moved, what)?,
                 Err(e) => return Err(LinkError::Device(DeviceError::from_io(what, e))),
             }
         }
@@ -665,14 +666,6 @@ impl<S: Read + Write> DeviceLink<S> {
         }
         Ok(())
     }
-}
-
-/// A read or write that gave up for now: the stream's own timeout, not the end.
-fn waiting(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-    )
 }
 
 /// Reads what is there (at least one byte unless at the end), retrying interruptions.

@@ -11,7 +11,7 @@
 //! [`PhoneNotice`]s. Reads keep partial messages across timeouts, so waiting briefly never
 //! loses one. Not here: when to post what (sync_lock.rs, the backup engine).
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -196,13 +196,7 @@ impl NotificationProxy {
                     })
                 }
                 Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if crate::device::transport::is_waiting(&e) => {}
                 Err(e) => return Err(DeviceError::from_io(WHAT, e)),
             }
         }
@@ -370,6 +364,7 @@ mod tests {
     use super::*;
     use crate::device::lockdown::MaybeTls;
     use std::collections::VecDeque;
+    use std::io;
 
     /// The phone's side: a message from the computer in, the messages to send back out.
     type Answer = Box<dyn FnMut(&Dictionary) -> Vec<Dictionary> + Send>;

@@ -30,6 +30,15 @@ pub const DEFAULT_WINDOWS_TCP: &str = "127.0.0.1:27015";
 /// How long one read or write may wait before the peer is declared stalled.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A read or write that gave up for now (the stream's own timeout, or a signal), not the end:
+/// the caller may try again.
+pub fn is_waiting(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
 /// A byte stream to a daemon or to a device port: what every protocol layer is written against.
 pub trait DeviceStream: Read + Write + Send {}
 impl<T: Read + Write + Send> DeviceStream for T {}

@@ -198,13 +198,7 @@ mod socket {
                         ))
                     }
                     Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock
-                                | io::ErrorKind::TimedOut
-                                | io::ErrorKind::Interrupted
-                        ) => {}
+                    Err(e) if crate::device::transport::is_waiting(&e) => {}
                     Err(e) => return Err(e),
                 }
             }
