@@ -17,36 +17,14 @@ cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
 PROFILE=${PROFILE:-sim/profiles/backup-large.json}
-TARGET=${CARGO_TARGET_DIR:-target}
 
 command -v idevicebackup2 >/dev/null || {
     echo "idevicebackup2 is missing: apt-get install libimobiledevice-utils" >&2
     exit 2
 }
-cargo build --release --quiet -p ibackup --bin ibackup -p ibackup-sim --bin ibackup-sim
-IBACKUP="$TARGET/release/ibackup"
-SIM="$TARGET/release/ibackup-sim"
-
-dir=$(mktemp -d)
-sim_pid=""
-cleanup() {
-    if [ -n "$sim_pid" ]; then kill "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-"$SIM" --listen "$dir/usbmuxd.sock" --profile "$PROFILE" >"$dir/ready" &
-sim_pid=$!
-for _ in $(seq 200); do
-    grep -q ready "$dir/ready" 2>/dev/null && break
-    sleep 0.05
-done
-grep -q ready "$dir/ready" || { echo "ibackup-sim did not start" >&2; exit 2; }
-
-export USBMUXD_SOCKET_ADDRESS="UNIX:$dir/usbmuxd.sock"
-export IBACKUP_LOCKDOWN_DIR="$dir/lockdown"
-export HOME="$dir"
-mkdir -p "$dir/lockdown"
+# shellcheck source=scripts/sim-phone.sh
+. scripts/sim-phone.sh
+start_sim --profile "$PROFILE"
 udid=$("$IBACKUP" device --json | sed -n 's/.*"udid": "\([^"]*\)".*/\1/p' | head -1)
 [ -n "$udid" ] || { echo "the simulated phone did not answer" >&2; exit 2; }
 

@@ -11,35 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-100}
-TARGET=${CARGO_TARGET_DIR:-target}
 
 if ! command -v ideviceinfo >/dev/null; then
     echo "ideviceinfo is missing: apt-get install libimobiledevice-utils libusbmuxd-tools" >&2
     exit 2
 fi
-cargo build --release --quiet -p ibackup --bin ibackup -p ibackup-sim --bin ibackup-sim
-IBACKUP="$TARGET/release/ibackup"
-SIM="$TARGET/release/ibackup-sim"
-
-dir=$(mktemp -d)
-sim_pid=""
-cleanup() {
-    if [ -n "$sim_pid" ]; then kill "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-"$SIM" --listen "$dir/usbmuxd.sock" >"$dir/ready" &
-sim_pid=$!
-for _ in $(seq 100); do
-    grep -q ready "$dir/ready" 2>/dev/null && break
-    sleep 0.05
-done
-grep -q ready "$dir/ready" || { echo "ibackup-sim did not start" >&2; exit 2; }
-
-export USBMUXD_SOCKET_ADDRESS="UNIX:$dir/usbmuxd.sock"
-export IBACKUP_LOCKDOWN_DIR="$dir"
-export HOME="$dir"
+# shellcheck source=scripts/sim-phone.sh
+. scripts/sim-phone.sh
+start_sim
 
 # Both must succeed and read the same phone before anything is timed.
 "$IBACKUP" device --json | grep -q '"paired": true'

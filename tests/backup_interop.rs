@@ -125,6 +125,13 @@ fn bytes_of(entry: &mobilebackup2::content::Entry) -> Vec<u8> {
     data
 }
 
+/// A fresh folder for idevicebackup2 to back `phone` up into.
+fn backups_folder(phone: &SimPhone) -> PathBuf {
+    let root = phone.dir().join("backups");
+    std::fs::create_dir_all(&root).unwrap();
+    root
+}
+
 fn assert_success(run: &Backup2, what: &str) {
     assert!(
         run.success && run.output.contains("Backup Successful"),
@@ -139,8 +146,7 @@ fn a_full_backup_verifies_complete_and_an_incremental_one_on_top() {
         return;
     }
     let phone = SimPhone::with_profile("default");
-    let root = phone.dir().join("backups");
-    std::fs::create_dir_all(&root).unwrap();
+    let root = backups_folder(&phone);
     let root_str = root.to_str().unwrap();
     let backup = root.join(UDID);
 
@@ -241,8 +247,7 @@ fn an_encrypted_phone_backup_unlocks_with_its_password_only() {
         return;
     }
     let phone = SimPhone::with_profile("backup-encrypted");
-    let root = phone.dir().join("backups");
-    std::fs::create_dir_all(&root).unwrap();
+    let root = backups_folder(&phone);
     let backup = root.join(UDID);
     let run = idevicebackup2(
         &phone,
@@ -318,8 +323,7 @@ fn a_passcode_prompt_delays_the_backup_and_a_cancel_request_ends_it() {
         return;
     }
     let phone = SimPhone::with_profile("backup-passcode-prompt");
-    let root = phone.dir().join("backups");
-    std::fs::create_dir_all(&root).unwrap();
+    let root = backups_folder(&phone);
     let started = Instant::now();
     let run = idevicebackup2(
         &phone,
@@ -332,8 +336,7 @@ fn a_passcode_prompt_delays_the_backup_and_a_cancel_request_ends_it() {
 
     // idevicebackup2 observes syncCancelRequest and stops; the phone never finishes.
     let phone = SimPhone::with_profile("backup-cancel-request");
-    let root = phone.dir().join("backups");
-    std::fs::create_dir_all(&root).unwrap();
+    let root = backups_folder(&phone);
     let run = idevicebackup2(
         &phone,
         &["backup", "--full", root.to_str().unwrap()],
@@ -350,8 +353,7 @@ fn idevicebackup2_turns_encryption_on_and_off_with_change_password() {
         return;
     }
     let phone = SimPhone::with_profile("default");
-    let root = phone.dir().join("backups");
-    std::fs::create_dir_all(&root).unwrap();
+    let root = backups_folder(&phone);
     let root_str = root.to_str().unwrap();
     let limit = Duration::from_secs(60);
     let on = idevicebackup2(&phone, &["encryption", "on", "s3cret", root_str], limit);
