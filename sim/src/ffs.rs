@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::server::Phone;
+use super::phone::Phone;
 use super::usb::{serve_usb, UsbOptions};
 use super::SimError;
 use ibackup::device::transport::usb::frame;

@@ -2,7 +2,9 @@
 //! phone on emulated USB with the same lockdownd. It speaks the
 //! real wire protocols (usbmux plist frames, lockdown messages, TLS with pair-record
 //! certificates) so that real clients (ibackup, libimobiledevice's tools) accept it. Profiles
-//! (profile.rs) say what the phone is like and which fault to inject; server.rs answers.
+//! (profile.rs) say what the phone is like and which fault to inject; phone.rs keeps its state;
+//! server.rs answers usbmuxd and lockdownd, services/ the lockdown services, mobilebackup2/ the
+//! backups.
 //! [`Server`] is one listening phone: the `ibackup-sim` binary runs one until it is ended,
 //! ibackup's tests run one in-process and stop it by dropping it.
 //!
@@ -12,6 +14,7 @@
 #[cfg(target_os = "linux")]
 pub mod ffs;
 pub mod mobilebackup2;
+pub mod phone;
 pub mod profile;
 pub mod server;
 pub mod services;
@@ -25,8 +28,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use ibackup::device::transport::{parse_address, DaemonAddress};
+pub use phone::Phone;
 pub use profile::Profile;
-pub use server::Phone;
 
 /// The simulator could not start.
 #[derive(Debug, thiserror::Error)]

@@ -49,7 +49,7 @@ pub struct Profile {
     /// The apps installed (installation_proxy, and their AppDomain- content in backups).
     pub apps: Vec<AppProfile>,
     /// What the phone holds and how its backups go (mobilebackup2).
-    pub backup: crate::mobilebackup2::BackupProfile,
+    pub backup: BackupProfile,
     /// This many AFC lock attempts on the sync lock file answer "would block" first, as when
     /// another program on the phone is syncing.
     pub sync_lock_busy_for: u32,
@@ -218,6 +218,108 @@ impl Default for PairingProfile {
             locked_for: 0,
             pending_for: 0,
             outcome: PairingOutcome::Accept,
+        }
+    }
+}
+
+/// The profile's `backup` section: what the phone holds and how its backups go.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupProfile {
+    /// Regular files on the phone (folders come on top).
+    pub files: usize,
+    /// Their total size in bytes (sms.db and the address book are real SQLite files of their
+    /// own size; the others share the rest).
+    pub total_bytes: u64,
+    /// What the content and the phone's keys are made from.
+    pub seed: u64,
+    /// The backup password when `will_encrypt` is set in the profile.
+    pub password: String,
+    /// The keybag's PBKDF2 counts (real phones: 10,000,000 and 10,000; low here for speed).
+    pub kdf: KdfProfile,
+    /// What changes on the phone after each finished backup.
+    pub changes_per_backup: Changes,
+    /// A pause before each uploaded file, so that a test can interrupt a backup.
+    pub upload_delay_ms: u64,
+    pub fault: Option<BackupFault>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KdfProfile {
+    /// DPIC: PBKDF2-HMAC-SHA256 iterations.
+    pub dpic: u32,
+    /// ITER: PBKDF2-HMAC-SHA1 iterations.
+    pub iter: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Changes {
+    pub modified: usize,
+    pub added: usize,
+    pub removed: usize,
+}
+
+/// How a backup goes wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupFault {
+    /// The connection closes in the middle of a file, about half way through the upload.
+    StopMidUpload,
+    /// ErrorCode 105 after GetFreeDiskSpace, whatever the computer has.
+    NoSpace,
+    /// ErrorCode 205 once the computer's copy has been read.
+    FileErrors,
+    /// Everything is uploaded into Snapshot/, then ErrorCode 0 without moving it into place
+    /// (its Status.plist says `uploading`).
+    SnapshotLeft,
+    /// The passcode prompt appears (com.apple.LocalAuthentication.ui.presented) and the phone
+    /// sends nothing more until the computer goes away.
+    PasscodeNeverEntered,
+    /// The passcode prompt appears, is answered after about a second (`.dismissed`), then the
+    /// backup goes on normally.
+    PasscodePrompt,
+    /// After a few files the phone asks the computer to cancel
+    /// (com.apple.itunes-client.syncCancelRequest) and goes on slowly until it goes away.
+    CancelRequest,
+    /// Before the backup, the phone asks for paths outside `<UDID>/` (`..`, absolute paths,
+    /// backslashes) to be created, written, read, moved and removed. A computer that does any
+    /// of it gets ErrorCode 98 naming the request; one that refuses them all gets a normal
+    /// backup.
+    HostilePaths,
+}
+
+impl Default for BackupProfile {
+    fn default() -> Self {
+        BackupProfile {
+            files: 60,
+            total_bytes: 4_000_000,
+            seed: 1,
+            password: "simulated-password".to_string(),
+            kdf: KdfProfile::default(),
+            changes_per_backup: Changes::default(),
+            upload_delay_ms: 0,
+            fault: None,
+        }
+    }
+}
+
+impl Default for KdfProfile {
+    fn default() -> Self {
+        KdfProfile {
+            dpic: 1000,
+            iter: 100,
+        }
+    }
+}
+
+impl Default for Changes {
+    fn default() -> Self {
+        Changes {
+            modified: 3,
+            added: 2,
+            removed: 1,
         }
     }
 }

@@ -15,7 +15,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::server::{serve_lockdown, serve_service, Phone};
+use super::phone::Phone;
+use super::server::{serve_lockdown, serve_service};
 use super::services::ServiceStream;
 use ibackup::device::lockdown;
 use ibackup::device::transport::usb::frame::{self, Body, Packet, Sequence, Tcp};

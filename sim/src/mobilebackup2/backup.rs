@@ -15,7 +15,7 @@ use super::content::Entry;
 use super::keys::{self, CbcStream, Keys};
 use super::link::{Downloaded, Link, CODE_FILE_DATA, CODE_SUCCESS, EMPTY};
 use super::{codes, current_content, error_message, BackupFault};
-use crate::server::Phone;
+use crate::phone::Phone;
 use ibackup::device::lockdown::pairing::new_uuid;
 use ibackup::device::DeviceError;
 

@@ -1,186 +1,32 @@
 //! The simulated phone's side of com.apple.mobilebackup2: what the phone holds (its content,
 //! described by the profile's `backup` section) and the DeviceLink conversation that makes a
-//! Finder backup of it on the computer. This file owns the profile section, the state backups
-//! change (generation, encryption password) and the conversation's outer loop: the DeviceLink
+//! Finder backup of it on the computer. This file owns the conversation's outer loop: the DeviceLink
 //! version exchange, Hello, then one request after another (Backup, ChangePassword; anything
 //! else is refused with an ErrorCode). Beside it: content.rs (the rows and their bytes),
 //! keys.rs (encryption), archive.rs (Manifest.db, Manifest.plist, Status.plist), link.rs (the
-//! framing and file streams) and backup.rs (one backup, phone-driven, with its faults).
+//! framing and file streams), backup.rs (one backup, phone-driven, with its faults) and state.rs
+//! (what backups change on the phone: generation, encryption password). The profile's `backup`
+//! section is profile.rs's.
 
 pub mod archive;
 mod backup;
 pub mod content;
 pub mod keys;
 pub mod link;
+pub mod state;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, TryLockError};
+use std::sync::TryLockError;
 use std::time::{Duration, Instant};
 
 use plist::{Dictionary, Value};
-use serde::Deserialize;
 
-use super::server::Phone;
+use super::phone::Phone;
+pub use super::profile::{BackupFault, BackupProfile, Changes, KdfProfile};
 use ibackup::device::transport::DeviceStream;
 use ibackup::device::DeviceError;
 use link::Link;
-
-/// The profile's `backup` section: what the phone holds and how its backups go.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BackupProfile {
-    /// Regular files on the phone (folders come on top).
-    pub files: usize,
-    /// Their total size in bytes (sms.db and the address book are real SQLite files of their
-    /// own size; the others share the rest).
-    pub total_bytes: u64,
-    /// What the content and the phone's keys are made from.
-    pub seed: u64,
-    /// The backup password when `will_encrypt` is set in the profile.
-    pub password: String,
-    /// The keybag's PBKDF2 counts (real phones: 10,000,000 and 10,000; low here for speed).
-    pub kdf: KdfProfile,
-    /// What changes on the phone after each finished backup.
-    pub changes_per_backup: Changes,
-    /// A pause before each uploaded file, so that a test can interrupt a backup.
-    pub upload_delay_ms: u64,
-    pub fault: Option<BackupFault>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct KdfProfile {
-    /// DPIC: PBKDF2-HMAC-SHA256 iterations.
-    pub dpic: u32,
-    /// ITER: PBKDF2-HMAC-SHA1 iterations.
-    pub iter: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Changes {
-    pub modified: usize,
-    pub added: usize,
-    pub removed: usize,
-}
-
-/// How a backup goes wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BackupFault {
-    /// The connection closes in the middle of a file, about half way through the upload.
-    StopMidUpload,
-    /// ErrorCode 105 after GetFreeDiskSpace, whatever the computer has.
-    NoSpace,
-    /// ErrorCode 205 once the computer's copy has been read.
-    FileErrors,
-    /// Everything is uploaded into Snapshot/, then ErrorCode 0 without moving it into place
-    /// (its Status.plist says `uploading`).
-    SnapshotLeft,
-    /// The passcode prompt appears (com.apple.LocalAuthentication.ui.presented) and the phone
-    /// sends nothing more until the computer goes away.
-    PasscodeNeverEntered,
-    /// The passcode prompt appears, is answered after about a second (`.dismissed`), then the
-    /// backup goes on normally.
-    PasscodePrompt,
-    /// After a few files the phone asks the computer to cancel
-    /// (com.apple.itunes-client.syncCancelRequest) and goes on slowly until it goes away.
-    CancelRequest,
-    /// Before the backup, the phone asks for paths outside `<UDID>/` (`..`, absolute paths,
-    /// backslashes) to be created, written, read, moved and removed. A computer that does any
-    /// of it gets ErrorCode 98 naming the request; one that refuses them all gets a normal
-    /// backup.
-    HostilePaths,
-}
-
-impl Default for BackupProfile {
-    fn default() -> Self {
-        BackupProfile {
-            files: 60,
-            total_bytes: 4_000_000,
-            seed: 1,
-            password: "simulated-password".to_string(),
-            kdf: KdfProfile::default(),
-            changes_per_backup: Changes::default(),
-            upload_delay_ms: 0,
-            fault: None,
-        }
-    }
-}
-
-impl Default for KdfProfile {
-    fn default() -> Self {
-        KdfProfile {
-            dpic: 1000,
-            iter: 100,
-        }
-    }
-}
-
-impl Default for Changes {
-    fn default() -> Self {
-        Changes {
-            modified: 3,
-            added: 2,
-            removed: 1,
-        }
-    }
-}
-
-/// What changes on the phone as backups are made (encryption turned on, content changing).
-pub struct BackupState {
-    will_encrypt: AtomicBool,
-    /// The backup password while encryption is on.
-    password: Mutex<Option<String>>,
-    /// Finished backups so far: the content is `Content::at(.., generation)`.
-    generation: AtomicU64,
-    /// Held while a backup runs: a second one at the same time is refused.
-    busy: Mutex<()>,
-}
-
-impl BackupState {
-    pub fn new(profile: &super::Profile) -> Self {
-        BackupState {
-            will_encrypt: profile.will_encrypt.into(),
-            password: Mutex::new(
-                profile
-                    .will_encrypt
-                    .then(|| profile.backup.password.clone()),
-            ),
-            generation: AtomicU64::new(0),
-            busy: Mutex::new(()),
-        }
-    }
-
-    /// Whether the next backup will be encrypted (com.apple.mobile.backup WillEncrypt).
-    pub fn will_encrypt(&self) -> bool {
-        self.will_encrypt.load(Ordering::SeqCst)
-    }
-
-    /// How many backups have finished (the content's generation).
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
-    }
-
-    fn password(&self) -> Option<String> {
-        self.password
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    fn set_password(&self, password: Option<String>) {
-        self.will_encrypt
-            .store(password.is_some(), Ordering::SeqCst);
-        *self.password.lock().unwrap_or_else(|p| p.into_inner()) = password;
-    }
-
-    fn finished_one(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 /// How many backups of `phone` have finished.
 pub fn generation(phone: &Phone) -> u64 {

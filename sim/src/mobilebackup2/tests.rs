@@ -14,9 +14,10 @@ use plist::{Dictionary, Value};
 
 use super::content::Content;
 use super::keys::{self, Keys};
+use super::state::BackupState;
 use super::*;
+use crate::phone::Phone;
 use crate::profile::Profile;
-use crate::server::Phone;
 
 fn profile(json: &str) -> Profile {
     Profile::from_json(json, "test").unwrap()
