@@ -386,6 +386,8 @@ impl<S: Read + Write> DeviceLink<S> {
     /// with its code, after which the phone stops the backup.
     pub fn receive_files(&mut self, sink: &mut dyn FileSink) -> Result<Received, LinkError> {
         let mut got = Received::default();
+        // One buffer for the whole batch; it grows to the largest chunk seen, at most 1 MiB.
+        let mut buffer = Vec::new();
         // Each file: the phone's own name for it (unused), then its name in the backup.
         while self.read_name("an uploaded file's device name")?.is_some() {
             let Some(name) = self.read_name("an uploaded file's name")? else {
@@ -403,13 +405,16 @@ impl<S: Read + Write> DeviceLink<S> {
                 let (length, code) = self.read_chunk_header()?;
                 match code {
                     CODE_FILE_DATA => {
+                        if buffer.len() < length.min(SEND_CHUNK) {
+                            buffer.resize(length.min(SEND_CHUNK), 0);
+                        }
                         let mut left = length;
                         while left > 0 {
                             let take = left.min(SEND_CHUNK);
-                            let mut data = vec![0u8; take];
-                            self.read_exact(&mut data, "an uploaded file's data")?;
+                            let data = &mut buffer[..take];
+                            self.read_exact(data, "an uploaded file's data")?;
                             if writing {
-                                if let Err(e) = sink.write(&data) {
+                                if let Err(e) = sink.write(data) {
                                     sink.abandon();
                                     got.local_error =
                                         Some((name.clone(), io_status(&e), error_text(&e)));
