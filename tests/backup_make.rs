@@ -383,3 +383,45 @@ fn a_phone_asking_for_paths_outside_its_backup_is_refused_every_time() {
     assert!(std::fs::symlink_metadata(backup_path(&to).join("Snapshot")).is_err());
     assert_no_leftovers(&to);
 }
+
+#[test]
+fn an_incremental_backup_on_top_of_a_holed_one_is_not_kept_and_full_mends_it() {
+    let phone = phone_with(
+        r#"{"backup": {"files": 20, "changes_per_backup": {"modified": 1, "added": 0, "removed": 0}}}"#,
+    );
+    let dir = TempDir::new().unwrap();
+    let to = dir.path().join("Backups");
+    assert_eq!(backup(&phone, &to, &[], &[]).0, 0);
+    // A blob of the backup goes missing (a disk error, a cleaner): the backup is incomplete.
+    let (_, report) = verify(&backup_path(&to), &[]);
+    let blob = (0..256)
+        .map(|i| backup_path(&to).join(format!("{i:02x}")))
+        .filter(|d| d.is_dir())
+        .flat_map(|d| std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()))
+        .find(|p| std::fs::metadata(p).unwrap().len() > 0)
+        .expect("a blob");
+    std::fs::remove_file(&blob).unwrap();
+    let (code, holed) = verify(&backup_path(&to), &[]);
+    assert_eq!(
+        (code, holed["verdict"].as_str()),
+        (1, Some("incomplete")),
+        "{report:#}"
+    );
+    let before = tree_fingerprint(&backup_path(&to));
+    // The phone sends what changed and counts on the rest: the hole is inherited, so the new
+    // backup is not kept, and the advice is a full backup.
+    let (code, made) = backup(&phone, &to, &[], &[]);
+    assert_eq!(code, 1, "{made:#}");
+    assert_eq!(made["outcome"], "incomplete");
+    assert_eq!(made["kind"], "incremental");
+    assert_eq!(made["error"]["code"], "make.incomplete");
+    assert!(made["error"]["hint"].as_str().unwrap().contains("--full"));
+    assert_eq!(made["previous"]["kept"], true);
+    assert_eq!(made["previous"]["verdict"], "incomplete");
+    assert_eq!(tree_fingerprint(&backup_path(&to)), before);
+    // --full: everything travels again and the new backup replaces the holed one.
+    let (code, mended) = backup(&phone, &to, &["--full"], &[]);
+    assert_eq!(code, 0, "{mended:#}");
+    assert_eq!(verify(&backup_path(&to), &[]).0, 0);
+    assert!(blob.is_file(), "the missing blob is back");
+}

@@ -364,7 +364,7 @@ fn finish(
             Some(&verified),
             None,
             previous(true, out).as_ref(),
-            None,
+            Some(render::backup::not_kept(verified.verdict, session.full)),
         );
         return Ok(status);
     }

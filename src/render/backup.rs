@@ -163,6 +163,30 @@ pub fn phone_failure(session: &SessionReport) -> Failure {
     }
 }
 
+/// The failure paragraph for a new backup verify did not call complete (thrown away). After an
+/// incremental backup the likely cause is the backup already there: the phone sent only what
+/// changed and counted on the rest, so a full backup is what mends it.
+pub fn not_kept(verdict: Verdict, full: Option<bool>) -> Failure {
+    let (code, what) = match verdict {
+        Verdict::Unchecked => ("make.unchecked", "could not be checked"),
+        _ => ("make.incomplete", "is incomplete"),
+    };
+    let hint = if full == Some(false) {
+        "The iPhone sent only what changed and counted on the backup already there for the rest; \
+         if that backup lacks files, so does the new one. Run `ibackup backup --full`: the \
+         iPhone then sends everything, and the backup already there still stays until the new \
+         one is complete."
+    } else {
+        "Keep the iPhone unlocked and connected and run `ibackup backup` again; the report above \
+         names what is missing."
+    };
+    Failure::new(
+        code,
+        format!("verify says the new backup {what}, so it was not kept"),
+        hint,
+    )
+}
+
 /// The end of the run.
 #[allow(clippy::too_many_arguments)]
 pub fn end_text(
