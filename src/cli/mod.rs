@@ -190,6 +190,16 @@ pub struct CheckContext {
     pub transport: TransportChoice,
 }
 
+impl CheckContext {
+    pub fn new(password: PasswordArg, deep: bool, transport: TransportChoice) -> Self {
+        CheckContext {
+            password: password::PasswordSource::new(password.password_file),
+            deep,
+            transport,
+        }
+    }
+}
+
 /// Checks one backup with a progress bar, turning a fatal error into a [`Failure`].
 fn check_backup(
     out: &Output,
@@ -244,11 +254,7 @@ pub fn run(args: Args) -> ExitCode {
             message,
             password,
         } => {
-            let ctx = CheckContext {
-                password: password::PasswordSource::new(password.password_file),
-                deep: false,
-                transport,
-            };
+            let ctx = CheckContext::new(password, false, transport);
             inspect::run(
                 &out,
                 &ctx,
@@ -263,11 +269,7 @@ pub fn run(args: Args) -> ExitCode {
             password,
             deep,
         } => {
-            let ctx = CheckContext {
-                password: password::PasswordSource::new(password.password_file),
-                deep,
-                transport,
-            };
+            let ctx = CheckContext::new(password, deep, transport);
             verify::run(&out, &ctx, &backup, udid.as_deref())
         }
         Command::Backup {
@@ -277,11 +279,7 @@ pub fn run(args: Args) -> ExitCode {
             encrypt,
             password,
         } => {
-            let ctx = CheckContext {
-                password: password::PasswordSource::new(password.password_file),
-                deep: false,
-                transport,
-            };
+            let ctx = CheckContext::new(password, false, transport);
             backup::run(
                 &out,
                 &ctx,
