@@ -425,3 +425,30 @@ fn an_incremental_backup_on_top_of_a_holed_one_is_not_kept_and_full_mends_it() {
     assert_eq!(verify(&backup_path(&to), &[]).0, 0);
     assert!(blob.is_file(), "the missing blob is back");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_second_run_waits_for_the_sync_lock_and_leaves_the_first_alone() {
+    let dir = TempDir::new().unwrap();
+    let to = dir.path().join("Backups");
+    let phone = phone_with(r#"{"backup": {"files": 30, "upload_delay_ms": 120}}"#);
+    let first = phone
+        .command(&["backup", "--full", "--json", "--to", to.to_str().unwrap()])
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first is uploading (about 4 s of it) when the second starts: the second must wait
+    // for the phone's sync lock before it prepares anything beside the backup.
+    std::thread::sleep(Duration::from_millis(1000));
+    let (code, second) = backup(&phone, &to, &["--full"], &[]);
+    let first = first.wait_with_output().unwrap();
+    let first_json: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(first.status.code(), Some(0), "{first_json:#}");
+    assert_eq!(first_json["outcome"], "complete");
+    assert_eq!(code, 0, "{second:#}");
+    assert_eq!(second["previous"]["kept"], false, "{second:#}");
+    assert_eq!(verify(&backup_path(&to), &[]).0, 0);
+    assert_no_leftovers(&to);
+}

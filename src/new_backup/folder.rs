@@ -14,7 +14,6 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use crate::device::services::mobilebackup2::{DirEntry, FileSink, FileSource};
 
@@ -367,11 +366,11 @@ pub struct Counters {
 pub struct Receiver<'a> {
     folder: &'a Confined,
     current: Option<PartFile>,
-    counters: Arc<Counters>,
+    counters: &'a Counters,
 }
 
 impl<'a> Receiver<'a> {
-    pub fn new(folder: &'a Confined, counters: Arc<Counters>) -> Self {
+    pub fn new(folder: &'a Confined, counters: &'a Counters) -> Self {
         Receiver {
             folder,
             current: None,
@@ -518,7 +517,8 @@ mod tests {
         fs::write(outside.join("secret"), b"do not send").unwrap();
         // Through a linked folder: refused for every operation.
         let through = format!("{U}/ab/ab12");
-        let mut receiver = Receiver::new(&f, Arc::default());
+        let counters = Counters::default();
+        let mut receiver = Receiver::new(&f, &counters);
         assert!(receiver.begin(&through).is_err());
         assert!(f.create_dir(&format!("{U}/ab/cd")).is_err());
         assert!(f.list(&format!("{U}/ab")).is_err());
@@ -540,8 +540,8 @@ mod tests {
     fn a_received_file_takes_its_name_only_when_complete() {
         let (_dir, f) = folder();
         f.create_dir(&format!("{U}/Snapshot/ab")).unwrap();
-        let counters = Arc::new(Counters::default());
-        let mut receiver = Receiver::new(&f, counters.clone());
+        let counters = Counters::default();
+        let mut receiver = Receiver::new(&f, &counters);
         let name = format!("{U}/Snapshot/ab/ab12");
         receiver.begin(&name).unwrap();
         receiver.write(b"half").unwrap();

@@ -300,39 +300,52 @@ impl Session {
     /// folder is thrown away before returning, and the previous backup was never touched.
     pub fn run(mut self, plan: &Plan, observer: &dyn Observer) -> Result<Made, BackupError> {
         let started = Instant::now();
+        observer.step("Asking the iPhone for the sync lock");
+        // The lock before the folder: another program backing up this phone (Finder, or a
+        // second ibackup) is turned away before anything is prepared, so no run ever clears
+        // the `.ibackup-new` folder of a run in progress.
+        let lock = SyncLock::acquire(
+            self.transport.as_ref(),
+            &self.device,
+            &mut self.lockdown,
+            &self.record,
+        )?;
         observer.step("Preparing the backup folder");
-        let staging = staging::prepare(&plan.folder, &self.phone.udid)?;
-        let result = self.converse(plan, &staging, observer);
-        match result {
-            Ok(mut session) => {
-                session.seconds = started.elapsed().as_secs_f64();
-                Ok(Made { staging, session })
-            }
-            Err(e) => {
-                let _ = staging.discard();
-                Err(e)
-            }
-        }
+        let result = staging::prepare(&plan.folder, &self.phone.udid)
+            .map_err(BackupError::from)
+            .and_then(|staging| match self.converse(plan, &staging, observer) {
+                Ok(session) => Ok(Made { staging, session }),
+                Err(e) => {
+                    let _ = staging.discard();
+                    Err(e)
+                }
+            });
+        // The lock goes back whatever happened (a vanished phone makes this fail: that is fine).
+        let _ = lock.release();
+        let mut made = result?;
+        made.session.seconds = started.elapsed().as_secs_f64();
+        Ok(made)
     }
 
-    /// The sync lock, the notification watcher beside the conversation, and the lock given
-    /// back whatever happened; the files and bytes received are added to the report here.
+    /// The notification watcher beside the conversation; the files and bytes received are
+    /// added to the report here.
     fn converse(
         &mut self,
         plan: &Plan,
         staging: &Staging,
         observer: &dyn Observer,
     ) -> Result<SessionReport, BackupError> {
-        let transport = self.transport.as_ref();
-        observer.step("Asking the iPhone for the sync lock");
-        let lock = SyncLock::acquire(transport, &self.device, &mut self.lockdown, &self.record)?;
-        let watch_proxy =
-            NotificationProxy::open(transport, &self.device, &mut self.lockdown, &self.record)?;
+        let watch_proxy = NotificationProxy::open(
+            self.transport.as_ref(),
+            &self.device,
+            &mut self.lockdown,
+            &self.record,
+        )?;
         let watch = NotificationWatch::start(watch_proxy)?;
-        let counters = Arc::new(Counters::default());
-        let percent = Arc::new(AtomicU64::new(f64::NAN.to_bits()));
-        let total = Arc::new(AtomicU64::new(0));
-        let done = Arc::new(AtomicBool::new(false));
+        let counters = Counters::default();
+        let percent = AtomicU64::new(f64::NAN.to_bits());
+        let total = AtomicU64::new(0);
+        let done = AtomicBool::new(false);
 
         let outcome = std::thread::scope(|scope| {
             scope.spawn(|| {
@@ -352,8 +365,6 @@ impl Session {
             done.store(true, Ordering::SeqCst);
             result
         });
-        // The lock goes back whatever happened (a vanished phone makes this fail: that is fine).
-        let _ = lock.release();
         let mut report = outcome?;
         report.files = counters.files.load(Ordering::Relaxed);
         report.bytes = counters.bytes.load(Ordering::Relaxed);
@@ -365,7 +376,7 @@ impl Session {
         plan: &Plan,
         staging: &Staging,
         observer: &dyn Observer,
-        counters: &Arc<Counters>,
+        counters: &Counters,
         percent: &AtomicU64,
         total: &AtomicU64,
     ) -> Result<SessionReport, BackupError> {
@@ -548,7 +559,7 @@ const KEPT: usize = 20;
 fn serve<S: std::io::Read + std::io::Write>(
     link: &mut DeviceLink<S>,
     folder: &Confined,
-    counters: &Arc<Counters>,
+    counters: &Counters,
     percent: &AtomicU64,
     total: &AtomicU64,
     phone_file_errors: &mut Vec<(String, String)>,
@@ -587,7 +598,7 @@ fn serve<S: std::io::Read + std::io::Write>(
                 if let Some(t) = total_bytes {
                     total.store(t, Ordering::Relaxed);
                 }
-                let mut receiver = Receiver::new(folder, counters.clone());
+                let mut receiver = Receiver::new(folder, counters);
                 let got = link.receive_files(&mut receiver)?;
                 for error in got.phone_errors {
                     if phone_file_errors.len() < KEPT {
