@@ -118,12 +118,11 @@ pub fn run(out: &Output, ctx: &CheckContext, args: &BackupArgs) -> CommandResult
     let silence = seconds_from_env("IBACKUP_PHONE_SILENCE", SILENCE)?;
     let passcode_wait = seconds_from_env("IBACKUP_PASSCODE_WAIT", PASSCODE_WAIT)?;
     let wait = super::device::device_wait(out)?;
-    let transport = open_transport(ctx.transport)
-        .map_err(|e| Failure::new(e.code(), e.to_string(), e.hint()))?;
+    let transport = open_transport(ctx.transport).map_err(super::device::failure)?;
     let spinner = out.spinner("Waiting for an iPhone: plug it in with a cable and unlock it");
     let device = select_device(transport.as_ref(), args.udid.as_deref(), wait);
     spinner.finish_and_clear();
-    let device = device.map_err(|e| Failure::new(e.code(), e.to_string(), e.hint()))?;
+    let device = device.map_err(super::device::failure)?;
     let spinner = out.spinner("Starting a session with the iPhone");
     let session = Session::open(transport, device);
     spinner.finish_and_clear();
@@ -187,7 +186,7 @@ pub fn run(out: &Output, ctx: &CheckContext, args: &BackupArgs) -> CommandResult
     let plan = Plan {
         folder: folder.clone(),
         full: args.full,
-        new_password: new_password.clone(),
+        new_password,
         silence,
         passcode_wait,
         stop: stop.clone(),
@@ -196,10 +195,9 @@ pub fn run(out: &Output, ctx: &CheckContext, args: &BackupArgs) -> CommandResult
     let observer = render::backup::BackupProgress::new(out);
     let result = session.run(&plan, &observer);
     observer.finish();
-    // The new password is no longer needed once the phone has it; the verify below uses the
-    // password source, which holds the same one.
+    // The new password (wiped on drop) is no longer needed once the phone has it; the verify
+    // below uses the password source, which holds the same one.
     drop(plan);
-    drop(new_password);
 
     let previous = |kept: bool, out: &Output| -> Option<PreviousBackup> {
         had_previous.then(|| PreviousBackup {

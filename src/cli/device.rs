@@ -27,7 +27,7 @@ pub const MAX_ENV_SECONDS: u64 = 86_400;
 /// The failure code of an environment value ibackup cannot use (exit 2).
 pub const BAD_ENVIRONMENT: &str = "usage.bad_environment";
 
-fn failure(e: DeviceError) -> Failure {
+pub(super) fn failure(e: DeviceError) -> Failure {
     Failure::new(e.code(), e.to_string(), e.hint())
 }
 

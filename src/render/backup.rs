@@ -153,7 +153,7 @@ pub fn phone_failure(session: &SessionReport) -> Failure {
         205 => Failure::new(
             "make.phone_error",
             format!("the iPhone stopped the backup: it could not use files of the backup already there (ErrorCode 205{said})"),
-            "Run `ibackup verify` on that backup. If it is incomplete, move it out of the backup folder (keep it until a new backup verifies) and run `ibackup backup --full`.",
+            "Run `ibackup backup --full`: the iPhone then sends everything instead of building on the backup already there, which stays until the new one is complete. If that fails with 205 too, run `ibackup verify` on the backup already there; if it is incomplete, move it out of the backup folder (keep it until a new backup verifies) and run `ibackup backup` again.",
         ),
         code => Failure::new(
             "make.phone_error",
