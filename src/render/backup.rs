@@ -82,7 +82,7 @@ impl BackupProgress {
     fn say(&self, line: &str) {
         if self.bar.is_hidden() {
             if !self.quiet {
-                let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+                super::to_stderr(line);
             }
         } else {
             self.bar.println(line.trim_end());

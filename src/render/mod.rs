@@ -191,7 +191,7 @@ pub fn say_waiting(spinner: &ProgressBar, quiet: bool, message: &str) {
 
 /// Writes to stderr. A failure there is ignored: there is nowhere left to report it, and it must
 /// not become a panic (`eprintln!` panics).
-fn to_stderr(text: &str) {
+pub(crate) fn to_stderr(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
