@@ -195,8 +195,22 @@ impl<S: Read + Write> DeviceLink<S> {
         if let Some(new) = new {
             request.insert("NewPassword".into(), new.into());
         }
-        // `send` wipes the encoded bytes; the caller wipes its own copies of the passwords.
-        self.send_process_message(request)
+        let mut message = Value::Array(vec![
+            "DLMessageProcessMessage".into(),
+            Value::Dictionary(request),
+        ]);
+        // `send` wipes the encoded bytes; the plist's copies of the passwords are wiped here,
+        // and the caller wipes its own.
+        let result = self.send(&message);
+        if let Some(Value::Dictionary(request)) = message.as_array_mut().and_then(|m| m.get_mut(1))
+        {
+            for key in ["OldPassword", "NewPassword"] {
+                if let Some(Value::String(text)) = request.get_mut(key) {
+                    zeroize::Zeroize::zeroize(text);
+                }
+            }
+        }
+        result
     }
 
     fn send_process_message(&mut self, dict: Dictionary) -> Result<(), LinkError> {
