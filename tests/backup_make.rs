@@ -439,9 +439,18 @@ fn a_second_run_waits_for_the_sync_lock_and_leaves_the_first_alone() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The first is uploading (about 4 s of it) when the second starts: the second must wait
-    // for the phone's sync lock before it prepares anything beside the backup.
-    std::thread::sleep(Duration::from_millis(1000));
+    // The second starts once the first holds the lock (its `.ibackup-new` folder is there) and
+    // is uploading (about 4 s of it). The second must wait for the phone's sync lock, which the
+    // first holds until its new backup is verified and in place, before it prepares anything.
+    let staging = to.join(format!("{UDID}.ibackup-new"));
+    let until = Instant::now() + Duration::from_secs(60);
+    while !staging.is_dir() {
+        assert!(
+            Instant::now() < until,
+            "the first run never started its backup"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let (code, second) = backup(&phone, &to, &["--full"], &[]);
     let first = first.wait_with_output().unwrap();
     let first_json: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();

@@ -320,9 +320,15 @@ fn finish(
     previous: &dyn Fn(bool, &Output) -> Option<PreviousBackup>,
 ) -> CommandResult {
     let out = report.out;
-    let session = made.session;
+    // The phone's sync lock stays held until this function returns: the new folder is
+    // verified and put in place (or thrown away) before a second run may prepare its own.
+    let Made {
+        staging,
+        session,
+        lock: _lock,
+    } = made;
     if !session.phone_succeeded() {
-        let _ = made.staging.discard();
+        let _ = staging.discard();
         let failure = render::backup::phone_failure(&session);
         report.print(
             "failed",
@@ -334,11 +340,11 @@ fn finish(
         );
         return Ok(Status::Incomplete);
     }
-    let checked = check_backup(out, ctx, &made.staging.work);
+    let checked = check_backup(out, ctx, &staging.work);
     let mut verified = match checked {
         Ok(verified) => verified,
         Err(failure) => {
-            let _ = made.staging.discard();
+            let _ = staging.discard();
             report.print(
                 "unchecked",
                 Some(&session),
@@ -351,7 +357,7 @@ fn finish(
         }
     };
     if verified.verdict != Verdict::Complete {
-        let _ = made.staging.discard();
+        let _ = staging.discard();
         let (outcome, status) = match verified.verdict {
             Verdict::Unchecked => ("unchecked", Status::CouldNotCheck),
             _ => ("incomplete", Status::Incomplete),
@@ -369,7 +375,7 @@ fn finish(
     // Ctrl-C while the new backup was being verified: the person asked to stop before the
     // previous backup was replaced, so it is not.
     if report.stop.reason() == Some(StopReason::Interrupted) {
-        let _ = made.staging.discard();
+        let _ = staging.discard();
         let e = BackupError::Stopped {
             reason: StopReason::Interrupted,
         };
@@ -381,8 +387,8 @@ fn finish(
         );
         return Ok(Status::Interrupted);
     }
-    let had_previous = made.staging.had_previous;
-    match made.staging.commit() {
+    let had_previous = staging.had_previous;
+    match staging.commit() {
         Ok(placed) => {
             // Verified where it was made; it is the same backup under its own name now.
             verified.backup.path = placed.display().to_string();

@@ -4,8 +4,9 @@
 //! by the computer (device::backup_info), optionally ChangePassword to turn encryption on, then
 //! the mobilebackup2 conversation, every request answered inside one folder ([`folder`]) that
 //! starts as a hard-linked mirror of the previous backup ([`staging`]). The result is a
-//! [`Made`]: what the phone said at the end and whether Status.plist finished. The command
-//! (cli/backup.rs) verifies the new folder and only then lets it replace the previous backup.
+//! [`Made`]: what the phone said at the end and whether Status.plist finished, with the sync
+//! lock still held. The command (cli/backup.rs) verifies the new folder, only then lets it
+//! replace the previous backup, and gives the lock back last.
 //!
 //! Stopping: Ctrl-C, a cancel request from the phone, or a passcode prompt left unanswered set
 //! one flag that every wait looks at within seconds; the connection is then closed, the lock
@@ -132,11 +133,23 @@ pub struct Plan {
     pub stop: Stop,
 }
 
-/// A backup the phone made (or tried to), not yet verified nor put in place.
-#[derive(Debug)]
+/// A backup the phone made (or tried to), not yet verified nor put in place. It holds the
+/// phone's sync lock: whoever verifies and commits the new folder keeps this value until the
+/// folder is in place or thrown away, so a second run waiting for the lock cannot prepare (and
+/// clear) the same `.ibackup-new` folder in the meantime. Dropping it gives the lock back.
 pub struct Made {
     pub staging: Staging,
     pub session: SessionReport,
+    pub lock: SyncLock,
+}
+
+impl std::fmt::Debug for Made {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Made")
+            .field("staging", &self.staging)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How the conversation with the phone went (part of `backup --json`).
@@ -311,20 +324,24 @@ impl Session {
             &self.record,
         )?;
         observer.step("Preparing the backup folder");
-        let result = staging::prepare(&plan.folder, &self.phone.udid)
-            .map_err(BackupError::from)
-            .and_then(|staging| match self.converse(plan, &staging, observer) {
-                Ok(session) => Ok(Made { staging, session }),
-                Err(e) => {
-                    let _ = staging.discard();
-                    Err(e)
-                }
-            });
-        // The lock goes back whatever happened (a vanished phone makes this fail: that is fine).
-        let _ = lock.release();
-        let mut made = result?;
-        made.session.seconds = started.elapsed().as_secs_f64();
-        Ok(made)
+        let staging = staging::prepare(&plan.folder, &self.phone.udid)?;
+        match self.converse(plan, &staging, observer) {
+            Ok(mut session) => {
+                session.seconds = started.elapsed().as_secs_f64();
+                Ok(Made {
+                    staging,
+                    session,
+                    lock,
+                })
+            }
+            Err(e) => {
+                let _ = staging.discard();
+                // The lock goes back whatever happened (a vanished phone makes this fail:
+                // that is fine).
+                let _ = lock.release();
+                Err(e)
+            }
+        }
     }
 
     /// The notification watcher beside the conversation; the files and bytes received are
