@@ -3,6 +3,7 @@
 
 pub mod blobs;
 pub mod bplist;
+pub mod catalog;
 pub mod content_check;
 pub mod contents;
 pub mod crypto;
@@ -22,6 +23,7 @@ pub mod plists;
 mod problems;
 pub mod report;
 mod scan;
+pub mod select;
 pub mod sqlite_vfs;
 pub mod unlock;
 mod verdict;

@@ -1,0 +1,17 @@
+//! `ibackup extract`: placeholder, being written (issue 17).
+
+use std::path::Path;
+
+use super::{CheckContext, CommandResult, Failure};
+use crate::render::Output;
+
+pub fn run(
+    _out: &Output,
+    _ctx: &CheckContext,
+    _backup: &Path,
+    _to: &Path,
+    _overwrite: bool,
+    _selection: &crate::backup::select::Selection,
+) -> CommandResult {
+    Err(Failure::new("extract.unavailable", "not yet".into(), "-"))
+}
