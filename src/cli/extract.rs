@@ -13,5 +13,5 @@ pub fn run(
     _overwrite: bool,
     _selection: &crate::backup::select::Selection,
 ) -> CommandResult {
-    Err(Failure::new("extract.unavailable", "not yet".into(), "-"))
+    Err(Failure::new("extract.unavailable", "not yet", "-"))
 }

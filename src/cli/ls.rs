@@ -11,5 +11,5 @@ pub fn run(
     _backup: &Path,
     _selection: &crate::backup::select::Selection,
 ) -> CommandResult {
-    Err(Failure::new("ls.unavailable", "not yet".into(), "-"))
+    Err(Failure::new("ls.unavailable", "not yet", "-"))
 }
