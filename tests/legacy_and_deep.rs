@@ -296,3 +296,36 @@ fn deep_quick_checks_the_key_databases_of_a_plain_backup() {
     assert!(problem_codes(&report).contains(&"backup.database_damaged".to_string()));
     assert_eq!(support::tree_fingerprint(dir.path()), before);
 }
+
+#[test]
+fn ls_lists_an_mbdb_backup_and_names_its_missing_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("legacy");
+    let expected = write_backup(&backup, &Spec::default().with(Defect::MissingBlob));
+    to_legacy(&backup, None);
+    let out = ibackup_with(&["ls", backup.to_str().unwrap(), "--json"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["files"], expected.listed);
+    assert_eq!(summary["missing"], 1);
+    assert_eq!(summary["present"], expected.listed - 1);
+    assert_eq!(summary["symlinks"], expected.symlinks);
+    assert_eq!(summary["bytes"], expected.declared_bytes);
+    // The blobs of an mbdb backup lie flat in its root, named by SHA-1(domain-path).
+    let missing = lines.iter().find(|l| l["state"] == "missing").unwrap();
+    let id = missing["file_id"].as_str().unwrap();
+    assert_eq!(
+        id,
+        sha1_hex(&format!(
+            "{}-{}",
+            missing["domain"].as_str().unwrap(),
+            missing["path"].as_str().unwrap()
+        ))
+    );
+    assert!(!backup.join(id).exists());
+}

@@ -127,7 +127,7 @@ pub enum KeyError {
 
 impl Catalog {
     /// Opens the backup at `path`: its plists, its file list (an encrypted Manifest.db needs
-    /// `password`; without one this is [`BackupError::Locked`] with a reason saying so) and the
+    /// `password`; without one this is [`BackupError::PasswordNeeded`]) and the
     /// listing of its blobs.
     pub fn open(path: &Path, password: Option<&Password>) -> Result<Catalog, BackupError> {
         let folder = read_folder(path)?;
@@ -135,9 +135,8 @@ impl Catalog {
         let encrypted = plist.as_ref().is_some_and(|m| m.is_encrypted);
         let legacy = !folder.has_db && folder.has_mbdb;
         let db_path = manifest::manifest_db_path(path);
-        let needs = || BackupError::Locked {
-            path: path.join("Manifest.plist"),
-            reason: "the backup is encrypted: its password is needed to read its file list".into(),
+        let needs = || BackupError::PasswordNeeded {
+            path: path.to_path_buf(),
         };
         let mut keys = None;
         let source = if legacy {

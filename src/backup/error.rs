@@ -27,6 +27,9 @@ pub enum BackupError {
     WrongPassword { path: PathBuf },
     #[error("{path} cannot be decrypted: {reason}")]
     Locked { path: PathBuf, reason: String },
+    /// An encrypted backup whose files were asked for without a password.
+    #[error("{path} is an encrypted backup: its files can only be read with its password")]
+    PasswordNeeded { path: PathBuf },
 }
 
 impl BackupError {
@@ -44,6 +47,7 @@ impl BackupError {
             BackupError::Manifest { .. } => "backup.manifest_damaged",
             BackupError::WrongPassword { .. } => "backup.wrong_password",
             BackupError::Locked { .. } => "backup.keys_damaged",
+            BackupError::PasswordNeeded { .. } => "backup.encrypted_no_password",
         }
     }
 
@@ -71,6 +75,12 @@ impl BackupError {
                  not the iPhone's passcode or the Apple Account password. Give it with \
                  --password-file FILE (- reads standard input), the IBACKUP_PASSWORD environment \
                  variable, or type it when asked."
+            }
+            BackupError::PasswordNeeded { .. } => {
+                "Give the backup password with --password-file FILE (- reads standard input) or \
+                 the IBACKUP_PASSWORD environment variable, or run the command in a terminal to \
+                 be asked for it. It is the password chosen when Encrypt local backup was turned \
+                 on, not the iPhone's passcode."
             }
             BackupError::Manifest {
                 source: ManifestError::RowsInWal,

@@ -12,6 +12,7 @@ pub mod backup;
 pub mod device;
 pub mod diagnosis;
 pub mod inspect;
+pub mod ls;
 pub mod report;
 pub mod text;
 pub mod verify;
@@ -176,6 +177,79 @@ impl Output {
         bar.set_message(message.to_string());
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
+    }
+}
+
+/// Many lines on stdout, buffered, for listings as long as a backup (`ls`): one line per call,
+/// text through the terminal guard or one JSON object. Once stdout is closed (`| head`) or
+/// fails, every later call returns false so the caller stops walking; a failure other than a
+/// closed pipe is kept for [`Output::write_failure`], as for the other writes.
+pub struct LineSink<'a> {
+    out: &'a Output,
+    writer: Option<std::io::BufWriter<std::io::StdoutLock<'static>>>,
+}
+
+impl Output {
+    /// A [`LineSink`] on stdout (nothing is written after an earlier write failed).
+    pub fn lines(&self) -> LineSink<'_> {
+        let writer = self
+            .stdout_failed
+            .borrow()
+            .is_none()
+            .then(|| std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock()));
+        LineSink { out: self, writer }
+    }
+}
+
+impl LineSink<'_> {
+    /// One line of text (a newline is added); false once nothing more can be written.
+    pub fn text(&mut self, line: &str) -> bool {
+        let line = text::terminal_safe(line);
+        self.write(|w| {
+            w.write_all(line.as_bytes())?;
+            w.write_all(b"\n")
+        })
+    }
+
+    /// One JSON object on one line; false once nothing more can be written.
+    pub fn json<T: Serialize>(&mut self, value: &T) -> bool {
+        self.write(|w| {
+            serde_json::to_writer(&mut *w, value)?;
+            w.write_all(b"\n")
+        })
+    }
+
+    /// Flushes what is buffered.
+    pub fn finish(mut self) {
+        self.write(|w| w.flush());
+    }
+
+    fn write(
+        &mut self,
+        f: impl FnOnce(&mut std::io::BufWriter<std::io::StdoutLock<'static>>) -> std::io::Result<()>,
+    ) -> bool {
+        let Some(writer) = self.writer.as_mut() else {
+            return false;
+        };
+        match f(writer) {
+            Ok(()) => true,
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    *self.out.stdout_failed.borrow_mut() = Some(e);
+                }
+                // What is still buffered has nowhere to go: dropped without another write.
+                if let Some(writer) = self.writer.take() {
+                    let (_, _) = writer.into_parts();
+                }
+                false
+            }
+        }
+    }
+}
+
+impl Drop for LineSink<'_> {
+    fn drop(&mut self) {
+        self.write(|w| w.flush());
     }
 }
 
