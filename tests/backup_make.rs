@@ -44,6 +44,17 @@ fn backup_path(to: &Path) -> PathBuf {
     to.join(UDID)
 }
 
+/// Waits (a minute at most, for a loaded machine) until a run has taken the phone's sync lock
+/// and prepared its `.ibackup-new` folder: the moment a backup is surely under way.
+fn wait_for_staging(to: &Path) {
+    let staging = to.join(format!("{UDID}.ibackup-new"));
+    let until = Instant::now() + Duration::from_secs(60);
+    while !staging.is_dir() {
+        assert!(Instant::now() < until, "the run never started its backup");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Nothing of ibackup's own is left beside the backup (no `.ibackup-new`, `-old`, `-part`).
 fn assert_no_leftovers(to: &Path) {
     let mut names = Vec::new();
@@ -238,8 +249,11 @@ fn ctrl_c_stops_cleanly_and_says_the_previous_backup_is_intact() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
-    // SAFETY: the child's pid, still running (its upload takes six seconds).
+    // Once the new folder is there the session holds the lock and Ctrl-C is armed; the
+    // upload still has about six seconds to go.
+    wait_for_staging(&to);
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: the child's pid, still running.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let started = Instant::now();
     let output = child.wait_with_output().unwrap();
@@ -431,7 +445,7 @@ fn an_incremental_backup_on_top_of_a_holed_one_is_not_kept_and_full_mends_it() {
 fn a_second_run_waits_for_the_sync_lock_and_leaves_the_first_alone() {
     let dir = TempDir::new().unwrap();
     let to = dir.path().join("Backups");
-    let phone = phone_with(r#"{"backup": {"files": 30, "upload_delay_ms": 120}}"#);
+    let phone = phone_with(r#"{"backup": {"files": 30, "upload_delay_ms": 80}}"#);
     let first = phone
         .command(&["backup", "--full", "--json", "--to", to.to_str().unwrap()])
         .command()
@@ -440,17 +454,9 @@ fn a_second_run_waits_for_the_sync_lock_and_leaves_the_first_alone() {
         .spawn()
         .unwrap();
     // The second starts once the first holds the lock (its `.ibackup-new` folder is there) and
-    // is uploading (about 4 s of it). The second must wait for the phone's sync lock, which the
+    // is uploading (about 2.5 s of it). The second must wait for the phone's sync lock, which the
     // first holds until its new backup is verified and in place, before it prepares anything.
-    let staging = to.join(format!("{UDID}.ibackup-new"));
-    let until = Instant::now() + Duration::from_secs(60);
-    while !staging.is_dir() {
-        assert!(
-            Instant::now() < until,
-            "the first run never started its backup"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_staging(&to);
     let (code, second) = backup(&phone, &to, &["--full"], &[]);
     let first = first.wait_with_output().unwrap();
     let first_json: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
