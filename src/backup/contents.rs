@@ -60,6 +60,8 @@ impl Category {
 /// (category, domain, relative path prefix); an empty prefix takes the whole domain.
 const PLACES: &[(Category, &str, &str)] = &[
     (Category::Messages, "HomeDomain", "Library/SMS/"),
+    // Messages' attachments (photos, videos, voice notes sent and received).
+    (Category::Messages, "MediaDomain", "Library/SMS/"),
     (Category::Photos, "CameraRollDomain", ""),
     (Category::Photos, "MediaDomain", "Media/DCIM/"),
     (Category::Whatsapp, "AppDomain-net.whatsapp.WhatsApp", ""),
