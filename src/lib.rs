@@ -11,11 +11,11 @@ pub mod cli;
 /// Everything about talking to a phone: usbmuxd or direct USB, lockdown, pairing. No terminal,
 /// no backup.
 pub mod device;
+/// Facts in, findings out: rules and fixes as data. Pure.
+pub mod diagnose;
 /// Copying a backup's files out (`ibackup extract`): the plan, the layouts, and the jail every
 /// write goes through (never outside the destination, never through a link).
 pub mod extract;
-/// Facts in, findings out: rules and fixes as data. Pure.
-pub mod diagnose;
 /// The com.apple.mobile.backup values (iCloud Backup, last backups, encryption), from a phone or
 /// a backup. Pure.
 pub mod mobile_backup;

@@ -49,7 +49,9 @@ fn files(root: &Path) -> Vec<String> {
 fn file_rows(backup: &Path) -> Vec<(String, String)> {
     let conn = rusqlite::Connection::open(backup.join("Manifest.db")).unwrap();
     let mut stmt = conn
-        .prepare("SELECT domain, relativePath FROM Files WHERE flags = 1 ORDER BY domain, relativePath")
+        .prepare(
+            "SELECT domain, relativePath FROM Files WHERE flags = 1 ORDER BY domain, relativePath",
+        )
         .unwrap();
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
@@ -121,7 +123,11 @@ fn text_output_names_what_was_written() {
     let text = run.stdout();
     assert!(text.contains("Wrote 40 files"), "{text}");
     assert!(text.contains("2 links in the backup not made"), "{text}");
-    assert!(run.stderr().is_empty(), "no bar when piped: {}", run.stderr());
+    assert!(
+        run.stderr().is_empty(),
+        "no bar when piped: {}",
+        run.stderr()
+    );
 }
 
 #[test]
@@ -131,7 +137,12 @@ fn messages_from_an_incomplete_backup_are_written_and_the_missing_attachment_nam
     drop(conn);
     // sms.db and one attachment are there; a second attachment's blob is missing.
     let sms = b"SQLite format 3\0 pretend messages".to_vec();
-    add_file_row(&backup, "HomeDomain", "Library/SMS/sms.db", sms.len() as u64);
+    add_file_row(
+        &backup,
+        "HomeDomain",
+        "Library/SMS/sms.db",
+        sms.len() as u64,
+    );
     let blob = blob_of(&backup, "HomeDomain", "Library/SMS/sms.db");
     fs::create_dir_all(blob.parent().unwrap()).unwrap();
     fs::write(&blob, &sms).unwrap();
@@ -164,7 +175,10 @@ fn messages_from_an_incomplete_backup_are_written_and_the_missing_attachment_nam
     );
     let all = files(&to);
     assert!(all.iter().all(|f| f.starts_with("Messages/")), "{all:?}");
-    assert_eq!(all.len() as u64, report["written"]["files"].as_u64().unwrap());
+    assert_eq!(
+        all.len() as u64,
+        report["written"]["files"].as_u64().unwrap()
+    );
 
     // The text names the missing attachment.
     fs::remove_dir_all(&to).unwrap();
@@ -179,7 +193,10 @@ fn messages_from_an_incomplete_backup_are_written_and_the_missing_attachment_nam
     .run();
     assert_eq!(run.code(), Some(1));
     let text = run.stdout();
-    assert!(text.contains("Missing from the backup, not written (1)"), "{text}");
+    assert!(
+        text.contains("Missing from the backup, not written (1)"),
+        "{text}"
+    );
     assert!(text.contains(&format!("MediaDomain {gone}")), "{text}");
 }
 
@@ -206,11 +223,18 @@ fn an_encrypted_backup_is_decrypted_to_the_byte() {
     let dir = tempfile::tempdir().unwrap();
     let backup = dir.path().join("enc");
     fs::create_dir_all(&backup).unwrap();
-    let written = support_encrypt::write_encrypted_backup(&backup, RUST_PASSWORD.as_bytes(), 1000, 100);
+    let written =
+        support_encrypt::write_encrypted_backup(&backup, RUST_PASSWORD.as_bytes(), 1000, 100);
     let pw = dir.path().join("pw");
     fs::write(&pw, format!("{RUST_PASSWORD}\n")).unwrap();
     let to = dir.path().join("out");
-    let report = extract(&backup, &to, &["--password-file", pw.to_str().unwrap()], &[]).json_exit(0);
+    let report = extract(
+        &backup,
+        &to,
+        &["--password-file", pw.to_str().unwrap()],
+        &[],
+    )
+    .json_exit(0);
     assert_eq!(report["encrypted"], true);
     let files_written: Vec<_> = written.iter().filter(|f| f.flags == 1).collect();
     assert_eq!(files_written.len(), 5);
@@ -225,12 +249,12 @@ fn an_encrypted_backup_is_decrypted_to_the_byte() {
 
 #[test]
 fn the_encrypted_sample_is_extracted() {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/third-party/synthetic-encrypted-ios26");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/third-party/synthetic-encrypted-ios26");
     let dir = tempfile::tempdir().unwrap();
     let to = dir.path().join("out");
     let before = support::tree_fingerprint(&sample);
-    let report =
-        extract(&sample, &to, &[], &[("IBACKUP_PASSWORD", SAMPLE_PASSWORD)]).json_exit(0);
+    let report = extract(&sample, &to, &[], &[("IBACKUP_PASSWORD", SAMPLE_PASSWORD)]).json_exit(0);
     assert_eq!(report["written"]["files"], 4);
     let mut sizes: Vec<u64> = files(&to)
         .iter()
@@ -244,7 +268,8 @@ fn the_encrypted_sample_is_extracted() {
 
 #[test]
 fn a_wrong_or_missing_password_stops_before_anything_is_written() {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/third-party/synthetic-encrypted-ios26");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/third-party/synthetic-encrypted-ios26");
     let dir = tempfile::tempdir().unwrap();
     let to = dir.path().join("out");
     let run = extract(&sample, &to, &[], &[("IBACKUP_PASSWORD", "wrong")]);
@@ -326,7 +351,13 @@ fn existing_files_stop_the_run_unless_overwrite() {
     let run = extract(&backup, &to, &[], &[]);
     let report = run.json_exit(2);
     assert_eq!(report["error"]["code"], "extract.exists");
-    assert!(report["error"]["message"].as_str().unwrap().contains("40 files already exist"), "{report}");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("40 files already exist"),
+        "{report}"
+    );
     assert_eq!(support::tree_fingerprint(&to), before, "nothing written");
 
     let report = extract(&backup, &to, &["--overwrite"], &[]).json_exit(0);
@@ -351,7 +382,9 @@ fn domain_app_and_pattern_choose_the_files() {
     let want = count(&|r| r.0 == "CameraRollDomain");
     assert_eq!(want, 5);
     assert_eq!(report["written"]["files"], want);
-    assert!(files(&to).iter().all(|f| f.starts_with("CameraRollDomain/Media/DCIM/")));
+    assert!(files(&to)
+        .iter()
+        .all(|f| f.starts_with("CameraRollDomain/Media/DCIM/")));
 
     let to = dir.path().join("a");
     let report = extract(&backup, &to, &["--app", "net.whatsapp.WhatsApp"], &[]).json_exit(0);
@@ -367,7 +400,13 @@ fn domain_app_and_pattern_choose_the_files() {
     let to = dir.path().join("c");
     let report = extract(&backup, &to, &["--category", "photos"], &[]).json_exit(0);
     assert_eq!(report["written"]["files"], 5);
-    assert!(files(&to).iter().all(|f| f.starts_with("Photos/100APPLE/file")), "{:?}", files(&to));
+    assert!(
+        files(&to)
+            .iter()
+            .all(|f| f.starts_with("Photos/100APPLE/file")),
+        "{:?}",
+        files(&to)
+    );
 
     let to = dir.path().join("none");
     let report = extract(&backup, &to, &["no-such-name"], &[]).json_exit(0);

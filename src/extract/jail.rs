@@ -229,11 +229,8 @@ mod imp {
         }
 
         fn create_exclusive(&self, name: &CString) -> io::Result<File> {
-            let flags = libc::O_WRONLY
-                | libc::O_CREAT
-                | libc::O_EXCL
-                | libc::O_NOFOLLOW
-                | libc::O_CLOEXEC;
+            let flags =
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
             // SAFETY: as in open_dir_at; mode passed as the variadic argument.
             let fd = unsafe {
                 libc::openat(
@@ -407,7 +404,12 @@ mod imp {
                 Ok(_) => true,
                 Err(_) => false,
             };
-            let create = |path: &Path| fs::OpenOptions::new().write(true).create_new(true).open(path);
+            let create = |path: &Path| {
+                fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(path)
+            };
             if !exists {
                 match create(&target) {
                     Ok(file) => {

@@ -66,7 +66,11 @@ fn windows_safe(component: &str) -> bool {
     {
         return false;
     }
-    let stem = component.split('.').next().unwrap_or("").to_ascii_uppercase();
+    let stem = component
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
     let numbered = (stem.starts_with("COM") || stem.starts_with("LPT"))
         && stem.len() == 4
         && stem.as_bytes()[3].is_ascii_digit();
@@ -149,13 +153,27 @@ mod tests {
     #[test]
     fn hostile_names_are_refused() {
         for path in [
-            "../x", "a/../../x", "/etc/passwd", "a//b", "a/./b", "a/", "", "a\\b", "C:x",
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "a//b",
+            "a/./b",
+            "a/",
+            "",
+            "a\\b",
+            "C:x",
             "a\0b",
         ] {
-            assert!(domain_target(b"HomeDomain", path.as_bytes()).is_err(), "{path:?}");
+            assert!(
+                domain_target(b"HomeDomain", path.as_bytes()).is_err(),
+                "{path:?}"
+            );
         }
         for domain in ["HomeDomain/../Evil", "..", ".", "", "a\\b", "C:"] {
-            assert!(domain_target(domain.as_bytes(), b"x").is_err(), "{domain:?}");
+            assert!(
+                domain_target(domain.as_bytes(), b"x").is_err(),
+                "{domain:?}"
+            );
         }
         let long = "x".repeat(256);
         assert!(domain_target(b"HomeDomain", long.as_bytes()).is_err());
@@ -169,7 +187,11 @@ mod tests {
 
     #[test]
     fn readable_layout() {
-        let t = |d: &str, p: &str| category_targets(d.as_bytes(), p.as_bytes()).unwrap().unwrap();
+        let t = |d: &str, p: &str| {
+            category_targets(d.as_bytes(), p.as_bytes())
+                .unwrap()
+                .unwrap()
+        };
         assert_eq!(t("HomeDomain", "Library/SMS/sms.db").0, "Messages/sms.db");
         assert_eq!(
             t("MediaDomain", "Library/SMS/Attachments/ab/01/IMG.jpeg").0,

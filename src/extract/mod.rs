@@ -25,8 +25,8 @@ use zeroize::Zeroize;
 use crate::backup::blobs::{open_blob, FileId};
 use crate::backup::catalog::{Catalog, Kind, State};
 use crate::backup::crypto::{self, FileKey, BLOCK_LEN};
-use crate::backup::BackupError;
 use crate::backup::select::Selection;
+use crate::backup::BackupError;
 use jail::{Probe, Refusal, Root};
 
 /// Entries kept in each list of the report; the totals count them all.
@@ -538,7 +538,11 @@ fn write_one(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Done {
     let (_, name) = layout::split(&job.target);
-    let blob = match open_blob(&crate::backup::blobs::blob_path(blobs.root, &job.file_id, blobs.legacy)) {
+    let blob = match open_blob(&crate::backup::blobs::blob_path(
+        blobs.root,
+        &job.file_id,
+        blobs.legacy,
+    )) {
         Ok(blob) => blob,
         Err(e) if e.kind() == io::ErrorKind::NotFound && job.size == 0 && job.key.is_none() => {
             // An empty file has no blob in a plain backup.

@@ -151,7 +151,10 @@ pub fn text(report: &Report, style: Style) -> String {
         ));
     }
     if report.complete {
-        out.push_str(&format!("{}\n", style.good("Every selected file was written whole.")));
+        out.push_str(&format!(
+            "{}\n",
+            style.good("Every selected file was written whole.")
+        ));
     }
     out
 }
