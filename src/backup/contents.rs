@@ -252,7 +252,10 @@ mod tests {
                 tally.add(0, b"HomeDomain", b"Library/SMS/sms.db", 1),
                 Some(Category::Messages)
             );
-            assert_eq!(tally.add(1, b"MediaDomain", b"Library/SMS/sms.db", 1), None);
+            assert_eq!(
+                tally.add(1, b"MediaDomain", b"Library/Notes/notes.sqlite", 1),
+                None
+            );
             assert_eq!(
                 tally.add(2, b"CameraRollDomain", b"Library/1.HEIC", 1),
                 Some(Category::Photos)
