@@ -13,6 +13,9 @@ pub mod cli;
 pub mod device;
 /// Facts in, findings out: rules and fixes as data. Pure.
 pub mod diagnose;
+/// Copying a backup's files out (`ibackup extract`): the plan, the layouts, and the jail every
+/// write goes through (never outside the destination, never through a link).
+pub mod extract;
 /// The com.apple.mobile.backup values (iCloud Backup, last backups, encryption), from a phone or
 /// a backup. Pure.
 pub mod mobile_backup;

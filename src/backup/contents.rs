@@ -60,6 +60,8 @@ impl Category {
 /// (category, domain, relative path prefix); an empty prefix takes the whole domain.
 const PLACES: &[(Category, &str, &str)] = &[
     (Category::Messages, "HomeDomain", "Library/SMS/"),
+    // Messages' attachments (photos, videos, voice notes sent and received).
+    (Category::Messages, "MediaDomain", "Library/SMS/"),
     (Category::Photos, "CameraRollDomain", ""),
     (Category::Photos, "MediaDomain", "Media/DCIM/"),
     (Category::Whatsapp, "AppDomain-net.whatsapp.WhatsApp", ""),
@@ -250,7 +252,10 @@ mod tests {
                 tally.add(0, b"HomeDomain", b"Library/SMS/sms.db", 1),
                 Some(Category::Messages)
             );
-            assert_eq!(tally.add(1, b"MediaDomain", b"Library/SMS/sms.db", 1), None);
+            assert_eq!(
+                tally.add(1, b"MediaDomain", b"Library/Notes/notes.sqlite", 1),
+                None
+            );
             assert_eq!(
                 tally.add(2, b"CameraRollDomain", b"Library/1.HEIC", 1),
                 Some(Category::Photos)

@@ -11,6 +11,7 @@
 pub mod backup;
 pub mod device;
 pub mod diagnosis;
+pub mod extract;
 pub mod inspect;
 pub mod ls;
 pub mod report;
