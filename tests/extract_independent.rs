@@ -280,7 +280,10 @@ fn the_decryptor_recovers_the_samples_plaintexts() {
             b"tiny".to_vec(),
         ),
         ("HomeDomain/Library/SMS/sms.db", sqlite),
-        ("AppDomain-com.example.app/Documents/exact.bin", vec![b'B'; 32]),
+        (
+            "AppDomain-com.example.app/Documents/exact.bin",
+            vec![b'B'; 32],
+        ),
         (
             "CameraRollDomain/Media/DCIM/100APPLE/IMG_0001.JPG",
             (0..768).map(|i| i as u8).collect(),
