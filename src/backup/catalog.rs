@@ -75,8 +75,13 @@ pub struct Entry<'a> {
     pub file_id: FileId,
     pub kind: Kind,
     /// Bytes of the file as the record states them (0 for directories and symlinks, or when
-    /// the record does not say).
+    /// the record does not say: then `size_known` is false).
     pub size: u64,
+    /// The record states the file's size. A file of unknown size is present whatever the
+    /// length of its blob, as `verify` counts it.
+    pub size_known: bool,
+    /// The blob's length on disk, when a regular file is there.
+    pub blob_len: Option<u64>,
     /// Seconds since 1970 (UTC), when the record has it.
     pub modified: Option<i64>,
     /// Unix mode bits, when the record has them.
@@ -264,18 +269,21 @@ impl Catalog {
         Ok(Some(keys.unwrap_key(wrapped)?))
     }
 
-    fn state(&self, kind: Kind, id: &FileId, size: u64) -> State {
+    /// The state of a file's blob, and its length when it is a regular file.
+    fn state(&self, kind: Kind, id: &FileId, size: Option<u64>) -> (State, Option<u64>) {
         if kind != Kind::File {
-            return State::NoBlob;
+            return (State::NoBlob, None);
         }
-        let expected = expected_blob_len(size, self.encrypted);
+        let expected = size.map(|size| expected_blob_len(size, self.encrypted));
         match self.store.get(id) {
-            None if expected == 0 => State::Present,
-            None => State::Missing,
+            None if expected == Some(0) => (State::Present, None),
+            None => (State::Missing, None),
             Some(blob) => match blob.kind {
-                BlobKind::File if blob.size == expected => State::Present,
-                BlobKind::File => State::WrongSize { on_disk: blob.size },
-                _ => State::Unreadable,
+                BlobKind::File if expected.is_none_or(|e| e == blob.size) => {
+                    (State::Present, Some(blob.size))
+                }
+                BlobKind::File => (State::WrongSize { on_disk: blob.size }, Some(blob.size)),
+                _ => (State::Unreadable, None),
             },
         }
     }
@@ -289,7 +297,7 @@ impl Catalog {
         };
         let (size, modified, mode, target, wrapped_key, damaged) = match decoded {
             Ok(m) => (
-                m.size.unwrap_or(0),
+                m.size,
                 m.last_modified,
                 m.mode,
                 m.target.map(|t| match t {
@@ -299,7 +307,7 @@ impl Catalog {
                 m.encryption_key,
                 None,
             ),
-            Err(e) => (0, None, None, None, None, Some(e)),
+            Err(e) => (None, None, None, None, None, Some(e)),
         };
         let kind = match row.flags {
             manifest::FLAG_FILE => Kind::File,
@@ -307,19 +315,22 @@ impl Catalog {
             manifest::FLAG_SYMLINK => Kind::Symlink,
             _ => kind_of_mode(mode),
         };
-        let size = if kind == Kind::File { size } else { 0 };
+        let size = if kind == Kind::File { size } else { Some(0) };
+        let (state, blob_len) = self.state(kind, &file_id, size);
         Entry {
             row: row.rowid,
             domain: row.domain,
             relative_path: row.relative_path,
             file_id,
             kind,
-            size,
+            size: size.unwrap_or(0),
+            size_known: size.is_some(),
+            blob_len,
             modified,
             mode,
             target,
             wrapped_key,
-            state: self.state(kind, &file_id, size),
+            state,
             damaged,
         }
     }
@@ -333,6 +344,7 @@ impl Catalog {
             mbdb::Kind::Other => Kind::Other,
         };
         let size = if kind == Kind::File { record.size } else { 0 };
+        let (state, blob_len) = self.state(kind, &file_id, Some(size));
         Entry {
             row: index,
             domain: record.domain,
@@ -340,11 +352,13 @@ impl Catalog {
             file_id,
             kind,
             size,
+            size_known: true,
+            blob_len,
             modified: Some(i64::from(record.mtime)),
             mode: Some(u32::from(record.mode)),
             target: record.link_target.map(Cow::Borrowed),
             wrapped_key: record.encryption_key,
-            state: self.state(kind, &file_id, size),
+            state,
             damaged: None,
         }
     }

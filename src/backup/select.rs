@@ -4,9 +4,9 @@
 //! file belongs to the same app everywhere.
 //!
 //! Apps: `AppDomain-<bundle>` is the app's own container; `AppDomainPlugin-<id>` an extension;
-//! `AppDomainGroup-group.<id>` a container shared by a vendor's apps. An extension or group
-//! belongs to the app whose bundle id is a dot-separated prefix of its id (the longest such
-//! one): `AppDomainPlugin-net.whatsapp.WhatsApp.Share` and
+//! `AppDomainGroup-group.<id>` (or `-<team id>.groups.<id>`) a container shared by a vendor's
+//! apps. An extension or group belongs to the app whose bundle id is a dot-separated prefix of
+//! its id (the longest such one): `AppDomainPlugin-net.whatsapp.WhatsApp.Share` and
 //! `AppDomainGroup-group.net.whatsapp.WhatsApp.shared` are WhatsApp's. A group no app's id
 //! prefixes (`group.net.whatsapp.family`) stays on its own: nothing says which app it serves.
 //!
@@ -31,14 +31,27 @@ pub enum AppPart {
 /// (`a.b`, Group), the `group.` prefix dropped. None for the system's domains.
 pub fn app_domain(domain: &str) -> Option<(&str, AppPart)> {
     if let Some(id) = domain.strip_prefix("AppDomainGroup-") {
-        let id = id.strip_prefix("group.").unwrap_or(id);
-        Some((id, AppPart::Group))
+        Some((group_id(id), AppPart::Group))
     } else if let Some(id) = domain.strip_prefix("AppDomainPlugin-") {
         Some((id, AppPart::Plugin))
     } else {
         domain
             .strip_prefix("AppDomain-")
             .map(|id| (id, AppPart::Container))
+    }
+}
+
+/// A group's id without its prefix: `group.` (most groups), or a 10-character team id and
+/// `.groups.` (`243LU875E5.groups.com.apple.podcasts`, as some of Apple's apps name theirs).
+fn group_id(id: &str) -> &str {
+    if let Some(rest) = id.strip_prefix("group.") {
+        return rest;
+    }
+    match id.split_at_checked(10) {
+        Some((team, rest)) if team.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            rest.strip_prefix(".groups.").unwrap_or(id)
+        }
+        _ => id,
     }
 }
 
@@ -200,6 +213,17 @@ mod tests {
             Some("net.whatsapp")
         );
         assert_eq!(of("AppDomainGroup-group.org.other"), None);
+        assert_eq!(
+            app_of_domain(
+                "AppDomainGroup-243LU875E5.groups.com.apple.podcasts",
+                ["com.apple.podcasts"]
+            ),
+            Some("com.apple.podcasts")
+        );
+        assert_eq!(
+            app_domain("AppDomainGroup-243LU875E5.groupsX.a"),
+            Some(("243LU875E5.groupsX.a", AppPart::Group))
+        );
         assert_eq!(of("HomeDomain"), None);
         assert_eq!(of("AppDomain-net.whatsapp.WhatsAppX"), None);
         assert!(!is_dot_prefix("net.whats", "net.whatsapp"));

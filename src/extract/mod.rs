@@ -104,7 +104,10 @@ struct Job {
     domain: String,
     path: String,
     target: String,
+    /// The record's size; when the record states none, the blob's length (the whole blob is
+    /// written, less its padding when encrypted).
     size: u64,
+    size_known: bool,
     modified: Option<i64>,
     key: Option<FileKey>,
     longer_blob: bool,
@@ -354,7 +357,12 @@ pub fn plan(catalog: &Catalog, request: &Request<'_>) -> Result<Plan, StartError
             domain,
             path,
             target,
-            size: entry.size,
+            size: if entry.size_known {
+                entry.size
+            } else {
+                entry.blob_len.unwrap_or(0)
+            },
+            size_known: entry.size_known,
             modified: entry.modified,
             key,
             longer_blob,
@@ -562,7 +570,7 @@ fn write_one(
     };
     let copied = match &job.key {
         None => copy_plain(blob, &mut new.file, job.size, progress),
-        Some(key) => copy_decrypted(blob, &mut new.file, job.size, key, progress),
+        Some(key) => copy_decrypted(blob, &mut new.file, job, key, progress),
     };
     match copied {
         Ok((written, padding_ok)) => finish(new, job, written, !padding_ok),
@@ -596,7 +604,7 @@ fn finish(new: jail::NewFile<'_>, job: &Job, written: u64, bad_padding: bool) ->
     if let Err(e) = new.finish() {
         return Done::Failed(format!("it could not take its name: {e}"));
     }
-    if written < job.size {
+    if job.size_known && written < job.size {
         Done::CutShort(written)
     } else if job.longer_blob {
         Done::TooLong(written)
@@ -630,7 +638,7 @@ thread_local! {
 fn copy_decrypted(
     mut blob: std::fs::File,
     out: &mut std::fs::File,
-    size: u64,
+    job: &Job,
     key: &FileKey,
     progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<(u64, bool)> {
@@ -639,7 +647,22 @@ fn copy_decrypted(
         if buf.len() != CHUNK_LEN {
             *buf = vec![0u8; CHUNK_LEN];
         }
-        let result = decrypt_loop(&mut blob, out, size, key, &mut buf, progress);
+        let result = decrypt_loop(&mut blob, out, job.size, key, &mut buf, progress).and_then(
+            |(written, padding_ok, padding)| {
+                if job.size_known {
+                    return Ok((written, padding_ok));
+                }
+                // No size in the record: the whole blob was decrypted, and its last block's
+                // padding says where the file ends.
+                match padding.filter(|&p| p as u64 <= written) {
+                    Some(p) => {
+                        out.set_len(written - p as u64)?;
+                        Ok((written - p as u64, true))
+                    }
+                    None => Ok((written, false)),
+                }
+            },
+        );
         buf.zeroize();
         buf.resize(CHUNK_LEN, 0);
         result
@@ -653,7 +676,7 @@ fn decrypt_loop(
     key: &FileKey,
     buf: &mut [u8],
     progress: &(dyn Fn(u64) + Sync),
-) -> io::Result<(u64, bool)> {
+) -> io::Result<(u64, bool, Option<usize>)> {
     let mut iv = [0u8; BLOCK_LEN];
     let mut written = 0u64;
     let mut total = 0u64;
@@ -691,8 +714,9 @@ fn decrypt_loop(
         buf.copy_within(whole..filled, 0);
     }
     // Only a blob of the intact length is judged: its padding must be what the sizes imply.
-    let padding_ok = total != crypto::expected_encrypted_len(size)
-        || crypto::padding_len(&last) == Some((total - size) as usize);
+    let padding = (total > 0).then(|| crypto::padding_len(&last)).flatten();
+    let padding_ok =
+        total != crypto::expected_encrypted_len(size) || padding == Some((total - size) as usize);
     last.zeroize();
-    Ok((written, padding_ok))
+    Ok((written, padding_ok, padding))
 }
