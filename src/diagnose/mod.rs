@@ -662,6 +662,51 @@ mod tests {
     }
 
     #[test]
+    fn make_room_names_the_biggest_apps_of_the_one_phone_at_hand() {
+        use crate::backup::report::{AppKind, AppSize, NameSource};
+        let app = |bundle: &str, kind, bytes| AppSize {
+            bundle: bundle.into(),
+            name: format!("{bundle} app"),
+            name_from: NameSource::InfoPlist,
+            kind,
+            files: 1,
+            bytes,
+            domains: 1,
+            icloud_bytes_estimate: bytes,
+        };
+        let mut a = report("A", 28, Verdict::Complete, 1_000, false);
+        a.apps = vec![
+            app("big.shared", AppKind::Shared, 9_000_000),
+            app("one", AppKind::App, 3_000_000),
+            app("two", AppKind::App, 2_000_000),
+            app("three", AppKind::App, 1_000_000),
+            app("four", AppKind::App, 500_000),
+            app("empty", AppKind::App, 0),
+        ];
+        let backups = [a.clone()];
+        let mut storage = facts(&backups);
+        storage.message = Some("icloud storage full");
+        let found = diagnose(&storage);
+        let steps = &found[0].fix.steps;
+        assert_eq!(steps.len(), 6);
+        assert!(
+            steps[2].starts_with(
+                "The apps that take the most room in the backup of Phone A are one app (3.0 MB), \
+                 two app (2.0 MB) and three app (1.0 MB): "
+            ),
+            "{}",
+            steps[2]
+        );
+        // The plan shows the fix as the finding has it.
+        assert_eq!(plan(&found)[0].steps, *steps);
+        // Two phones and no phone connected: whose apps is not known, so the steps stay generic.
+        let two = [a, report("B", 28, Verdict::Complete, 1_000, false)];
+        let mut storage = facts(&two);
+        storage.message = Some("icloud storage full");
+        assert_eq!(diagnose(&storage)[0].fix.steps.len(), 5);
+    }
+
+    #[test]
     fn docs_fixes_md_is_generated_from_the_tables() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/fixes.md");
         let generated = fixes_markdown();
