@@ -375,6 +375,8 @@ mod tests {
                 on_disk_bytes: 0,
             },
             domains: Vec::new(),
+            apps: Vec::new(),
+            icloud_estimate: None,
             contents: Vec::new(),
             manifest_read: true,
             deep: true,

@@ -33,8 +33,29 @@ pub struct InfoPlist {
     pub unique_identifier: Option<String>,
     pub last_backup_date: Option<DateTime<Utc>>,
     pub itunes_version: Option<String>,
+    /// `Installed Applications`: bundle ids (at most [`MAX_APPS`], each a plausible id).
     pub installed_applications: Vec<String>,
+    /// `Applications`: each app's store name, from the iTunesMetadata plist it carries.
+    pub application_names: Vec<AppName>,
 }
+
+/// An app as Info.plist or Manifest.plist names it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppName {
+    pub bundle: String,
+    /// Info.plist: iTunesMetadata's itemName (else bundleDisplayName). Manifest.plist: the
+    /// last part of Path without `.app`. None when neither says.
+    pub name: Option<String>,
+}
+
+/// Apps read from one list: more is not a phone (a phone has a few hundred at most).
+pub const MAX_APPS: usize = 10_000;
+/// A bundle id longer than this is not one (iOS caps them far below).
+const MAX_BUNDLE_BYTES: usize = 255;
+/// Names are cut to this many characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// An iTunesMetadata plist is a few KB; past this it is not read.
+const MAX_METADATA_BYTES: usize = 1 << 20;
 
 /// The phone's side of the device identity, from Manifest.plist's Lockdown dictionary.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -57,7 +78,8 @@ pub struct ManifestPlist {
     pub lockdown: Lockdown,
     pub backup_keybag: Option<Vec<u8>>,
     pub manifest_key: Option<Vec<u8>>,
-    pub applications: usize,
+    /// `Applications`: bundle id and the name its Path gives.
+    pub applications: Vec<AppName>,
 }
 
 /// Where the phone got to: `SnapshotState` is the only proof that a backup finished.
@@ -136,6 +158,58 @@ fn data(d: &Dictionary, key: &str) -> Option<Vec<u8>> {
     d.get(key)?.as_data().map(<[u8]>::to_vec)
 }
 
+/// A plausible bundle id: not empty, not too long, no control characters.
+fn bundle_id(text: &str) -> Option<String> {
+    let ok = !text.is_empty()
+        && text.len() <= MAX_BUNDLE_BYTES
+        && !text.chars().any(|c| c.is_control() || c == '/');
+    ok.then(|| text.to_string())
+}
+
+/// A name as shown: trimmed, cut to [`MAX_NAME_CHARS`]; None when empty.
+fn app_label(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.chars().take(MAX_NAME_CHARS).collect())
+}
+
+/// The store name inside an app's iTunesMetadata (a plist of its own, as data).
+fn store_name(entry: &Dictionary) -> Option<String> {
+    let metadata = entry.get("iTunesMetadata")?.as_data()?;
+    if metadata.len() > MAX_METADATA_BYTES || crate::plist_shape::check(metadata).is_err() {
+        return None;
+    }
+    let Ok(Value::Dictionary(meta)) = Value::from_reader(std::io::Cursor::new(metadata)) else {
+        return None;
+    };
+    ["itemName", "bundleDisplayName"]
+        .iter()
+        .find_map(|key| meta.get(key)?.as_string().and_then(app_label))
+}
+
+/// Manifest.plist's Path (`/var/containers/Bundle/Application/<uuid>/WhatsApp.app`): the last
+/// part without `.app`.
+fn path_name(entry: &Dictionary) -> Option<String> {
+    let path = entry.get("Path")?.as_string()?;
+    let last = path.trim_end_matches('/').rsplit('/').next()?;
+    app_label(last.strip_suffix(".app").unwrap_or(last))
+}
+
+/// An `Applications` dictionary, bundle id to entry, with the name `name` finds in an entry.
+fn applications(d: &Dictionary, name: fn(&Dictionary) -> Option<String>) -> Vec<AppName> {
+    let Some(apps) = d.get("Applications").and_then(Value::as_dictionary) else {
+        return Vec::new();
+    };
+    apps.iter()
+        .filter_map(|(bundle, entry)| {
+            Some(AppName {
+                bundle: bundle_id(bundle)?,
+                name: entry.as_dictionary().and_then(name),
+            })
+        })
+        .take(MAX_APPS)
+        .collect()
+}
+
 pub fn parse_info(bytes: &[u8]) -> Result<InfoPlist, PlistError> {
     let d = dictionary(bytes)?;
     let apps = d
@@ -143,7 +217,8 @@ pub fn parse_info(bytes: &[u8]) -> Result<InfoPlist, PlistError> {
         .and_then(Value::as_array)
         .map(|list| {
             list.iter()
-                .filter_map(|v| v.as_string().map(str::to_string))
+                .filter_map(|v| v.as_string().and_then(bundle_id))
+                .take(MAX_APPS)
                 .collect()
         })
         .unwrap_or_default();
@@ -158,6 +233,7 @@ pub fn parse_info(bytes: &[u8]) -> Result<InfoPlist, PlistError> {
         last_backup_date: date(&d, "Last Backup Date"),
         itunes_version: text(&d, "iTunes Version"),
         installed_applications: apps,
+        application_names: applications(&d, store_name),
     })
 }
 
@@ -183,10 +259,7 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<ManifestPlist, PlistError> {
         lockdown,
         backup_keybag: data(&d, "BackupKeyBag"),
         manifest_key: data(&d, "ManifestKey"),
-        applications: d
-            .get("Applications")
-            .and_then(Value::as_dictionary)
-            .map_or(0, Dictionary::len),
+        applications: applications(&d, path_name),
     })
 }
 
@@ -245,6 +318,97 @@ mod tests {
         assert_eq!(manifest.manifest_key.as_deref(), Some(&[1u8; 44][..]));
         assert_eq!(manifest.lockdown.product_version.as_deref(), Some("17.5.1"));
         assert_eq!(manifest.lockdown.device_name, None);
+    }
+
+    fn binary(value: Value) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        value.to_writer_binary(&mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn app_names_come_from_both_plists_and_hostile_values_are_dropped() {
+        let mut meta = Dictionary::new();
+        meta.insert("bundleDisplayName".into(), Value::String("Chat".into()));
+        meta.insert(
+            "itemName".into(),
+            Value::String(format!(" {} ", "N".repeat(500))),
+        );
+        let mut chat = Dictionary::new();
+        chat.insert(
+            "iTunesMetadata".into(),
+            Value::Data(binary(Value::Dictionary(meta))),
+        );
+        let mut garbage = Dictionary::new();
+        garbage.insert(
+            "iTunesMetadata".into(),
+            Value::Data(b"not a plist".to_vec()),
+        );
+        let mut apps = Dictionary::new();
+        apps.insert("com.a.chat".into(), Value::Dictionary(chat));
+        apps.insert("com.a.garbage".into(), Value::Dictionary(garbage));
+        apps.insert("com.a.number".into(), Value::Integer(7.into()));
+        apps.insert("bad/id".into(), Value::Dictionary(Dictionary::new()));
+        apps.insert("x".repeat(300), Value::Dictionary(Dictionary::new()));
+        let mut d = Dictionary::new();
+        d.insert("Applications".into(), Value::Dictionary(apps.clone()));
+        d.insert(
+            "Installed Applications".into(),
+            Value::Array(vec![
+                "com.a.chat".into(),
+                5.into(),
+                "".into(),
+                "a\nb".into(),
+            ]),
+        );
+        let info = parse_info(&binary(Value::Dictionary(d))).unwrap();
+        assert_eq!(info.installed_applications, ["com.a.chat"]);
+        let names: Vec<_> = info
+            .application_names
+            .iter()
+            .map(|a| {
+                (
+                    a.bundle.as_str(),
+                    a.name.as_ref().map(|n| n.chars().count()),
+                )
+            })
+            .collect();
+        // itemName first (trimmed, cut to 200 characters); garbage metadata is no name.
+        assert_eq!(
+            names,
+            [
+                ("com.a.chat", Some(200)),
+                ("com.a.garbage", None),
+                ("com.a.number", None)
+            ]
+        );
+
+        let mut entry = Dictionary::new();
+        entry.insert(
+            "Path".into(),
+            Value::String("/var/containers/Bundle/Application/0A/Chat Plus.app".into()),
+        );
+        let mut bare = Dictionary::new();
+        bare.insert("Path".into(), Value::String("/".into()));
+        let mut apps = Dictionary::new();
+        apps.insert("com.a.chat".into(), Value::Dictionary(entry));
+        apps.insert("com.a.bare".into(), Value::Dictionary(bare));
+        let mut d = Dictionary::new();
+        d.insert("Applications".into(), Value::Dictionary(apps));
+        let manifest = parse_manifest(&binary(Value::Dictionary(d))).unwrap();
+        assert_eq!(
+            manifest.applications,
+            [
+                AppName {
+                    bundle: "com.a.chat".into(),
+                    name: Some("Chat Plus".into())
+                },
+                AppName {
+                    bundle: "com.a.bare".into(),
+                    name: None
+                },
+            ]
+        );
     }
 
     #[test]

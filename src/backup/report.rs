@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
+pub use super::apps::{AppKind, AppSize, IcloudEstimate, NameSource};
 pub use super::contents::Holding;
 pub use crate::mobile_backup::IcloudBackup;
 
@@ -23,6 +24,13 @@ pub struct BackupReport {
     pub size: SizeCounts,
     /// Every domain, biggest first.
     pub domains: Vec<DomainSize>,
+    /// The domains grouped by app (containers, extensions and groups), biggest first; shared
+    /// containers no app claims are entries of their own (empty when the manifest could not be
+    /// read). See backup/apps.rs.
+    pub apps: Vec<AppSize>,
+    /// What an iCloud backup of the phone would take, and on which assumption; null when the
+    /// manifest could not be read.
+    pub icloud_estimate: Option<IcloudEstimate>,
     /// What the backup holds, by the categories people ask about (empty when the manifest
     /// could not be read).
     pub contents: Vec<Holding>,

@@ -14,6 +14,7 @@
 
 use std::path::Path;
 
+use super::apps;
 use super::blobs;
 use super::deep::Deep;
 use super::error::BackupError;
@@ -161,6 +162,8 @@ pub fn verify_with(
             on_disk_bytes: store.bytes,
         },
         domains: Vec::new(),
+        apps: Vec::new(),
+        icloud_estimate: None,
         contents: Vec::new(),
         manifest_read: manifest.is_some(),
         deep: options.deep,
@@ -188,6 +191,7 @@ pub fn verify_with(
                 keys: keys.as_ref(),
                 file_keys: &file_keys,
             };
+            per_app_sizes(&folder, &mut report);
             let sorted = judge.judge_all(&matched.mismatched, &mut report);
             file_problems(&mut report);
             suspicious_paths(&mut report);
@@ -221,6 +225,25 @@ pub fn verify_with(
     report.verdict = verdict(&report.problems);
     report.complete = report.verdict == Verdict::Complete;
     Ok(report)
+}
+
+/// `apps` and `icloud_estimate`, from the domain tallies and contents the matching made and the
+/// app names the plists give.
+fn per_app_sizes(folder: &super::folder::Folder, report: &mut BackupReport) {
+    let info = folder.info.read();
+    let manifest = folder.manifest.read();
+    let known = apps::KnownApps {
+        info: info.map_or(&[], |i| &i.application_names),
+        installed: info.map_or(&[], |i| &i.installed_applications),
+        manifest: manifest.map_or(&[], |m| &m.applications),
+    };
+    report.apps = apps::per_app(&report.domains, &known);
+    let photos = report
+        .contents
+        .iter()
+        .find(|h| h.category == super::contents::Category::Photos)
+        .map_or(0, |h| h.bytes);
+    report.icloud_estimate = Some(apps::icloud_estimate(report.size.declared_bytes, photos));
 }
 
 /// With no Manifest.plist to say so, a backup is taken as encrypted when every file record

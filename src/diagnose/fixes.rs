@@ -217,6 +217,52 @@ pub const FIXES: &[Fix] = &[
     },
 ];
 
+/// Where an app's part of the iCloud backup is turned off (guide, fix 1's menu, down to this
+/// iPhone's backup).
+pub const APP_BACKUP_SETTINGS: &str =
+    "Settings > [your name] > iCloud > Manage Account Storage > Backups > this iPhone";
+
+/// How many apps the "Make room in iCloud" fix names.
+pub const BIGGEST_APPS_NAMED: usize = 3;
+
+/// Each app's name is cut to this many characters in a step, so the step stays readable.
+const APP_NAME_IN_STEP: usize = 60;
+
+/// The steps of `icloud-storage` for a phone whose backup is at hand: the generic steps with
+/// one more after the "90% full" step, naming `apps` (name, estimated iCloud bytes; biggest
+/// first) and where their backup is turned off. Names are the backup's, as written: whoever
+/// prints the steps escapes them. It never asks to delete this iPhone's own backup.
+pub fn icloud_storage_steps(phone: &str, apps: &[(&str, u64)]) -> Vec<String> {
+    let generic = fix("icloud-storage").map_or(&[][..], |f| f.steps);
+    let mut steps: Vec<String> = generic.iter().map(|s| s.to_string()).collect();
+    if apps.is_empty() {
+        return steps;
+    }
+    let named: Vec<String> = apps
+        .iter()
+        .map(|(name, bytes)| {
+            let mut short: String = name.chars().take(APP_NAME_IN_STEP).collect();
+            if short.len() < name.len() {
+                short.push('…');
+            }
+            format!("{short} ({})", crate::units::human_bytes(*bytes))
+        })
+        .collect();
+    let list = match named.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    let step = format!(
+        "The apps that take the most room in the backup of {phone} are {list}: an iCloud \
+         backup holds an app's data as it is, so about that much each. To leave an app out, \
+         open {APP_BACKUP_SETTINGS} and turn it off in the list of apps; its data then stays on \
+         the iPhone and in computer backups only. Keep this iPhone's backup itself turned on."
+    );
+    steps.insert(2.min(steps.len()), step);
+    steps
+}
+
 /// The fix with this id. Every id a rule names exists: a test checks it.
 pub fn fix(id: &str) -> Option<&'static Fix> {
     FIXES.iter().find(|f| f.id == id)

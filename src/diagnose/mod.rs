@@ -101,7 +101,8 @@ impl<'a> Facts<'a> {
 pub struct FixView {
     pub id: &'static str,
     pub title: &'static str,
-    pub steps: Vec<&'static str>,
+    /// The fix's steps; `icloud-storage`'s name the biggest apps when a backup is at hand.
+    pub steps: Vec<String>,
 }
 
 impl From<&Fix> for FixView {
@@ -109,7 +110,7 @@ impl From<&Fix> for FixView {
         FixView {
             id: fix.id,
             title: fix.title,
-            steps: fix.steps.to_vec(),
+            steps: fix.steps.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
@@ -211,7 +212,46 @@ pub fn diagnose(facts: &Facts) -> Vec<Finding> {
         .collect();
     from_rules.sort_by_key(|f| std::cmp::Reverse(f.severity));
     found.extend(from_rules);
+    name_biggest_apps(&mut found, facts);
     found
+}
+
+/// "Make room in iCloud", wherever a finding gives it as its fix, names the biggest apps (by
+/// estimated iCloud size) of the phone's newest backup when there is one phone to speak of (the
+/// connected one, else the only phone among the backups) and its file list was read; otherwise
+/// the generic steps stay.
+fn name_biggest_apps(found: &mut [Finding], facts: &Facts) {
+    let phones = facts.phones();
+    let phone = match facts.device {
+        Some(device) => phones.iter().find(|p| p.is_device(device)),
+        None if phones.len() == 1 => phones.first(),
+        None => None,
+    };
+    let Some((phone, newest)) = phone.and_then(|p| Some((p, p.newest()?))) else {
+        return;
+    };
+    let mut apps: Vec<_> = newest
+        .apps
+        .iter()
+        .filter(|a| a.kind == crate::backup::report::AppKind::App && a.icloud_bytes_estimate > 0)
+        .collect();
+    apps.sort_by(|a, b| {
+        b.icloud_bytes_estimate
+            .cmp(&a.icloud_bytes_estimate)
+            .then_with(|| a.bundle.cmp(&b.bundle))
+    });
+    let biggest: Vec<(&str, u64)> = apps
+        .iter()
+        .take(fixes::BIGGEST_APPS_NAMED)
+        .map(|a| (a.name.as_str(), a.icloud_bytes_estimate))
+        .collect();
+    if biggest.is_empty() {
+        return;
+    }
+    let steps = fixes::icloud_storage_steps(phone.name(), &biggest);
+    for f in found.iter_mut().filter(|f| f.fix.id == "icloud-storage") {
+        f.fix.steps = steps.clone();
+    }
 }
 
 /// What `ibackup device` reports: the warnings and errors the rules find in the phone alone (no
@@ -312,8 +352,9 @@ fn update_advice(
     }
 }
 
-/// The fixes to show, each once, in the order the findings ask for them.
-pub fn plan(findings: &[Finding]) -> Vec<&'static Fix> {
+/// The fixes to show, each once, in the order the findings ask for them; a fix some finding
+/// carries (with steps fitted to the facts) is shown as that finding has it.
+pub fn plan(findings: &[Finding]) -> Vec<FixView> {
     let mut ids: Vec<&str> = Vec::new();
     for f in findings {
         for id in std::iter::once(f.fix.id).chain(f.then.iter().copied()) {
@@ -322,7 +363,12 @@ pub fn plan(findings: &[Finding]) -> Vec<&'static Fix> {
             }
         }
     }
-    ids.into_iter().filter_map(fixes::fix).collect()
+    ids.into_iter()
+        .filter_map(|id| match findings.iter().find(|f| f.fix.id == id) {
+            Some(f) => Some(f.fix.clone()),
+            None => fixes::fix(id).map(FixView::from),
+        })
+        .collect()
 }
 
 /// docs/fixes.md, generated from the tables.
@@ -438,6 +484,8 @@ mod tests {
                 on_disk_bytes: bytes,
             },
             domains: Vec::new(),
+            apps: Vec::new(),
+            icloud_estimate: None,
             contents: Vec::new(),
             manifest_read: true,
             deep: false,
@@ -611,6 +659,51 @@ mod tests {
                 "check-icloud"
             ]
         );
+    }
+
+    #[test]
+    fn make_room_names_the_biggest_apps_of_the_one_phone_at_hand() {
+        use crate::backup::report::{AppKind, AppSize, NameSource};
+        let app = |bundle: &str, kind, bytes| AppSize {
+            bundle: bundle.into(),
+            name: format!("{bundle} app"),
+            name_from: NameSource::InfoPlist,
+            kind,
+            files: 1,
+            bytes,
+            domains: 1,
+            icloud_bytes_estimate: bytes,
+        };
+        let mut a = report("A", 28, Verdict::Complete, 1_000, false);
+        a.apps = vec![
+            app("big.shared", AppKind::Shared, 9_000_000),
+            app("one", AppKind::App, 3_000_000),
+            app("two", AppKind::App, 2_000_000),
+            app("three", AppKind::App, 1_000_000),
+            app("four", AppKind::App, 500_000),
+            app("empty", AppKind::App, 0),
+        ];
+        let backups = [a.clone()];
+        let mut storage = facts(&backups);
+        storage.message = Some("icloud storage full");
+        let found = diagnose(&storage);
+        let steps = &found[0].fix.steps;
+        assert_eq!(steps.len(), 6);
+        assert!(
+            steps[2].starts_with(
+                "The apps that take the most room in the backup of Phone A are one app (3.0 MB), \
+                 two app (2.0 MB) and three app (1.0 MB): "
+            ),
+            "{}",
+            steps[2]
+        );
+        // The plan shows the fix as the finding has it.
+        assert_eq!(plan(&found)[0].steps, *steps);
+        // Two phones and no phone connected: whose apps is not known, so the steps stay generic.
+        let two = [a, report("B", 28, Verdict::Complete, 1_000, false)];
+        let mut storage = facts(&two);
+        storage.message = Some("icloud storage full");
+        assert_eq!(diagnose(&storage)[0].fix.steps.len(), 5);
     }
 
     #[test]

@@ -37,8 +37,9 @@ pub fn findings_text(findings: &[Finding], style: Style) -> String {
     let _ = writeln!(out, "\n{}", style.bold("What to do"));
     for (i, fix) in plan(findings).iter().enumerate() {
         let _ = writeln!(out, "  {}. {}", i + 1, style.bold(fix.title));
-        for step in fix.steps {
-            let _ = writeln!(out, "     - {step}");
+        // A step may quote the backup (the names of its biggest apps).
+        for step in &fix.steps {
+            let _ = writeln!(out, "     - {}", field(step));
         }
     }
     out

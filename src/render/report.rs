@@ -8,7 +8,7 @@ use std::fmt::Write;
 use chrono::{DateTime, Local, Utc};
 
 use super::text::{field, field_or, Style};
-use crate::backup::report::{BackupReport, DamagedRecord, FileRef, Severity, Verdict};
+use crate::backup::report::{AppKind, BackupReport, DamagedRecord, FileRef, Severity, Verdict};
 use crate::units::{human_bytes, human_count, plural};
 
 /// How many missing or wrong-size files are named before "and N more".
@@ -256,6 +256,91 @@ pub fn verify_text(report: &BackupReport, style: Style, verbose: bool) -> String
     out
 }
 
+/// How many apps `inspect` lists before "and N more" (all with `--verbose`).
+const APPS_SHOWN: usize = 10;
+/// Names wider than this are cut in the table (the JSON has them whole).
+const APP_NAME_WIDTH: usize = 32;
+
+/// "Apps, biggest first": name, bundle id, size and estimated iCloud share, then what the
+/// estimate assumes.
+fn apps_table(report: &BackupReport, verbose: bool, out: &mut String) {
+    if report.apps.is_empty() {
+        return;
+    }
+    let shown = if verbose {
+        report.apps.len()
+    } else {
+        APPS_SHOWN.min(report.apps.len())
+    };
+    let names: Vec<String> = report.apps[..shown]
+        .iter()
+        .map(|a| {
+            let name = match a.kind {
+                AppKind::App => field(&a.name),
+                AppKind::Shared => "(shared)".to_string(),
+            };
+            cut(&name, APP_NAME_WIDTH)
+        })
+        .collect();
+    let width = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let _ = writeln!(out, "\nApps, biggest first:");
+    let _ = writeln!(
+        out,
+        "  {:<width$}  {:>9}  {:>9}  Bundle ID",
+        "Name", "Size", "iCloud"
+    );
+    for (app, name) in report.apps[..shown].iter().zip(&names) {
+        let _ = writeln!(
+            out,
+            "  {name:<width$}  {:>9}  {:>9}  {}",
+            human_bytes(app.bytes),
+            human_bytes(app.icloud_bytes_estimate),
+            field(&app.bundle)
+        );
+    }
+    if shown < report.apps.len() {
+        let _ = writeln!(
+            out,
+            "  and {} more (--verbose lists them all)",
+            human_count((report.apps.len() - shown) as u64)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  iCloud: an estimate of the app's share of an iCloud backup (its data, as it is)."
+    );
+    if let Some(estimate) = &report.icloud_estimate {
+        let photos = match estimate.icloud_photos {
+            Some(true) => format!("{} of photos left out", human_bytes(estimate.photos_bytes)),
+            Some(false) => format!("{} of photos counted", human_bytes(estimate.photos_bytes)),
+            None => format!(
+                "iCloud Photos unknown, so its {} of photos counted",
+                human_bytes(estimate.photos_bytes)
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "  A whole iCloud backup: about {} ({photos}).",
+            human_bytes(estimate.bytes)
+        );
+    }
+}
+
+/// `text` cut to `width` characters, the last one `…` when cut.
+fn cut(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut short: String = text.chars().take(width - 1).collect();
+    short.push('…');
+    short
+}
+
 /// `ibackup inspect BACKUP`: the verify text plus identity, sizes and the biggest domains.
 pub fn inspect_text(report: &BackupReport, style: Style, verbose: bool) -> String {
     let b = &report.backup;
@@ -340,6 +425,7 @@ pub fn inspect_text(report: &BackupReport, style: Style, verbose: bool) -> Strin
             let _ = writeln!(out, "  {:<28} {what}", h.label);
         }
     }
+    apps_table(report, verbose, &mut out);
     let _ = writeln!(out);
     problems(report, style, verbose, &mut out);
     let _ = writeln!(out, "{}", counts(report));

@@ -69,6 +69,16 @@ pub struct Spec {
     pub full: bool,
     pub seed: u64,
     pub defects: Vec<Defect>,
+    /// Files of chosen sizes (domain, relativePath, size), written present and intact after the
+    /// generated ones.
+    pub extra_files: Vec<(String, String, u64)>,
+    /// Info.plist `Applications`: each bundle id with the iTunesMetadata dictionary stored (as
+    /// a binary plist) in its entry; these ids also go into `Installed Applications`.
+    pub info_apps: Vec<(String, Dictionary)>,
+    /// Info.plist `Installed Applications` beyond those of `info_apps`.
+    pub installed_apps: Vec<String>,
+    /// Manifest.plist `Applications`: bundle id and Path.
+    pub manifest_apps: Vec<(String, String)>,
 }
 
 impl Default for Spec {
@@ -85,6 +95,10 @@ impl Default for Spec {
             full: true,
             seed: 7,
             defects: Vec::new(),
+            extra_files: Vec::new(),
+            info_apps: Vec::new(),
+            installed_apps: Vec::new(),
+            manifest_apps: Vec::new(),
         }
     }
 }
@@ -241,6 +255,28 @@ fn write_plists(dir: &Path, spec: &Spec) {
         ("Last Backup Date", date(spec.date - 600)),
         ("iTunes Version", Value::String("12.13".into())),
     ]);
+    let mut info = info;
+    if !spec.info_apps.is_empty() || !spec.installed_apps.is_empty() {
+        let Value::Dictionary(d) = &mut info else {
+            unreachable!()
+        };
+        let mut installed: Vec<Value> = Vec::new();
+        let mut applications = Dictionary::new();
+        for (bundle, metadata) in &spec.info_apps {
+            installed.push(Value::String(bundle.clone()));
+            let entry = dict(vec![
+                ("ApplicationSINF", Value::Data(vec![0x53; 16])),
+                (
+                    "iTunesMetadata",
+                    Value::Data(binary_plist(&Value::Dictionary(metadata.clone()))),
+                ),
+            ]);
+            applications.insert(bundle.clone(), entry);
+        }
+        installed.extend(spec.installed_apps.iter().cloned().map(Value::String));
+        d.insert("Installed Applications".into(), Value::Array(installed));
+        d.insert("Applications".into(), Value::Dictionary(applications));
+    }
     info.to_file_xml(dir.join("Info.plist"))
         .expect("Info.plist");
     if spec.has(Defect::EmptyManifestPlist) {
@@ -262,6 +298,21 @@ fn write_plists(dir: &Path, spec: &Spec) {
                 ]),
             ),
         ]);
+        let mut manifest = manifest;
+        if !spec.manifest_apps.is_empty() {
+            let mut applications = Dictionary::new();
+            for (bundle, path) in &spec.manifest_apps {
+                let entry = dict(vec![
+                    ("CFBundleIdentifier", Value::String(bundle.clone())),
+                    ("CFBundleVersion", Value::String("1.0".into())),
+                    ("Path", Value::String(path.clone())),
+                ]);
+                applications.insert(bundle.clone(), entry);
+            }
+            if let Value::Dictionary(d) = &mut manifest {
+                d.insert("Applications".into(), Value::Dictionary(applications));
+            }
+        }
         fs::write(dir.join("Manifest.plist"), binary_plist(&manifest)).unwrap();
     }
     if !spec.has(Defect::NoStatus) {
@@ -438,6 +489,20 @@ pub fn write_backup(dir: &Path, spec: &Spec) -> Expected {
         } else {
             expected.intact += 1;
         }
+    }
+    for (n, (domain, path, size)) in spec.extra_files.iter().enumerate() {
+        let id = sha1_hex(&format!("{domain}-{path}"));
+        let record = mbfile(path, 0o100644, Some(*size), None, false);
+        insert
+            .execute(params![id, domain, path, 1, record])
+            .unwrap();
+        let blob = blob_path(dir, &id);
+        fs::create_dir_all(blob.parent().unwrap()).unwrap();
+        fs::write(&blob, content(*size, 1_000 + n as u64)).unwrap();
+        expected.listed += 1;
+        expected.present += 1;
+        expected.intact += 1;
+        expected.declared_bytes += size;
     }
     drop(insert);
     conn.execute_batch("COMMIT;").unwrap();
