@@ -108,6 +108,8 @@ pub struct Catalog {
     source: Source,
     keys: Option<ClassKeys>,
     store: BlobStore,
+    /// Whether the blobs were listed ([`Catalog::open_unlisted`] does not).
+    listed: bool,
     manifest_plist: Option<ManifestPlist>,
 }
 
@@ -130,6 +132,21 @@ impl Catalog {
     /// `password`; without one this is [`BackupError::Locked`] with a reason saying so) and the
     /// listing of its blobs.
     pub fn open(path: &Path, password: Option<&Password>) -> Result<Catalog, BackupError> {
+        Catalog::open_with(path, password, true)
+    }
+
+    /// [`open`](Self::open) without listing the blobs, for a reader that needs only the file
+    /// list (`diff`'s older backup, whose few blobs it asks about it looks at one by one): every
+    /// entry's state is then [`State::NoBlob`], since no blob was looked for.
+    pub fn open_unlisted(path: &Path, password: Option<&Password>) -> Result<Catalog, BackupError> {
+        Catalog::open_with(path, password, false)
+    }
+
+    fn open_with(
+        path: &Path,
+        password: Option<&Password>,
+        list: bool,
+    ) -> Result<Catalog, BackupError> {
         let folder = read_folder(path)?;
         let plist = folder.manifest.read().cloned();
         let encrypted = plist.as_ref().is_some_and(|m| m.is_encrypted);
@@ -178,7 +195,9 @@ impl Catalog {
                 })?,
             )
         };
-        let store = if legacy {
+        let store = if !list {
+            Ok(BlobStore::default())
+        } else if legacy {
             blobs::scan_flat(path)
         } else {
             blobs::scan(path)
@@ -194,6 +213,7 @@ impl Catalog {
             source,
             keys,
             store,
+            listed: list,
             manifest_plist: plist,
         })
     }
@@ -247,6 +267,46 @@ impl Catalog {
         }
     }
 
+    /// The domain and relative path of each entry of `rows` ([`Entry::row`] values), read
+    /// again by rowid (Manifest.db) or record index (Manifest.mbdb), in the same order: for a
+    /// reader that kept rows rather than names (`diff`'s removed files). A row that is not
+    /// there is a damaged manifest.
+    pub fn names_at(&self, rows: &[i64]) -> Result<Vec<(String, String)>, BackupError> {
+        match &self.source {
+            Source::Db(manifest) => rows
+                .iter()
+                .map(|&row| {
+                    manifest
+                        .names(row)
+                        .map(|(_, domain, path)| (domain, path))
+                        .map_err(|source| BackupError::Manifest {
+                            path: manifest::manifest_db_path(&self.root),
+                            source,
+                        })
+                })
+                .collect(),
+            Source::Legacy(bytes) => {
+                let damaged = |reason: String| BackupError::Manifest {
+                    path: self.root.join(mbdb::MBDB_NAME),
+                    source: ManifestError::Schema(reason),
+                };
+                let records = mbdb::parse(bytes).map_err(|e| damaged(e.to_string()))?;
+                rows.iter()
+                    .map(|&row| {
+                        let record = usize::try_from(row)
+                            .ok()
+                            .and_then(|i| records.get(i))
+                            .ok_or_else(|| damaged(format!("it has no record {row}")))?;
+                        Ok((
+                            String::from_utf8_lossy(record.domain).into_owned(),
+                            String::from_utf8_lossy(record.path).into_owned(),
+                        ))
+                    })
+                    .collect()
+            }
+        }
+    }
+
     /// Where the blob of `id` is (whether or not it exists).
     pub fn blob_path(&self, id: &FileId) -> PathBuf {
         blobs::blob_path(&self.root, id, self.legacy)
@@ -266,7 +326,7 @@ impl Catalog {
     }
 
     fn state(&self, kind: Kind, id: &FileId, size: u64) -> State {
-        if kind != Kind::File {
+        if kind != Kind::File || !self.listed {
             return State::NoBlob;
         }
         let expected = expected_blob_len(size, self.encrypted);
