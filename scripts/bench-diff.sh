@@ -5,9 +5,10 @@
 #   scripts/bench-diff.sh [FILES] [RUNS]      (defaults: 250000 files, 5 runs of each)
 #
 # OLD is a generated backup of FILES files (examples/make_backup). NEW is generated from the
-# same seed with 1% more files (the extra ones are "added") and one blob missing, then edited
-# with Python's sqlite3 and plistlib: WirelessDomain's rows and blobs removed (an eighth of the
-# files, "removed", and a vanished domain) and every 100th remaining file re-dated ("changed").
+# same seed with 1% more files (the extra ones are "added"), then edited with Python's sqlite3
+# and plistlib: WirelessDomain's rows and blobs removed (an eighth of the files, "removed", and a
+# vanished domain), every 100th remaining file re-dated ("changed") and one HomeDomain blob
+# deleted ("now missing").
 # The expected counts are printed from the diff itself, so a run that compares nothing shows.
 # Runs alternate verify / diff so that noise from the rest of the machine hits both alike; the
 # figures are medians, with the peak memory (max RSS) of each. The load average is printed
@@ -31,7 +32,7 @@ make="$target/release/examples/make_backup"
 
 [ -d "$old" ] || "$make" "$old" "$files" >/dev/null
 if [ ! -d "$new" ]; then
-  "$make" "$new.tmp" $((files + files / 100)) --defect missing-blob >/dev/null
+  "$make" "$new.tmp" $((files + files / 100)) >/dev/null
   python3 - "$new.tmp" <<'EOF'
 import os, plistlib, sqlite3, sys
 root = sys.argv[1]
@@ -52,6 +53,10 @@ for n, (file_id, record) in enumerate(rows):
             obj["LastModified"] += 86400
     db.execute("UPDATE Files SET file = ? WHERE fileID = ?",
                (plistlib.dumps(archive, fmt=plistlib.FMT_BINARY), file_id))
+# One blob the older backup has goes missing ("now missing").
+(file_id,) = db.execute("SELECT fileID FROM Files WHERE domain = 'HomeDomain' AND flags = 1 "
+                        "ORDER BY relativePath LIMIT 1").fetchone()
+os.remove(os.path.join(root, file_id[:2], file_id))
 db.commit()
 EOF
   mv "$new.tmp" "$new"

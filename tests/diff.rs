@@ -64,7 +64,9 @@ fn add_file(backup: &Path, domain: &str, path: &str, size: u64) {
 fn redate(backup: &Path, id: &str, time: i64) {
     let conn = Connection::open(backup.join("Manifest.db")).unwrap();
     let record: Vec<u8> = conn
-        .query_row("SELECT file FROM Files WHERE fileID = ?1", [id], |r| r.get(0))
+        .query_row("SELECT file FROM Files WHERE fileID = ?1", [id], |r| {
+            r.get(0)
+        })
         .unwrap();
     let mut archive = Value::from_reader(Cursor::new(record)).unwrap();
     let objects = archive
@@ -76,7 +78,10 @@ fn redate(backup: &Path, id: &str, time: i64) {
         .unwrap();
     let file = objects
         .iter_mut()
-        .find_map(|o| o.as_dictionary_mut().filter(|d| d.contains_key("LastModified")))
+        .find_map(|o| {
+            o.as_dictionary_mut()
+                .filter(|d| d.contains_key("LastModified"))
+        })
         .unwrap();
     file.insert("LastModified".into(), Value::Integer(time.into()));
     let mut bytes = Vec::new();
@@ -119,7 +124,11 @@ fn edit(new: &Path) -> Edits {
     let conn = Connection::open(new.join("Manifest.db")).unwrap();
 
     let camera = file_rows(new, "CameraRollDomain");
-    let (gone_id, _, gone_size) = camera.iter().find(|r| r.1.ends_with(".dat")).unwrap().clone();
+    let (gone_id, _, gone_size) = camera
+        .iter()
+        .find(|r| r.1.ends_with(".dat"))
+        .unwrap()
+        .clone();
     conn.execute("DELETE FROM Files WHERE fileID = ?1", [&gone_id])
         .unwrap();
     fs::remove_file(blob(new, &gone_id)).unwrap();
@@ -141,12 +150,14 @@ fn edit(new: &Path) -> Edits {
     fs::write(blob(new, &grown_id), vec![1u8; grown_size as usize + 100]).unwrap();
 
     let home = file_rows(new, "HomeDomain");
-    let redated = home.iter().find(|r| r.1.ends_with(".dat") && !r.1.contains("added")).unwrap();
+    let redated = home
+        .iter()
+        .find(|r| r.1.ends_with(".dat") && !r.1.contains("added"))
+        .unwrap();
     redate(new, &redated.0, 1_700_086_400);
 
     let health = file_rows(new, "HealthDomain");
-    let (health_id, health_path, health_size) =
-        health.iter().find(|r| r.2 > 0).unwrap().clone();
+    let (health_id, health_path, health_size) = health.iter().find(|r| r.2 > 0).unwrap().clone();
     fs::remove_file(blob(new, &health_id)).unwrap();
     drop(conn);
 
@@ -172,7 +183,13 @@ fn pair() -> (tempfile::TempDir, PathBuf, PathBuf, Edits) {
 }
 
 fn diff_json(old: &Path, new: &Path, code: i32) -> serde_json::Value {
-    ibackup(&["diff", old.to_str().unwrap(), new.to_str().unwrap(), "--json"]).json_exit(code)
+    ibackup(&[
+        "diff",
+        old.to_str().unwrap(),
+        new.to_str().unwrap(),
+        "--json",
+    ])
+    .json_exit(code)
 }
 
 fn codes(report: &serde_json::Value) -> Vec<String> {
@@ -197,7 +214,13 @@ fn paths(list: &serde_json::Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| format!("{} {}", f["domain"].as_str().unwrap(), f["path"].as_str().unwrap()))
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["domain"].as_str().unwrap(),
+                f["path"].as_str().unwrap()
+            )
+        })
         .collect();
     paths.sort();
     paths
@@ -240,7 +263,12 @@ fn known_changes_are_reported_exactly() {
 
     let home = group(&report["domains"], "HomeDomain");
     assert_eq!(
-        (&home["added"], &home["removed"], &home["changed"], &home["bytes_delta"]),
+        (
+            &home["added"],
+            &home["removed"],
+            &home["changed"],
+            &home["bytes_delta"]
+        ),
         (&json!(1), &json!(0), &json!(1), &json!(1000))
     );
     let media = group(&report["domains"], "MediaDomain");
@@ -249,7 +277,10 @@ fn known_changes_are_reported_exactly() {
         (&json!(1), &json!(1), &json!(600))
     );
     let wireless = group(&report["domains"], "WirelessDomain");
-    assert_eq!((&wireless["removed"], &wireless["new_files"]), (&json!(5), &json!(0)));
+    assert_eq!(
+        (&wireless["removed"], &wireless["new_files"]),
+        (&json!(5), &json!(0))
+    );
     let group_domain = group(&report["domains"], WHATSAPP_GROUP);
     assert_eq!(group_domain["app"], "net.whatsapp.WhatsApp");
     let app = group(&report["apps"], "net.whatsapp.WhatsApp");
@@ -285,11 +316,25 @@ fn the_text_page_puts_the_losses_first() {
     let by_domain = text.find("By domain").unwrap();
     let added = text.find("Added (2 files").unwrap();
     assert!(lost < by_domain && by_domain < added, "{text}");
-    assert!(text.contains("the app net.whatsapp.WhatsApp had 10 files"), "{text}");
-    assert!(text.contains("the domain WirelessDomain had 5 files"), "{text}");
+    assert!(
+        text.contains("the app net.whatsapp.WhatsApp had 10 files"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the domain WirelessDomain had 5 files"),
+        "{text}"
+    );
     assert!(text.contains("  added            2  +1.5 KB"), "{text}");
-    let quiet = ibackup(&["diff", old.to_str().unwrap(), new.to_str().unwrap(), "--quiet"]);
-    assert_eq!((quiet.code(), quiet.stdout()), (Some(1), "lost\n".to_string()));
+    let quiet = ibackup(&[
+        "diff",
+        old.to_str().unwrap(),
+        new.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(
+        (quiet.code(), quiet.stdout()),
+        (Some(1), "lost\n".to_string())
+    );
 }
 
 #[test]
@@ -322,7 +367,10 @@ fn another_phone_and_an_older_new_are_notes_not_losses() {
     };
     write_backup(&other, &spec);
     let report = diff_json(&old, &other, 0);
-    assert_eq!(codes(&report), ["diff.different_phones", "diff.new_is_older"]);
+    assert_eq!(
+        codes(&report),
+        ["diff.different_phones", "diff.new_is_older"]
+    );
     assert!(report["findings"]
         .as_array()
         .unwrap()
@@ -340,10 +388,7 @@ fn encrypted_backups_are_opened_with_the_one_password() {
     fs::create_dir_all(&old).unwrap();
     let written = support_encrypt::write_encrypted_backup(&old, PASSWORD.as_bytes(), 1000, 100);
     copy_dir(&old, &new);
-    let victim = written
-        .iter()
-        .find(|f| f.flags == 1 && f.size > 0)
-        .unwrap();
+    let victim = written.iter().find(|f| f.flags == 1 && f.size > 0).unwrap();
     fs::remove_file(blob(&new, &victim.file_id)).unwrap();
     let password_file = dir.path().join("pw");
     fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
@@ -355,7 +400,10 @@ fn encrypted_backups_are_opened_with_the_one_password() {
         .json_exit(1);
     assert_eq!(codes(&report), ["diff.now_missing"]);
     assert_eq!(report["new"]["encrypted"], true);
-    assert_eq!(report["files"]["now_missing"][0]["path"], victim.relative_path.as_str());
+    assert_eq!(
+        report["files"]["now_missing"][0]["path"],
+        victim.relative_path.as_str()
+    );
     assert_eq!(report["totals"]["changed"], 0);
 
     fs::write(&password_file, "not it\n").unwrap();
@@ -389,25 +437,60 @@ fn mbdb_record(domain: &str, path: &str, mode: u16, size: u64) -> Vec<u8> {
     out
 }
 
-#[test]
-fn a_legacy_mbdb_backup_diffs_against_itself() {
-    let dir = tempfile::tempdir().unwrap();
-    let legacy = dir.path().join("legacy");
-    fs::create_dir_all(&legacy).unwrap();
+/// An iOS 5-9 backup of `files` in HomeDomain (and its Library folder), blobs flat in the root.
+fn write_legacy(dir: &Path, files: &[(&str, u64)]) {
+    fs::create_dir_all(dir).unwrap();
     let mut mbdb = b"mbdb\x05\x00".to_vec();
     mbdb.extend(mbdb_record("HomeDomain", "Library", 0o040755, 0));
-    for (path, size) in [("Library/SMS/sms.db", 300u64), ("Library/Notes/notes.sqlite", 40)] {
-        mbdb.extend(mbdb_record("HomeDomain", path, 0o100644, size));
+    for (path, size) in files {
+        mbdb.extend(mbdb_record("HomeDomain", path, 0o100644, *size));
         let id = sha1_hex(&format!("HomeDomain-{path}"));
-        fs::write(legacy.join(id), vec![0u8; size as usize]).unwrap();
+        fs::write(dir.join(id), vec![0u8; *size as usize]).unwrap();
     }
-    fs::write(legacy.join("Manifest.mbdb"), mbdb).unwrap();
+    fs::write(dir.join("Manifest.mbdb"), mbdb).unwrap();
+}
+
+#[test]
+fn a_legacy_mbdb_backup_diffs_against_itself_and_names_what_it_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy = dir.path().join("legacy");
+    let files = [
+        ("Library/SMS/sms.db", 300u64),
+        ("Library/Notes/notes.sqlite", 40),
+    ];
+    write_legacy(&legacy, &files);
     let report = diff_json(&legacy, &legacy, 0);
     assert_eq!(report["old"]["legacy"], true);
     assert_eq!(report["old"]["files"], 2);
     assert_eq!(report["old"]["bytes"], 340);
     assert_eq!(report["totals"]["unchanged"], 2);
     assert_eq!(codes(&report), Vec::<String>::new());
+
+    // The removed file is named from the older mbdb by its record number.
+    let newer = dir.path().join("newer");
+    write_legacy(&newer, &files[1..]);
+    let report = diff_json(&legacy, &newer, 1);
+    assert_eq!(report["totals"]["removed"], 1);
+    assert_eq!(
+        paths(&report["files"]["removed"]),
+        ["HomeDomain Library/SMS/sms.db"]
+    );
+    assert_eq!(codes(&report), ["diff.category_shrank"]);
+}
+
+#[test]
+fn a_blob_already_missing_in_the_older_backup_is_not_a_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old");
+    let new = dir.path().join("new");
+    write_backup(&old, &Spec::default());
+    let health = file_rows(&old, "HealthDomain");
+    let (id, _, _) = health.iter().find(|r| r.2 > 0).unwrap().clone();
+    fs::remove_file(blob(&old, &id)).unwrap();
+    copy_dir(&old, &new);
+    let report = diff_json(&old, &new, 0);
+    assert_eq!(report["now_missing"], 0);
+    assert_eq!(report["totals"]["unchanged"], 42);
 }
 
 #[test]
@@ -417,16 +500,33 @@ fn an_unreadable_new_backup_is_exit_2_with_its_code() {
     let new = dir.path().join("new");
     write_backup(&old, &Spec::default());
     copy_dir(&old, &new);
-    fs::write(new.join("Manifest.db"), b"this is not a database at all, just text").unwrap();
-    let run = ibackup(&["diff", old.to_str().unwrap(), new.to_str().unwrap(), "--json"]);
+    fs::write(
+        new.join("Manifest.db"),
+        b"this is not a database at all, just text",
+    )
+    .unwrap();
+    let run = ibackup(&[
+        "diff",
+        old.to_str().unwrap(),
+        new.to_str().unwrap(),
+        "--json",
+    ]);
     let error = run.json_exit(2);
     assert_eq!(error["error"]["code"], "backup.manifest_damaged");
     assert!(
-        error["error"]["message"].as_str().unwrap().contains("(the newer backup)"),
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("(the newer backup)"),
         "{error:#}"
     );
     let missing = dir.path().join("nowhere");
-    let run = ibackup(&["diff", old.to_str().unwrap(), missing.to_str().unwrap(), "--json"]);
+    let run = ibackup(&[
+        "diff",
+        old.to_str().unwrap(),
+        missing.to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(run.json_exit(2)["error"]["code"], "backup.not_found");
 }
 
@@ -437,13 +537,24 @@ fn hostile_names_are_escaped_in_text() {
     let new = dir.path().join("new");
     write_backup(&old, &Spec::default());
     copy_dir(&old, &new);
-    add_file(&new, "HomeDomain", "evil\u{1b}[31mred\nfake line\u{202e}.txt", 10);
+    add_file(
+        &new,
+        "HomeDomain",
+        "evil\u{1b}[31mred\nfake line\u{202e}.txt",
+        10,
+    );
     let run = ibackup(&["diff", old.to_str().unwrap(), new.to_str().unwrap()]);
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
     let text = run.stdout();
-    assert!(!text.contains('\u{1b}') && !text.contains('\u{202e}'), "{text:?}");
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+        "{text:?}"
+    );
     assert!(!text.lines().any(|l| l.starts_with("fake line")), "{text}");
-    assert!(text.contains("evil\\u{1b}[31mred\\nfake line\\u{202e}.txt"), "{text}");
+    assert!(
+        text.contains("evil\\u{1b}[31mred\\nfake line\\u{202e}.txt"),
+        "{text}"
+    );
     let report = diff_json(&old, &new, 0);
     assert_eq!(
         report["files"]["added"][0]["path"],

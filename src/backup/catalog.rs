@@ -326,19 +326,10 @@ impl Catalog {
     }
 
     fn state(&self, kind: Kind, id: &FileId, size: u64) -> State {
-        if kind != Kind::File || !self.listed {
+        if !self.listed {
             return State::NoBlob;
         }
-        let expected = expected_blob_len(size, self.encrypted);
-        match self.store.get(id) {
-            None if expected == 0 => State::Present,
-            None => State::Missing,
-            Some(blob) => match blob.kind {
-                BlobKind::File if blob.size == expected => State::Present,
-                BlobKind::File => State::WrongSize { on_disk: blob.size },
-                _ => State::Unreadable,
-            },
-        }
+        blob_state(&self.store, self.encrypted, kind, id, size)
     }
 
     fn db_entry<'a>(&self, row: &manifest::Row<'a>) -> Entry<'a> {
@@ -409,6 +400,41 @@ impl Catalog {
             damaged: None,
         }
     }
+}
+
+/// Where the blob of a listed file stands in `store` (what [`Entry::state`] says), for a
+/// reader that listed the blobs itself ([`list_blobs`]) while it read an unlisted catalog.
+pub fn blob_state(store: &BlobStore, encrypted: bool, kind: Kind, id: &FileId, size: u64) -> State {
+    if kind != Kind::File {
+        return State::NoBlob;
+    }
+    let expected = expected_blob_len(size, encrypted);
+    match store.get(id) {
+        None if expected == 0 => State::Present,
+        None => State::Missing,
+        Some(blob) => match blob.kind {
+            BlobKind::File if blob.size == expected => State::Present,
+            BlobKind::File => State::WrongSize { on_disk: blob.size },
+            _ => State::Unreadable,
+        },
+    }
+}
+
+/// The blobs of the backup at `path`, listed as [`Catalog::open`] lists them (flat in the
+/// root for an iOS 5-9 backup: no Manifest.db but a Manifest.mbdb, the rule `open` follows), so
+/// that a reader can list them on one thread while it reads an unlisted catalog on another.
+pub fn list_blobs(path: &Path) -> Result<BlobStore, BackupError> {
+    let has = |name: &str| path.join(name).symlink_metadata().is_ok();
+    let legacy = !has("Manifest.db") && has(mbdb::MBDB_NAME);
+    if legacy {
+        blobs::scan_flat(path)
+    } else {
+        blobs::scan(path)
+    }
+    .map_err(|source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn kind_of_mode(mode: Option<u32>) -> Kind {

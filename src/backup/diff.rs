@@ -20,13 +20,13 @@ use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
 use super::blobs::{FileId, IdMap};
-use super::scan::expected_blob_len;
-use super::catalog::{Catalog, Entry, Kind, State};
+use super::catalog::{self, Catalog, Entry, Kind, State};
 use super::contents::{category_of, Category};
 use super::error::BackupError;
 use super::folder::read_folder;
 use super::keybag::Password;
 use super::report::Severity;
+use super::scan::expected_blob_len;
 use super::select::{app_domain, app_of_domain, AppPart};
 
 /// The most files each list (added, removed, changed, now missing) keeps, the largest first.
@@ -221,7 +221,9 @@ pub struct Diff {
 impl Diff {
     /// Whether the newer backup lost something (a finding of warning or error).
     pub fn lost_something(&self) -> bool {
-        self.findings.iter().any(|f| f.severity >= Severity::Warning)
+        self.findings
+            .iter()
+            .any(|f| f.severity >= Severity::Warning)
     }
 }
 
@@ -343,54 +345,73 @@ impl Domains {
     }
 }
 
-/// The largest `LIST_CAP` files of one list, names kept only for those that may stay.
+/// A listed file before its name is fetched: how heavy it is, where its backup lists it, and
+/// its two sides.
+#[derive(Debug, Clone)]
+struct Pending {
+    weight: u64,
+    row: i64,
+    old: Option<Version>,
+    new: Option<Version>,
+}
+
+/// The heaviest [`LIST_CAP`] files of one list, by weight then row, kept without names.
+#[derive(Default)]
 struct Top {
-    kept: Vec<(u64, FileChange)>,
+    kept: Vec<Pending>,
     /// Entries lighter than this cannot enter any more.
     floor: u64,
 }
 
 impl Top {
-    fn new() -> Top {
-        Top {
-            kept: Vec::new(),
-            floor: 0,
-        }
-    }
-
-    fn admits(&self, weight: u64) -> bool {
-        self.kept.len() < LIST_CAP || weight >= self.floor
-    }
-
-    fn push(&mut self, weight: u64, change: impl FnOnce() -> FileChange) {
-        if !self.admits(weight) {
+    fn push(&mut self, weight: u64, pending: impl FnOnce() -> Pending) {
+        if self.kept.len() >= LIST_CAP && weight < self.floor {
             return;
         }
-        self.kept.push((weight, change()));
+        self.kept.push(pending());
         if self.kept.len() >= 2 * LIST_CAP {
             self.trim();
         }
     }
 
     fn trim(&mut self) {
-        self.kept.sort_by(order);
+        self.kept
+            .sort_unstable_by(|a, b| b.weight.cmp(&a.weight).then(a.row.cmp(&b.row)));
         self.kept.truncate(LIST_CAP);
         if self.kept.len() == LIST_CAP {
-            self.floor = self.kept[LIST_CAP - 1].0;
+            self.floor = self.kept[LIST_CAP - 1].weight;
         }
     }
 
-    fn finish(mut self) -> Vec<FileChange> {
+    /// The rows to name, in the order [`named`](Self::named) takes their names.
+    fn rows(&mut self) -> Vec<i64> {
         self.trim();
-        self.kept.into_iter().map(|(_, c)| c).collect()
+        self.kept.iter().map(|p| p.row).collect()
     }
-}
 
-/// Heaviest first, then by domain and path, so a list is the same every run.
-fn order(a: &(u64, FileChange), b: &(u64, FileChange)) -> Ordering {
-    b.0.cmp(&a.0)
-        .then_with(|| a.1.domain.cmp(&b.1.domain))
-        .then_with(|| a.1.path.cmp(&b.1.path))
+    /// The list with its names, heaviest first, then by domain and path.
+    fn named(self, names: Vec<(String, String)>) -> Vec<FileChange> {
+        let mut named: Vec<(u64, FileChange)> = self
+            .kept
+            .into_iter()
+            .zip(names)
+            .map(|(p, (domain, path))| {
+                let change = FileChange {
+                    domain,
+                    path,
+                    old: p.old,
+                    new: p.new,
+                };
+                (p.weight, change)
+            })
+            .collect();
+        named.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then_with(|| a.1.domain.cmp(&b.1.domain))
+                .then_with(|| a.1.path.cmp(&b.1.path))
+        });
+        named.into_iter().map(|(_, c)| c).collect()
+    }
 }
 
 fn version(kind: Kind, size: u64, modified: Option<i64>, blob: Option<BlobState>) -> Version {
@@ -402,33 +423,98 @@ fn version(kind: Kind, size: u64, modified: Option<i64>, blob: Option<BlobState>
     }
 }
 
-fn named(entry: &Entry<'_>, old: Option<Version>, new: Option<Version>) -> FileChange {
-    FileChange {
-        domain: entry.domain_text().into_owned(),
-        path: entry.path_text().into_owned(),
-        old,
-        new,
+fn category_slot(domain: &[u8], path: &[u8]) -> Option<usize> {
+    let category = category_of(domain, path)?;
+    Category::ALL.iter().position(|c| *c == category)
+}
+
+/// One side's counts: files and bytes by domain and by category, and in all.
+struct Tally {
+    domains: Domains,
+    categories: Vec<Count>,
+    total: Count,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            domains: Domains::default(),
+            categories: vec![Count::default(); Category::ALL.len()],
+            total: Count::default(),
+        }
+    }
+
+    /// Counts a file; returns its domain's number.
+    fn add(&mut self, entry: &Entry<'_>) -> u32 {
+        let domain = self.domains.number(entry.domain);
+        let stats = &mut self.domains.stats[domain as usize];
+        stats.old_files += 1;
+        stats.old_bytes = stats.old_bytes.saturating_add(entry.size);
+        self.total.add(entry.size);
+        if let Some(slot) = category_slot(entry.domain, entry.relative_path) {
+            self.categories[slot].add(entry.size);
+        }
+        domain
     }
 }
 
-/// The comparison, fed entry by entry (pure: [`compare`] feeds it from two catalogs, the unit
-/// tests from made-up entries). The older backup goes into the map first, then the newer one is
-/// walked past it; a second walk of the older one names the removed files.
+/// What is kept of each file of the newer backup while the older one is read: 56 bytes, no name.
+#[derive(Debug, Clone, Copy)]
+struct NewFile {
+    id: FileId,
+    size: u64,
+    modified: i64,
+    row: i64,
+    domain: u32,
+    kind: Kind,
+}
+
+/// The newer backup's files, read on their own thread while the older backup goes into the
+/// map (pure: fed entry by entry).
+pub struct NewSide {
+    files: Vec<NewFile>,
+    tally: Tally,
+}
+
+impl NewSide {
+    pub fn new(rows: usize) -> NewSide {
+        NewSide {
+            files: Vec::with_capacity(rows.min(4_000_000)),
+            tally: Tally::new(),
+        }
+    }
+
+    /// One entry of the newer backup.
+    pub fn add(&mut self, entry: &Entry<'_>) {
+        if entry.kind == Kind::Directory {
+            return;
+        }
+        let domain = self.tally.add(entry);
+        self.files.push(NewFile {
+            id: entry.file_id,
+            size: entry.size,
+            modified: time_of(entry.modified),
+            row: entry.row,
+            domain,
+            kind: entry.kind,
+        });
+    }
+}
+
+/// The comparison (pure: [`diff`] feeds it from two catalogs, the unit tests from made-up
+/// entries). The older backup goes into the map ([`add_old`](Self::add_old)), the newer one's
+/// files are compared with it ([`compare`](Self::compare)), and the listed files are named
+/// afterwards by row ([`rows_to_name`](Self::rows_to_name), [`finish`](Self::finish)).
 pub struct Comparer {
     older: IdMap<Older>,
-    domains: Domains,
-    old_categories: Vec<Count>,
-    new_categories: Vec<Count>,
-    old_total: Count,
-    new_total: Count,
+    old: Tally,
+    new: Option<Tally>,
     totals: Totals,
     now_missing: u64,
     added: Top,
     removed: Top,
     changed: Top,
     missing: Top,
-    /// The removed files to be named: the largest [`LIST_CAP`], by size then row.
-    unnamed: Vec<Older>,
 }
 
 impl Default for Comparer {
@@ -437,46 +523,30 @@ impl Default for Comparer {
     }
 }
 
-fn category_slot(domain: &[u8], path: &[u8]) -> Option<usize> {
-    let category = category_of(domain, path)?;
-    Category::ALL.iter().position(|c| *c == category)
-}
-
 impl Comparer {
     /// A comparison expecting about `rows` files in the older backup.
     pub fn new(rows: usize) -> Comparer {
         let mut older = IdMap::default();
-        older.reserve(rows);
+        older.reserve(rows.min(4_000_000));
         Comparer {
             older,
-            domains: Domains::default(),
-            old_categories: vec![Count::default(); Category::ALL.len()],
-            new_categories: vec![Count::default(); Category::ALL.len()],
-            old_total: Count::default(),
-            new_total: Count::default(),
+            old: Tally::new(),
+            new: None,
             totals: Totals::default(),
             now_missing: 0,
-            added: Top::new(),
-            removed: Top::new(),
-            changed: Top::new(),
-            missing: Top::new(),
-            unnamed: Vec::new(),
+            added: Top::default(),
+            removed: Top::default(),
+            changed: Top::default(),
+            missing: Top::default(),
         }
     }
 
-    /// First walk: one file of the older backup.
+    /// One entry of the older backup.
     pub fn add_old(&mut self, entry: &Entry<'_>) {
         if entry.kind == Kind::Directory {
             return;
         }
-        let domain = self.domains.number(entry.domain);
-        let stats = &mut self.domains.stats[domain as usize];
-        stats.old_files += 1;
-        stats.old_bytes = stats.old_bytes.saturating_add(entry.size);
-        self.old_total.add(entry.size);
-        if let Some(slot) = category_slot(entry.domain, entry.relative_path) {
-            self.old_categories[slot].add(entry.size);
-        }
+        let domain = self.old.add(entry);
         self.older.insert(
             entry.file_id,
             Older {
@@ -490,132 +560,159 @@ impl Comparer {
         );
     }
 
-    /// Second walk: one file of the newer backup, compared with the older one's.
-    /// `old_blob_whole(id, size)` says whether the older backup's blob of that file is there
-    /// with its length; it is asked only for a file whose blob the newer backup lacks.
-    pub fn compare_new(
+    /// Compares the newer backup's files with the map, then counts what was not met (removed).
+    /// `new_blob(kind, id, size)` is where a newer file's blob stands; `old_blob_whole(id,
+    /// size)` says whether the older backup's blob of that file is there with its length (asked
+    /// only for a file whose blob the newer backup lacks).
+    pub fn compare(
         &mut self,
-        entry: &Entry<'_>,
-        old_blob_whole: impl FnOnce(&FileId, u64) -> bool,
+        new: NewSide,
+        new_blob: impl Fn(Kind, &FileId, u64) -> State,
+        mut old_blob_whole: impl FnMut(&FileId, u64) -> bool,
     ) {
-        if entry.kind == Kind::Directory {
-            return;
-        }
-        let domain = self.domains.number(entry.domain) as usize;
-        let stats = &mut self.domains.stats[domain];
-        stats.new_files += 1;
-        stats.new_bytes = stats.new_bytes.saturating_add(entry.size);
-        self.new_total.add(entry.size);
-        if let Some(slot) = category_slot(entry.domain, entry.relative_path) {
-            self.new_categories[slot].add(entry.size);
-        }
-        let new_blob = BlobState::of(entry.state);
-        let new = || version(entry.kind, entry.size, entry.modified, Some(new_blob));
-        let Some(older) = self.older.get_mut(&entry.file_id) else {
-            stats.added += 1;
-            self.totals.added += 1;
-            self.totals.added_bytes = self.totals.added_bytes.saturating_add(entry.size);
-            self.added.push(entry.size, || named(entry, None, Some(new())));
-            return;
-        };
-        older.seen = true;
-        let o = *older;
-        let old = |blob| version(o.kind, o.size, time_back(o.modified), blob);
-        if o.kind != entry.kind || o.size != entry.size || time_back(o.modified) != entry.modified
-        {
-            stats.changed += 1;
-            self.totals.changed += 1;
-            let d = delta(o.size, entry.size);
-            self.totals.changed_bytes_delta = self.totals.changed_bytes_delta.saturating_add(d);
-            self.changed
-                .push(d.unsigned_abs(), || named(entry, Some(old(None)), Some(new())));
-        } else {
-            self.totals.unchanged += 1;
-        }
-        if new_blob.lost() && o.kind == Kind::File && old_blob_whole(&entry.file_id, o.size) {
-            self.now_missing += 1;
-            self.missing.push(o.size, || {
-                named(entry, Some(old(Some(BlobState::Present))), Some(new()))
-            });
-        }
-    }
-
-    /// After the newer backup: counts the files of the older one that were not met (removed),
-    /// and returns the rows of those to be named (the largest [`LIST_CAP`], by size then row).
-    pub fn removed_rows(&mut self) -> Vec<i64> {
-        let by_size = |a: &Older, b: &Older| b.size.cmp(&a.size).then(a.row.cmp(&b.row));
-        let mut unnamed = Vec::new();
-        for o in self.older.values().filter(|o| !o.seen) {
-            self.domains.stats[o.domain as usize].removed += 1;
-            self.totals.removed += 1;
-            self.totals.removed_bytes = self.totals.removed_bytes.saturating_add(o.size);
-            unnamed.push(*o);
-            // Trimmed as it grows, so a backup whose files were all removed costs no more.
-            if unnamed.len() >= 2 * LIST_CAP {
-                unnamed.sort_unstable_by(by_size);
-                unnamed.truncate(LIST_CAP);
+        let mut tally = new.tally;
+        for n in &new.files {
+            let blob = BlobState::of(new_blob(n.kind, &n.id, n.size));
+            let stats = &mut tally.domains.stats[n.domain as usize];
+            let new_version = || version(n.kind, n.size, time_back(n.modified), Some(blob));
+            let Some(older) = self.older.get_mut(&n.id) else {
+                stats.added += 1;
+                self.totals.added += 1;
+                self.totals.added_bytes = self.totals.added_bytes.saturating_add(n.size);
+                self.added.push(n.size, || Pending {
+                    weight: n.size,
+                    row: n.row,
+                    old: None,
+                    new: Some(new_version()),
+                });
+                continue;
+            };
+            older.seen = true;
+            let o = *older;
+            let old_version = |blob| version(o.kind, o.size, time_back(o.modified), blob);
+            if o.kind != n.kind || o.size != n.size || o.modified != n.modified {
+                stats.changed += 1;
+                self.totals.changed += 1;
+                let d = delta(o.size, n.size);
+                self.totals.changed_bytes_delta = self.totals.changed_bytes_delta.saturating_add(d);
+                self.changed.push(d.unsigned_abs(), || Pending {
+                    weight: d.unsigned_abs(),
+                    row: n.row,
+                    old: Some(old_version(None)),
+                    new: Some(new_version()),
+                });
+            } else {
+                self.totals.unchanged += 1;
+            }
+            if blob.lost() && o.kind == Kind::File && old_blob_whole(&n.id, o.size) {
+                self.now_missing += 1;
+                self.missing.push(o.size, || Pending {
+                    weight: o.size,
+                    row: n.row,
+                    old: Some(old_version(Some(BlobState::Present))),
+                    new: Some(new_version()),
+                });
             }
         }
-        unnamed.sort_unstable_by(by_size);
-        unnamed.truncate(LIST_CAP);
-        let rows = unnamed.iter().map(|o| o.row).collect();
-        self.unnamed = unnamed;
-        rows
-    }
-
-    /// The (domain, path) of each row [`removed_rows`](Self::removed_rows) gave, in its order.
-    pub fn name_removed(&mut self, names: Vec<(String, String)>) {
-        for (o, (domain, path)) in std::mem::take(&mut self.unnamed).into_iter().zip(names) {
-            let old = version(o.kind, o.size, time_back(o.modified), None);
-            self.removed.push(o.size, || FileChange {
-                domain,
-                path,
-                old: Some(old),
+        for o in self.older.values().filter(|o| !o.seen) {
+            self.old.domains.stats[o.domain as usize].removed += 1;
+            self.totals.removed += 1;
+            self.totals.removed_bytes = self.totals.removed_bytes.saturating_add(o.size);
+            self.removed.push(o.size, || Pending {
+                weight: o.size,
+                row: o.row,
+                old: Some(version(o.kind, o.size, time_back(o.modified), None)),
                 new: None,
             });
         }
+        self.new = Some(tally);
     }
 
-    /// The result, with the findings.
-    pub fn finish(self, mut old: Side, mut new: Side) -> Diff {
-        old.files = self.old_total.files;
-        old.bytes = self.old_total.bytes;
-        new.files = self.new_total.files;
-        new.bytes = self.new_total.bytes;
+    /// The rows whose names the lists need: the older backup's (removed files) and the newer
+    /// one's (added, changed and now missing, in that order).
+    pub fn rows_to_name(&mut self) -> (Vec<i64>, Vec<i64>) {
+        let mut new_rows = self.added.rows();
+        new_rows.extend(self.changed.rows());
+        new_rows.extend(self.missing.rows());
+        (self.removed.rows(), new_rows)
+    }
+
+    /// The result, with the findings; `old_names` and `new_names` are the names of the rows
+    /// [`rows_to_name`](Self::rows_to_name) gave, in its order.
+    pub fn finish(
+        self,
+        mut old: Side,
+        mut new: Side,
+        old_names: Vec<(String, String)>,
+        mut new_names: Vec<(String, String)>,
+    ) -> Diff {
+        let new_tally = self.new.unwrap_or_else(Tally::new);
+        old.files = self.old.total.files;
+        old.bytes = self.old.total.bytes;
+        new.files = new_tally.total.files;
+        new.bytes = new_tally.total.bytes;
         let mut totals = self.totals;
         totals.bytes_delta = delta(old.bytes, new.bytes);
 
-        let names: Vec<String> = self
-            .domains
-            .names
+        let mut rest = new_names.split_off(self.added.kept.len().min(new_names.len()));
+        let added = self.added.named(new_names);
+        let missing_names = rest.split_off(self.changed.kept.len().min(rest.len()));
+        let changed = self.changed.named(rest);
+        let now_missing_list = self.missing.named(missing_names);
+        let removed = self.removed.named(old_names);
+
+        // The two sides' domains, merged by name: the older side counted its files as old_*,
+        // the newer side as old_* too (one Tally type), moved to new_* here.
+        let mut merged: Vec<(String, Group)> = Vec::new();
+        let mut at: HashMap<Box<[u8]>, usize> = HashMap::new();
+        let sides = [(self.old.domains, false), (new_tally.domains, true)];
+        for (domains, newer) in sides {
+            for (name, stats) in domains.names.into_iter().zip(domains.stats) {
+                let i = *at.entry(name.clone()).or_insert_with(|| {
+                    merged.push((
+                        String::from_utf8_lossy(&name).into_owned(),
+                        Group::default(),
+                    ));
+                    merged.len() - 1
+                });
+                let g = &mut merged[i].1;
+                g.added += stats.added;
+                g.removed += stats.removed;
+                g.changed += stats.changed;
+                if newer {
+                    g.new_files += stats.old_files;
+                    g.new_bytes += stats.old_bytes;
+                } else {
+                    g.old_files += stats.old_files;
+                    g.old_bytes += stats.old_bytes;
+                }
+            }
+        }
+        let mut apps: Vec<String> = merged
             .iter()
-            .map(|n| String::from_utf8_lossy(n).into_owned())
-            .collect();
-        let mut apps: Vec<&str> = names
-            .iter()
-            .filter_map(|d| match app_domain(d) {
-                Some((id, AppPart::Container)) => Some(id),
+            .filter_map(|(d, _)| match app_domain(d) {
+                Some((id, AppPart::Container)) => Some(id.to_string()),
                 _ => None,
             })
             .collect();
         apps.sort_unstable();
         apps.dedup();
-        let mut by_app: HashMap<&str, Group> = HashMap::new();
-        let mut domains = Vec::with_capacity(names.len());
-        for (name, mut group) in names.iter().zip(self.domains.stats) {
+        let mut by_app: HashMap<String, Group> = HashMap::new();
+        let mut domains = Vec::with_capacity(merged.len());
+        for (name, mut group) in merged {
             group.settle();
-            let app = app_of_domain(name, apps.iter().copied());
+            let app = app_of_domain(&name, apps.iter().map(String::as_str));
             if let Some(app) = app {
-                by_app.entry(app).or_default().add(&group);
+                by_app.entry(app.to_string()).or_default().add(&group);
             }
-            group.name = name.clone();
             group.app = app.map(str::to_string);
+            group.name = name;
             domains.push(group);
         }
         let mut apps: Vec<Group> = by_app
             .into_iter()
             .map(|(name, mut g)| {
-                g.name = name.to_string();
+                g.name = name;
                 g.settle();
                 g
             })
@@ -626,25 +723,18 @@ impl Comparer {
         let categories: Vec<CategoryDelta> = Category::ALL
             .iter()
             .enumerate()
-            .filter(|(i, _)| self.old_categories[*i].files + self.new_categories[*i].files > 0)
+            .filter(|(i, _)| self.old.categories[*i].files + new_tally.categories[*i].files > 0)
             .map(|(i, c)| CategoryDelta {
                 category: *c,
                 label: c.label(),
-                old_files: self.old_categories[i].files,
-                new_files: self.new_categories[i].files,
-                old_bytes: self.old_categories[i].bytes,
-                new_bytes: self.new_categories[i].bytes,
+                old_files: self.old.categories[i].files,
+                new_files: new_tally.categories[i].files,
+                old_bytes: self.old.categories[i].bytes,
+                new_bytes: new_tally.categories[i].bytes,
             })
             .collect();
 
-        let findings = findings(
-            &old,
-            &new,
-            &domains,
-            &apps,
-            &categories,
-            self.now_missing,
-        );
+        let findings = findings(&old, &new, &domains, &apps, &categories, self.now_missing);
         Diff {
             schema: "ibackup.diff/1",
             old,
@@ -657,10 +747,10 @@ impl Comparer {
             categories,
             files: Lists {
                 cap: LIST_CAP,
-                added: self.added.finish(),
-                removed: self.removed.finish(),
-                changed: self.changed.finish(),
-                now_missing: self.missing.finish(),
+                added,
+                removed,
+                changed,
+                now_missing: now_missing_list,
             },
         }
     }
@@ -826,11 +916,27 @@ fn side(catalog: &Catalog) -> Result<Side, BackupError> {
 /// there are any. An older blob is looked at only for a file whose blob the newer backup lacks.
 pub fn diff(old: &Path, new: &Path, password: Option<&Password>) -> Result<Diff, DiffError> {
     let at = |which| move |error| DiffError { which, error };
-    let (new_catalog, older) = rayon::join(
-        || Catalog::open(new, password),
+    let rows = |c: &Catalog| usize::try_from(c.row_estimate()).unwrap_or(0);
+    // Three jobs at once: the newer backup's blobs listed, its file list read, and the older
+    // one's file list read into the map.
+    let ((newer, listing), older) = rayon::join(
+        || {
+            rayon::join(
+                || -> Result<(Catalog, NewSide), BackupError> {
+                    let catalog = Catalog::open_unlisted(new, password)?;
+                    let mut side = NewSide::new(rows(&catalog));
+                    catalog.each(|e| {
+                        side.add(e);
+                        ControlFlow::Continue(())
+                    })?;
+                    Ok((catalog, side))
+                },
+                || catalog::list_blobs(new),
+            )
+        },
         || -> Result<(Catalog, Comparer), BackupError> {
             let catalog = Catalog::open_unlisted(old, password)?;
-            let mut comparer = Comparer::new(usize::try_from(catalog.row_estimate()).unwrap_or(0));
+            let mut comparer = Comparer::new(rows(&catalog));
             catalog.each(|e| {
                 comparer.add_old(e);
                 ControlFlow::Continue(())
@@ -839,25 +945,24 @@ pub fn diff(old: &Path, new: &Path, password: Option<&Password>) -> Result<Diff,
         },
     );
     let (old_catalog, mut comparer) = older.map_err(at(Which::Old))?;
-    let new_catalog = new_catalog.map_err(at(Which::New))?;
-    let whole = |id: &FileId, size: u64| {
-        let expected = expected_blob_len(size, old_catalog.encrypted);
-        // Not followed if a link: a blob that is one is not a whole blob.
-        std::fs::symlink_metadata(old_catalog.blob_path(id))
-            .map_or(expected == 0, |m| m.is_file() && m.len() == expected)
-    };
-    new_catalog
-        .each(|e| {
-            comparer.compare_new(e, whole);
-            ControlFlow::Continue(())
-        })
-        .map_err(at(Which::New))?;
-    let rows = comparer.removed_rows();
-    let names = old_catalog.names_at(&rows).map_err(at(Which::Old))?;
-    comparer.name_removed(names);
+    let (new_catalog, new_side) = newer.map_err(at(Which::New))?;
+    let store = listing.map_err(at(Which::New))?;
+    comparer.compare(
+        new_side,
+        |kind, id, size| catalog::blob_state(&store, new_catalog.encrypted, kind, id, size),
+        |id, size| {
+            let expected = expected_blob_len(size, old_catalog.encrypted);
+            // Not followed if a link: a blob that is one is not a whole blob.
+            std::fs::symlink_metadata(old_catalog.blob_path(id))
+                .map_or(expected == 0, |m| m.is_file() && m.len() == expected)
+        },
+    );
+    let (old_rows, new_rows) = comparer.rows_to_name();
+    let old_names = old_catalog.names_at(&old_rows).map_err(at(Which::Old))?;
+    let new_names = new_catalog.names_at(&new_rows).map_err(at(Which::New))?;
     let old_side = side(&old_catalog).map_err(at(Which::Old))?;
     let new_side = side(&new_catalog).map_err(at(Which::New))?;
-    Ok(comparer.finish(old_side, new_side))
+    Ok(comparer.finish(old_side, new_side, old_names, new_names))
 }
 
 #[cfg(test)]
@@ -897,17 +1002,25 @@ mod tests {
 
     fn run(old: &[Entry<'_>], new: &[Entry<'_>]) -> Diff {
         let mut c = Comparer::new(old.len());
-        let mut names = Vec::new();
+        let mut n = NewSide::new(new.len());
+        let name = |e: &Entry<'_>| (e.domain_text().into_owned(), e.path_text().into_owned());
         for (i, e) in old.iter().enumerate() {
-            let mut e = e.clone();
-            e.row = i as i64;
-            c.add_old(&e);
-            names.push((e.domain_text().into_owned(), e.path_text().into_owned()));
+            c.add_old(&Entry {
+                row: i as i64,
+                ..e.clone()
+            });
         }
-        new.iter().for_each(|e| c.compare_new(e, |_, _| true));
-        let rows = c.removed_rows();
-        c.name_removed(rows.iter().map(|&r| names[r as usize].clone()).collect());
-        c.finish(side(), side())
+        for (i, e) in new.iter().enumerate() {
+            n.add(&Entry {
+                row: i as i64,
+                ..e.clone()
+            });
+        }
+        c.compare(n, |_, _, _| State::Present, |_, _| true);
+        let (old_rows, new_rows) = c.rows_to_name();
+        let old_names = old_rows.iter().map(|&r| name(&old[r as usize])).collect();
+        let new_names = new_rows.iter().map(|&r| name(&new[r as usize])).collect();
+        c.finish(side(), side(), old_names, new_names)
     }
 
     #[test]
@@ -972,7 +1085,10 @@ mod tests {
             .collect();
         let d = run(&old, &[]);
         assert_eq!(d.files.removed.len(), LIST_CAP);
-        assert_eq!(d.files.removed[0].old.as_ref().unwrap().size, 3 * LIST_CAP as u64 - 1);
+        assert_eq!(
+            d.files.removed[0].old.as_ref().unwrap().size,
+            3 * LIST_CAP as u64 - 1
+        );
         assert_eq!(d.totals.removed, 3 * LIST_CAP as u64);
     }
 

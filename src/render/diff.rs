@@ -24,11 +24,9 @@ pub fn signed_bytes(delta: i64) -> String {
 }
 
 fn side_line(label: &str, side: &Side) -> String {
-    let date = side
-        .date
-        .map_or("date unknown".to_string(), |d| {
-            d.format("%Y-%m-%d %H:%M UTC").to_string()
-        });
+    let date = side.date.map_or("date unknown".to_string(), |d| {
+        d.format("%Y-%m-%d %H:%M UTC").to_string()
+    });
     let name = side
         .device_name
         .as_deref()
@@ -77,7 +75,11 @@ pub fn diff_text(diff: &Diff, style: Style, verbose: bool) -> String {
             out.push_str(&format!("  {} {}\n", style.bad("-"), field(&f.message)));
         }
     }
-    for f in diff.findings.iter().filter(|f| f.severity == Severity::Info) {
+    for f in diff
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Info)
+    {
         out.push_str(&format!("{} {}\n", style.warn("Note:"), field(&f.message)));
     }
     out.push_str(&groups("By domain", &diff.domains, style, verbose));
@@ -131,7 +133,10 @@ fn groups(title: &str, groups: &[Group], style: Style, verbose: bool) -> String 
     if shown < changed.len() {
         out.push_str(&format!(
             "    {}\n",
-            style.dim(&format!("and {} more (--verbose shows them)", changed.len() - shown))
+            style.dim(&format!(
+                "and {} more (--verbose shows them)",
+                changed.len() - shown
+            ))
         ));
     }
     out
@@ -161,7 +166,11 @@ fn file_list(
     for f in &files[..shown] {
         let sizes = match (&f.old, &f.new) {
             (Some(o), Some(n)) if missing => {
-                format!("{}, now {}", human_bytes(o.size), n.blob.unwrap_or("-").replace('_', " "))
+                format!(
+                    "{}, now {}",
+                    human_bytes(o.size),
+                    n.blob.unwrap_or("-").replace('_', " ")
+                )
             }
             (Some(o), Some(n)) if o.size != n.size => {
                 format!("{} -> {}", human_bytes(o.size), human_bytes(n.size))
