@@ -41,6 +41,11 @@ pub const SHRINK_MIN_BYTES: u64 = 1_000_000;
 /// manifest (a million domains of 4 KB names) from filling memory.
 pub const MAX_DOMAINS: usize = 10_000;
 
+/// At most this many files are made room for ahead: the row estimate of a Manifest.db is its
+/// largest rowid, which a hostile one sets as high as it likes. Past it, the map and list grow
+/// as files come.
+const RESERVE_MAX: usize = 1 << 18;
+
 /// The name files of domains past [`MAX_DOMAINS`] are counted under.
 pub const OTHER_DOMAINS: &str = "(other domains)";
 
@@ -479,7 +484,7 @@ pub struct NewSide {
 impl NewSide {
     pub fn new(rows: usize) -> NewSide {
         NewSide {
-            files: Vec::with_capacity(rows.min(4_000_000)),
+            files: Vec::with_capacity(rows.min(RESERVE_MAX)),
             tally: Tally::new(),
         }
     }
@@ -527,7 +532,7 @@ impl Comparer {
     /// A comparison expecting about `rows` files in the older backup.
     pub fn new(rows: usize) -> Comparer {
         let mut older = IdMap::default();
-        older.reserve(rows.min(4_000_000));
+        older.reserve(rows.min(RESERVE_MAX));
         Comparer {
             older,
             old: Tally::new(),
