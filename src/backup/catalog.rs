@@ -113,6 +113,8 @@ pub struct Catalog {
     source: Source,
     keys: Option<ClassKeys>,
     store: BlobStore,
+    /// Whether the blobs were listed ([`Catalog::open_unlisted`] does not).
+    listed: bool,
     manifest_plist: Option<ManifestPlist>,
 }
 
@@ -135,6 +137,21 @@ impl Catalog {
     /// `password`; without one this is [`BackupError::PasswordNeeded`]) and the
     /// listing of its blobs.
     pub fn open(path: &Path, password: Option<&Password>) -> Result<Catalog, BackupError> {
+        Catalog::open_with(path, password, true)
+    }
+
+    /// [`open`](Self::open) without listing the blobs, for a reader that needs only the file
+    /// list (`diff`'s older backup, whose few blobs it asks about it looks at one by one): every
+    /// entry's state is then [`State::NoBlob`], since no blob was looked for.
+    pub fn open_unlisted(path: &Path, password: Option<&Password>) -> Result<Catalog, BackupError> {
+        Catalog::open_with(path, password, false)
+    }
+
+    fn open_with(
+        path: &Path,
+        password: Option<&Password>,
+        list: bool,
+    ) -> Result<Catalog, BackupError> {
         let folder = read_folder(path)?;
         let plist = folder.manifest.read().cloned();
         let encrypted = plist.as_ref().is_some_and(|m| m.is_encrypted);
@@ -182,7 +199,9 @@ impl Catalog {
                 })?,
             )
         };
-        let store = if legacy {
+        let store = if !list {
+            Ok(BlobStore::default())
+        } else if legacy {
             blobs::scan_flat(path)
         } else {
             blobs::scan(path)
@@ -198,6 +217,7 @@ impl Catalog {
             source,
             keys,
             store,
+            listed: list,
             manifest_plist: plist,
         })
     }
@@ -251,6 +271,46 @@ impl Catalog {
         }
     }
 
+    /// The domain and relative path of each entry of `rows` ([`Entry::row`] values), read
+    /// again by rowid (Manifest.db) or record index (Manifest.mbdb), in the same order: for a
+    /// reader that kept rows rather than names (`diff`'s removed files). A row that is not
+    /// there is a damaged manifest.
+    pub fn names_at(&self, rows: &[i64]) -> Result<Vec<(String, String)>, BackupError> {
+        match &self.source {
+            Source::Db(manifest) => rows
+                .iter()
+                .map(|&row| {
+                    manifest
+                        .names(row)
+                        .map(|(_, domain, path)| (domain, path))
+                        .map_err(|source| BackupError::Manifest {
+                            path: manifest::manifest_db_path(&self.root),
+                            source,
+                        })
+                })
+                .collect(),
+            Source::Legacy(bytes) => {
+                let damaged = |reason: String| BackupError::Manifest {
+                    path: self.root.join(mbdb::MBDB_NAME),
+                    source: ManifestError::Schema(reason),
+                };
+                let records = mbdb::parse(bytes).map_err(|e| damaged(e.to_string()))?;
+                rows.iter()
+                    .map(|&row| {
+                        let record = usize::try_from(row)
+                            .ok()
+                            .and_then(|i| records.get(i))
+                            .ok_or_else(|| damaged(format!("it has no record {row}")))?;
+                        Ok((
+                            String::from_utf8_lossy(record.domain).into_owned(),
+                            String::from_utf8_lossy(record.path).into_owned(),
+                        ))
+                    })
+                    .collect()
+            }
+        }
+    }
+
     /// Where the blob of `id` is (whether or not it exists).
     pub fn blob_path(&self, id: &FileId) -> PathBuf {
         blobs::blob_path(&self.root, id, self.legacy)
@@ -271,21 +331,10 @@ impl Catalog {
 
     /// The state of a file's blob, and its length when it is a regular file.
     fn state(&self, kind: Kind, id: &FileId, size: Option<u64>) -> (State, Option<u64>) {
-        if kind != Kind::File {
+        if !self.listed {
             return (State::NoBlob, None);
         }
-        let expected = size.map(|size| expected_blob_len(size, self.encrypted));
-        match self.store.get(id) {
-            None if expected == Some(0) => (State::Present, None),
-            None => (State::Missing, None),
-            Some(blob) => match blob.kind {
-                BlobKind::File if expected.is_none_or(|e| e == blob.size) => {
-                    (State::Present, Some(blob.size))
-                }
-                BlobKind::File => (State::WrongSize { on_disk: blob.size }, Some(blob.size)),
-                _ => (State::Unreadable, None),
-            },
-        }
+        blob_state(&self.store, self.encrypted, kind, id, size)
     }
 
     fn db_entry<'a>(&self, row: &manifest::Row<'a>) -> Entry<'a> {
@@ -362,6 +411,49 @@ impl Catalog {
             damaged: None,
         }
     }
+}
+
+/// Where the blob of a listed file stands in `store` (what [`Entry::state`] says), for a
+/// reader that listed the blobs itself ([`list_blobs`]) while it read an unlisted catalog.
+pub fn blob_state(
+    store: &BlobStore,
+    encrypted: bool,
+    kind: Kind,
+    id: &FileId,
+    size: Option<u64>,
+) -> (State, Option<u64>) {
+    if kind != Kind::File {
+        return (State::NoBlob, None);
+    }
+    let expected = size.map(|size| expected_blob_len(size, encrypted));
+    match store.get(id) {
+        None if expected == Some(0) => (State::Present, None),
+        None => (State::Missing, None),
+        Some(blob) => match blob.kind {
+            BlobKind::File if expected.is_none_or(|e| e == blob.size) => {
+                (State::Present, Some(blob.size))
+            }
+            BlobKind::File => (State::WrongSize { on_disk: blob.size }, Some(blob.size)),
+            _ => (State::Unreadable, None),
+        },
+    }
+}
+
+/// The blobs of the backup at `path`, listed as [`Catalog::open`] lists them (flat in the
+/// root for an iOS 5-9 backup: no Manifest.db but a Manifest.mbdb, the rule `open` follows), so
+/// that a reader can list them on one thread while it reads an unlisted catalog on another.
+pub fn list_blobs(path: &Path) -> Result<BlobStore, BackupError> {
+    let has = |name: &str| path.join(name).symlink_metadata().is_ok();
+    let legacy = !has("Manifest.db") && has(mbdb::MBDB_NAME);
+    if legacy {
+        blobs::scan_flat(path)
+    } else {
+        blobs::scan(path)
+    }
+    .map_err(|source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn kind_of_mode(mode: Option<u32>) -> Kind {

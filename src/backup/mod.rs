@@ -9,6 +9,7 @@ pub mod content_check;
 pub mod contents;
 pub mod crypto;
 mod deep;
+pub mod diff;
 mod error;
 pub mod folder;
 pub mod icloud;

@@ -11,6 +11,7 @@
 pub mod backup;
 pub mod device;
 pub mod diagnosis;
+pub mod diff;
 pub mod extract;
 pub mod inspect;
 pub mod ls;
