@@ -115,6 +115,8 @@ pub struct Catalog {
     store: BlobStore,
     /// Whether the blobs were listed ([`Catalog::open_unlisted`] does not).
     listed: bool,
+    /// Only size, time and kind are read from each record ([`Catalog::brief`]).
+    brief: bool,
     manifest_plist: Option<ManifestPlist>,
 }
 
@@ -218,8 +220,18 @@ impl Catalog {
             keys,
             store,
             listed: list,
+            brief: false,
             manifest_plist: plist,
         })
+    }
+
+    /// Entries with only their size, modified time and kind read from the record (mode,
+    /// symlink target and key left out), for a reader that compares files and needs no more
+    /// (`diff`): a Manifest.db record is then looked up, not decoded whole. A record whose
+    /// flags do not say its kind is still decoded for its mode.
+    pub fn brief(mut self) -> Catalog {
+        self.brief = true;
+        self
     }
 
     /// Manifest.plist, when it was there and readable (its `Applications` names apps).
@@ -340,6 +352,13 @@ impl Catalog {
     fn db_entry<'a>(&self, row: &manifest::Row<'a>) -> Entry<'a> {
         let file_id = blobs::parse_file_id(row.file_id)
             .unwrap_or_else(|| file_id_of(row.domain, row.relative_path));
+        let plain_kind = matches!(
+            row.flags,
+            manifest::FLAG_FILE | manifest::FLAG_DIRECTORY | manifest::FLAG_SYMLINK
+        );
+        if self.brief && plain_kind {
+            return self.brief_entry(row, file_id);
+        }
         let decoded = match row.file {
             Some(bytes) => mbfile::decode(bytes).map_err(|e| e.to_string()),
             None => Err("the record is empty".to_string()),
@@ -379,6 +398,41 @@ impl Catalog {
             mode,
             target,
             wrapped_key,
+            state,
+            damaged,
+        }
+    }
+
+    /// [`Catalog::brief`]'s entry of a row whose flags say its kind.
+    fn brief_entry<'a>(&self, row: &manifest::Row<'a>, file_id: FileId) -> Entry<'a> {
+        let kind = match row.flags {
+            manifest::FLAG_FILE => Kind::File,
+            manifest::FLAG_DIRECTORY => Kind::Directory,
+            _ => Kind::Symlink,
+        };
+        let read = match row.file {
+            Some(bytes) => mbfile::size_and_time(bytes).map_err(|e| e.to_string()),
+            None => Err("the record is empty".to_string()),
+        };
+        let (size, modified, damaged) = match read {
+            Ok((size, time)) => (size, time, None),
+            Err(e) => (None, None, Some(e)),
+        };
+        let size = if kind == Kind::File { size } else { Some(0) };
+        let (state, blob_len) = self.state(kind, &file_id, size);
+        Entry {
+            row: row.rowid,
+            domain: row.domain,
+            relative_path: row.relative_path,
+            file_id,
+            kind,
+            size: size.unwrap_or(0),
+            size_known: size.is_some(),
+            blob_len,
+            modified,
+            mode: None,
+            target: None,
+            wrapped_key: None,
             state,
             damaged,
         }

@@ -931,7 +931,7 @@ pub fn diff(old: &Path, new: &Path, password: Option<&Password>) -> Result<Diff,
         || {
             rayon::join(
                 || -> Result<(Catalog, NewSide), BackupError> {
-                    let catalog = Catalog::open_unlisted(new, password)?;
+                    let catalog = Catalog::open_unlisted(new, password)?.brief();
                     let mut side = NewSide::new(rows(&catalog));
                     catalog.each(|e| {
                         side.add(e);
@@ -943,7 +943,7 @@ pub fn diff(old: &Path, new: &Path, password: Option<&Password>) -> Result<Diff,
             )
         },
         || -> Result<(Catalog, Comparer), BackupError> {
-            let catalog = Catalog::open_unlisted(old, password)?;
+            let catalog = Catalog::open_unlisted(old, password)?.brief();
             let mut comparer = Comparer::new(rows(&catalog));
             catalog.each(|e| {
                 comparer.add_old(e);
