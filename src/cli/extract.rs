@@ -7,9 +7,11 @@ use std::path::Path;
 
 use super::{CheckContext, CommandResult, Failure};
 use crate::backup::catalog::Catalog;
+use crate::backup::locate;
 use crate::backup::select::Selection;
 use crate::extract::{self, Request, StartError};
 use crate::outcome::Status;
+use crate::platform::Os;
 use crate::render::Output;
 
 fn failure(e: StartError) -> Failure {
@@ -24,6 +26,8 @@ pub fn run(
     overwrite: bool,
     selection: &Selection,
 ) -> CommandResult {
+    let backup = &locate::typed_path(backup, Os::current());
+    let to = &locate::typed_path(to, Os::current());
     let request = Request {
         backup,
         to,
