@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use plist::Value;
 use rusqlite::{params, Connection};
 use serde_json::json;
-use support::{add_file_row, ibackup, mbfile, sha1_hex, write_backup, Ibackup, Spec};
+use support::{
+    add_file_row, finding_codes, ibackup, mbfile, sha1_hex, write_backup, Ibackup, Spec,
+};
 
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
@@ -192,15 +194,6 @@ fn diff_json(old: &Path, new: &Path, code: i32) -> serde_json::Value {
     .json_exit(code)
 }
 
-fn codes(report: &serde_json::Value) -> Vec<String> {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["code"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn group<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     list.as_array()
         .unwrap()
@@ -247,7 +240,7 @@ fn known_changes_are_reported_exactly() {
     );
     assert_eq!(report["now_missing"], 1);
     assert_eq!(
-        codes(&report),
+        finding_codes(&report),
         [
             "diff.now_missing",
             "diff.app_vanished",
@@ -348,7 +341,7 @@ fn identical_backups_differ_in_nothing() {
         json!({ "added": 0, "added_bytes": 0, "removed": 0, "removed_bytes": 0, "changed": 0,
                 "changed_bytes_delta": 0, "unchanged": 42, "bytes_delta": 0 })
     );
-    assert_eq!(codes(&report), Vec::<String>::new());
+    assert_eq!(finding_codes(&report), Vec::<String>::new());
     let run = ibackup(&["diff", old.to_str().unwrap(), old.to_str().unwrap()]);
     assert_eq!(run.code(), Some(0));
     assert!(run.stdout().contains("The newer backup lost nothing"));
@@ -368,7 +361,7 @@ fn another_phone_and_an_older_new_are_notes_not_losses() {
     write_backup(&other, &spec);
     let report = diff_json(&old, &other, 0);
     assert_eq!(
-        codes(&report),
+        finding_codes(&report),
         ["diff.different_phones", "diff.new_is_older"]
     );
     assert!(report["findings"]
@@ -398,7 +391,7 @@ fn encrypted_backups_are_opened_with_the_one_password() {
     let report = Ibackup::new(["diff", o, n, "--json", "--password-file", pw])
         .run()
         .json_exit(1);
-    assert_eq!(codes(&report), ["diff.now_missing"]);
+    assert_eq!(finding_codes(&report), ["diff.now_missing"]);
     assert_eq!(report["new"]["encrypted"], true);
     assert_eq!(
         report["files"]["now_missing"][0]["path"],
@@ -464,7 +457,7 @@ fn a_legacy_mbdb_backup_diffs_against_itself_and_names_what_it_lost() {
     assert_eq!(report["old"]["files"], 2);
     assert_eq!(report["old"]["bytes"], 340);
     assert_eq!(report["totals"]["unchanged"], 2);
-    assert_eq!(codes(&report), Vec::<String>::new());
+    assert_eq!(finding_codes(&report), Vec::<String>::new());
 
     // The removed file is named from the older mbdb by its record number.
     let newer = dir.path().join("newer");
@@ -475,7 +468,7 @@ fn a_legacy_mbdb_backup_diffs_against_itself_and_names_what_it_lost() {
         paths(&report["files"]["removed"]),
         ["HomeDomain Library/SMS/sms.db"]
     );
-    assert_eq!(codes(&report), ["diff.category_shrank"]);
+    assert_eq!(finding_codes(&report), ["diff.category_shrank"]);
 }
 
 #[test]

@@ -8,39 +8,25 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use sha2::Digest;
-use support::{add_file_row, blob_of, write_backup, Defect, Ibackup, Run, Spec};
+use support::{
+    add_file_row, blob_of, entries, extract_run, relative_name, to_legacy, write_backup, Defect,
+    Ibackup, Run, Spec,
+};
 
 const SAMPLE_PASSWORD: &str = "test-password-1234";
 const RUST_PASSWORD: &str = "rust-made pässword";
 
 fn extract(backup: &Path, to: &Path, extra: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut args = vec![
-        "extract",
-        backup.to_str().unwrap(),
-        "--to",
-        to.to_str().unwrap(),
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    Ibackup::new(args).envs(env).run()
+    extract_run(backup, to, extra, env)
 }
 
 /// Every file under `root`, as relative paths with `/`, sorted.
 fn files(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let meta = fs::symlink_metadata(&path).unwrap();
-            if meta.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(root).unwrap();
-                out.push(rel.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
+    let mut out: Vec<String> = entries(root)
+        .into_iter()
+        .filter(|(_, meta)| !meta.is_dir())
+        .map(|(path, _)| relative_name(root, &path))
+        .collect();
     out.sort();
     out
 }
@@ -282,52 +268,21 @@ fn a_wrong_or_missing_password_stops_before_anything_is_written() {
 }
 
 /// One Manifest.mbdb record (big-endian), for a plain legacy backup.
-fn mbdb_record(out: &mut Vec<u8>, domain: &str, path: &str, mode: u16, size: u64) {
-    for s in [Some(domain), Some(path), None, None, None] {
-        match s {
-            Some(s) => {
-                out.extend_from_slice(&(s.len() as u16).to_be_bytes());
-                out.extend_from_slice(s.as_bytes());
-            }
-            None => out.extend_from_slice(&[0xFF, 0xFF]),
-        }
-    }
-    out.extend_from_slice(&mode.to_be_bytes());
-    out.extend_from_slice(&42u64.to_be_bytes());
-    out.extend_from_slice(&501u32.to_be_bytes());
-    out.extend_from_slice(&501u32.to_be_bytes());
-    for time in [1_420_000_000u32; 3] {
-        out.extend_from_slice(&time.to_be_bytes());
-    }
-    out.extend_from_slice(&size.to_be_bytes());
-    out.push(3);
-    out.push(0);
-}
-
 #[test]
 fn a_legacy_mbdb_backup_is_extracted() {
     let (dir, backup) = generated(&Spec::default());
     let rows = file_rows(&backup);
-    let mut mbdb = b"mbdb\x05\x00".to_vec();
-    mbdb_record(&mut mbdb, "HomeDomain", "Library", 0o40755, 0);
-    for (domain, path) in &rows {
-        let nested = blob_of(&backup, domain, path);
-        let size = fs::metadata(&nested).map(|m| m.len()).unwrap_or(0);
-        mbdb_record(&mut mbdb, domain, path, 0o100644, size);
-        if nested.is_file() {
-            fs::rename(&nested, backup.join(nested.file_name().unwrap())).unwrap();
-        }
-    }
-    fs::write(backup.join("Manifest.mbdb"), mbdb).unwrap();
-    fs::remove_file(backup.join("Manifest.db")).unwrap();
+    let contents: Vec<Vec<u8>> = rows
+        .iter()
+        .map(|(domain, path)| fs::read(blob_of(&backup, domain, path)).unwrap_or_default())
+        .collect();
+    to_legacy(&backup, None);
     let to = dir.path().join("out");
     let report = extract(&backup, &to, &[], &[]).json_exit(0);
     assert_eq!(report["written"]["files"], 40);
-    for (domain, path) in &rows {
-        let flat = blob_of(&backup, domain, path);
-        let flat = backup.join(flat.file_name().unwrap());
+    for ((domain, path), content) in rows.iter().zip(&contents) {
         let out = to.join(domain).join(path);
-        assert_eq!(fs::read(&out).unwrap(), fs::read(&flat).unwrap_or_default());
+        assert_eq!(&fs::read(&out).unwrap(), content);
         let secs = fs::metadata(&out)
             .unwrap()
             .modified()

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use sha2::Digest;
-use support::{sha1_hex, write_backup, Defect, Ibackup, Spec};
+use support::{entries, relative_name, sha1_hex, write_backup, Defect, Ibackup, Spec};
 
 const SAMPLE_PASSWORD: &str = "test-password-1234";
 
@@ -131,28 +131,17 @@ fn python_decrypt(backup: &Path, out: &Path, password: Option<&str>) -> Decrypte
 /// symlink rows must not be made).
 fn files_under(root: &Path) -> BTreeMap<String, (Vec<u8>, SystemTime)> {
     let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let meta = fs::symlink_metadata(&path).unwrap();
-            if meta.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            assert!(
-                meta.is_file(),
-                "{} is neither a file nor a folder",
-                path.display()
-            );
-            let name = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_str()
-                .expect("UTF-8 paths in test backups")
-                .replace(std::path::MAIN_SEPARATOR, "/");
-            out.insert(name, (fs::read(&path).unwrap(), meta.modified().unwrap()));
+    for (path, meta) in entries(root) {
+        if meta.is_dir() {
+            continue;
         }
+        assert!(
+            meta.is_file(),
+            "{} is neither a file nor a folder",
+            path.display()
+        );
+        let name = relative_name(root, &path);
+        out.insert(name, (fs::read(&path).unwrap(), meta.modified().unwrap()));
     }
     out
 }

@@ -9,19 +9,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use support::{
-    blob_of, mbfile, sha1_hex, tree_fingerprint, write_backup, Defect, Ibackup, Run, Spec,
+    add_file_row, blob_of, extract_run, tree_fingerprint, write_backup, Defect, Run, Spec,
 };
 
 fn extract(backup: &Path, to: &Path, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "extract",
-        backup.to_str().unwrap(),
-        "--to",
-        to.to_str().unwrap(),
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    Ibackup::new(args).run()
+    extract_run(backup, to, extra, &[])
 }
 
 /// A test's folder: the backup, and beside it `outside/` (a place an escape would reach) and
@@ -57,18 +49,7 @@ impl Scene {
 
     /// Adds a file row with its blob.
     fn add_file(&self, domain: &str, path: &str, data: &[u8]) {
-        let id = sha1_hex(&format!("{domain}-{path}"));
-        let conn = rusqlite::Connection::open(self.backup.join("Manifest.db")).unwrap();
-        conn.execute(
-            "INSERT INTO Files VALUES (?1, ?2, ?3, 1, ?4)",
-            rusqlite::params![
-                id,
-                domain,
-                path,
-                mbfile(path, 0o100644, Some(data.len() as u64), None, false)
-            ],
-        )
-        .unwrap();
+        let id = add_file_row(&self.backup, domain, path, data.len() as u64);
         let blob = self.backup.join(&id[..2]).join(&id);
         fs::create_dir_all(blob.parent().unwrap()).unwrap();
         fs::write(blob, data).unwrap();

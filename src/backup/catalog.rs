@@ -352,37 +352,41 @@ impl Catalog {
     fn db_entry<'a>(&self, row: &manifest::Row<'a>) -> Entry<'a> {
         let file_id = blobs::parse_file_id(row.file_id)
             .unwrap_or_else(|| file_id_of(row.domain, row.relative_path));
-        let plain_kind = matches!(
-            row.flags,
-            manifest::FLAG_FILE | manifest::FLAG_DIRECTORY | manifest::FLAG_SYMLINK
-        );
-        if self.brief && plain_kind {
-            return self.brief_entry(row, file_id);
+        let flag_kind = match row.flags {
+            manifest::FLAG_FILE => Some(Kind::File),
+            manifest::FLAG_DIRECTORY => Some(Kind::Directory),
+            manifest::FLAG_SYMLINK => Some(Kind::Symlink),
+            _ => None,
+        };
+        fn empty<T>() -> Result<T, String> {
+            Err("the record is empty".to_string())
         }
-        let decoded = match row.file {
-            Some(bytes) => mbfile::decode(bytes).map_err(|e| e.to_string()),
-            None => Err("the record is empty".to_string()),
+        // Brief: size and time looked up, nothing else decoded (the flags give the kind).
+        let (size, modified, mode, target, wrapped_key, damaged) = match (self.brief, flag_kind) {
+            (true, Some(_)) => match row.file.map_or_else(empty, |bytes| {
+                mbfile::size_and_time(bytes).map_err(|e| e.to_string())
+            }) {
+                Ok((size, time)) => (size, time, None, None, None, None),
+                Err(e) => (None, None, None, None, None, Some(e)),
+            },
+            _ => match row.file.map_or_else(empty, |bytes| {
+                mbfile::decode(bytes).map_err(|e| e.to_string())
+            }) {
+                Ok(m) => (
+                    m.size,
+                    m.last_modified,
+                    m.mode,
+                    m.target.map(|t| match t {
+                        Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+                        Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+                    }),
+                    m.encryption_key,
+                    None,
+                ),
+                Err(e) => (None, None, None, None, None, Some(e)),
+            },
         };
-        let (size, modified, mode, target, wrapped_key, damaged) = match decoded {
-            Ok(m) => (
-                m.size,
-                m.last_modified,
-                m.mode,
-                m.target.map(|t| match t {
-                    Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
-                    Cow::Owned(s) => Cow::Owned(s.into_bytes()),
-                }),
-                m.encryption_key,
-                None,
-            ),
-            Err(e) => (None, None, None, None, None, Some(e)),
-        };
-        let kind = match row.flags {
-            manifest::FLAG_FILE => Kind::File,
-            manifest::FLAG_DIRECTORY => Kind::Directory,
-            manifest::FLAG_SYMLINK => Kind::Symlink,
-            _ => kind_of_mode(mode),
-        };
+        let kind = flag_kind.unwrap_or_else(|| kind_of_mode(mode));
         let size = if kind == Kind::File { size } else { Some(0) };
         let (state, blob_len) = self.state(kind, &file_id, size);
         Entry {
@@ -398,41 +402,6 @@ impl Catalog {
             mode,
             target,
             wrapped_key,
-            state,
-            damaged,
-        }
-    }
-
-    /// [`Catalog::brief`]'s entry of a row whose flags say its kind.
-    fn brief_entry<'a>(&self, row: &manifest::Row<'a>, file_id: FileId) -> Entry<'a> {
-        let kind = match row.flags {
-            manifest::FLAG_FILE => Kind::File,
-            manifest::FLAG_DIRECTORY => Kind::Directory,
-            _ => Kind::Symlink,
-        };
-        let read = match row.file {
-            Some(bytes) => mbfile::size_and_time(bytes).map_err(|e| e.to_string()),
-            None => Err("the record is empty".to_string()),
-        };
-        let (size, modified, damaged) = match read {
-            Ok((size, time)) => (size, time, None),
-            Err(e) => (None, None, Some(e)),
-        };
-        let size = if kind == Kind::File { size } else { Some(0) };
-        let (state, blob_len) = self.state(kind, &file_id, size);
-        Entry {
-            row: row.rowid,
-            domain: row.domain,
-            relative_path: row.relative_path,
-            file_id,
-            kind,
-            size: size.unwrap_or(0),
-            size_known: size.is_some(),
-            blob_len,
-            modified,
-            mode: None,
-            target: None,
-            wrapped_key: None,
             state,
             damaged,
         }

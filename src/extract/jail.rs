@@ -50,6 +50,29 @@ fn temp_name() -> String {
     )
 }
 
+/// A new file under a temporary name beside `name` in `folder` (made by `create`, which must
+/// refuse a name already taken), to take `name` in [`NewFile::finish`].
+fn beside<'f>(
+    folder: &'f Folder,
+    name: &str,
+    create: impl Fn(&str) -> io::Result<File>,
+) -> Result<NewFile<'f>, Refusal> {
+    loop {
+        let temp = temp_name();
+        match create(&temp) {
+            Ok(file) => {
+                return Ok(NewFile {
+                    file,
+                    folder,
+                    rename: Some((temp, name.to_string())),
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Refusal::Io(e)),
+        }
+    }
+}
+
 /// A file being written: under its own name, or under a temporary one that takes the real name
 /// in [`NewFile::finish`].
 pub struct NewFile<'f> {
@@ -277,20 +300,7 @@ mod imp {
                 },
                 Some(_) => {}
             }
-            loop {
-                let temp = temp_name();
-                match self.create_exclusive(&c_name(&temp).map_err(Refusal::Io)?) {
-                    Ok(file) => {
-                        return Ok(NewFile {
-                            file,
-                            folder: self,
-                            rename: Some((temp, name.to_string())),
-                        })
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                    Err(e) => return Err(Refusal::Io(e)),
-                }
-            }
+            beside(self, name, |temp| self.create_exclusive(&c_name(temp)?))
         }
 
         pub(super) fn rename(&self, from: &str, to: &str) -> io::Result<()> {
@@ -426,20 +436,7 @@ mod imp {
                     Err(e) => return Err(Refusal::Io(e)),
                 }
             }
-            loop {
-                let temp = temp_name();
-                match create(&self.path.join(&temp)) {
-                    Ok(file) => {
-                        return Ok(NewFile {
-                            file,
-                            folder: self,
-                            rename: Some((temp, name.to_string())),
-                        })
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                    Err(e) => return Err(Refusal::Io(e)),
-                }
-            }
+            beside(self, name, |temp| create(&self.path.join(temp)))
         }
 
         pub(super) fn rename(&self, from: &str, to: &str) -> io::Result<()> {

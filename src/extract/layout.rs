@@ -11,17 +11,12 @@ use crate::backup::contents::{category_of, Category};
 /// The longest file name (one component) most file systems take.
 pub const MAX_COMPONENT: usize = 255;
 
-/// The folder a category's files go to with `--category`.
+/// The folder a category's files go to with `--category`: its label, short enough for a
+/// folder name.
 pub fn category_folder(category: Category) -> &'static str {
     match category {
-        Category::Messages => "Messages",
-        Category::Photos => "Photos",
-        Category::Whatsapp => "WhatsApp",
-        Category::Contacts => "Contacts",
-        Category::Notes => "Notes",
-        Category::CallHistory => "Call history",
-        Category::Health => "Health",
         Category::Keychain => "Keychain",
+        other => other.label(),
     }
 }
 

@@ -1,11 +1,13 @@
 //! Test support: the backup writer (writer.rs), the one way to run the `ibackup` binary
 //! (run.rs), and to measure a run's time and memory (measured.rs), the simulated phone
-//! (phone.rs), what the service tests share (services.rs), the files of a test's folders (tree.rs), what the kernel saw done to a tree during
-//! a run (watch.rs), a child run with a private view of the mounts (mounts.rs), and small helpers
+//! (phone.rs), what the service tests share (services.rs), the files of a test's folders
+//! (tree.rs), iOS 5-9 backups made from the writers' (legacy.rs), what the kernel saw done to a
+//! tree during a run (watch.rs), a child run with a private view of the mounts (mounts.rs), and small helpers
 //! for reading what a run printed.
 
 #![allow(dead_code, unused_imports)]
 
+mod legacy;
 #[cfg(unix)]
 mod measured;
 #[cfg(target_os = "linux")]
@@ -26,6 +28,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Output;
 
+pub use legacy::*;
 #[cfg(unix)]
 pub use measured::*;
 #[cfg(target_os = "linux")]

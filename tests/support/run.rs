@@ -187,3 +187,16 @@ pub fn ibackup(args: &[&str]) -> Run {
 pub fn ibackup_with(args: &[&str], env: &[(&str, &str)]) -> Run {
     Ibackup::new(args).envs(env).run()
 }
+
+/// `ibackup extract BACKUP --to TO --json EXTRA...` with `env`.
+pub fn extract_run(backup: &Path, to: &Path, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut args = vec![
+        "extract",
+        backup.to_str().unwrap(),
+        "--to",
+        to.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    Ibackup::new(args).envs(env).run()
+}

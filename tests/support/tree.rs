@@ -26,7 +26,7 @@ pub fn mkfifo(path: &Path) {
 
 /// Every entry under `root` with what `symlink_metadata` says of it, folders walked, links not
 /// followed; in no particular order.
-fn entries(root: &Path) -> Vec<(PathBuf, fs::Metadata)> {
+pub fn entries(root: &Path) -> Vec<(PathBuf, fs::Metadata)> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -122,4 +122,12 @@ pub fn tree_sizes_and_times(root: &Path) -> Vec<(PathBuf, u64, std::time::System
         .collect();
     out.sort();
     out
+}
+
+/// The path of `path` below `root`, `/`-separated, as the tests compare names.
+pub fn relative_name(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap()
+        .to_string_lossy()
+        .replace(std::path::MAIN_SEPARATOR, "/")
 }
