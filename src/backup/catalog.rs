@@ -201,17 +201,11 @@ impl Catalog {
                 })?,
             )
         };
-        let store = if !list {
-            Ok(BlobStore::default())
-        } else if legacy {
-            blobs::scan_flat(path)
+        let store = if list {
+            scan_blobs(path, legacy)?
         } else {
-            blobs::scan(path)
-        }
-        .map_err(|source| BackupError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+            BlobStore::default()
+        };
         Ok(Catalog {
             root: path.to_path_buf(),
             encrypted,
@@ -467,7 +461,11 @@ pub fn blob_state(
 /// that a reader can list them on one thread while it reads an unlisted catalog on another.
 pub fn list_blobs(path: &Path) -> Result<BlobStore, BackupError> {
     let has = |name: &str| path.join(name).symlink_metadata().is_ok();
-    let legacy = !has("Manifest.db") && has(mbdb::MBDB_NAME);
+    scan_blobs(path, !has("Manifest.db") && has(mbdb::MBDB_NAME))
+}
+
+/// The blobs under `path`: flat in the root for an iOS 5-9 backup, else in the `xx/` folders.
+fn scan_blobs(path: &Path, legacy: bool) -> Result<BlobStore, BackupError> {
     if legacy {
         blobs::scan_flat(path)
     } else {

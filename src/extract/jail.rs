@@ -210,21 +210,7 @@ mod imp {
         /// when nothing is (or a folder on the way is missing).
         pub fn probe(&self, rel: &str) -> Option<Probe> {
             let name = c_name(rel).ok()?;
-            // SAFETY: a zeroed stat buffer filled by fstatat.
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            // SAFETY: valid descriptor, name and buffer.
-            let r = unsafe {
-                libc::fstatat(
-                    self.fd.as_raw_fd(),
-                    name.as_ptr(),
-                    &mut st,
-                    libc::AT_SYMLINK_NOFOLLOW,
-                )
-            };
-            if r != 0 {
-                return None;
-            }
-            Some(match st.st_mode & libc::S_IFMT {
+            Some(match type_at(&self.fd, &name).ok()? {
                 libc::S_IFDIR => Probe::Folder,
                 libc::S_IFLNK => Probe::Link,
                 _ => Probe::Other,
@@ -232,23 +218,28 @@ mod imp {
         }
     }
 
+    /// The file type bits of what is at `name` in the folder `dir`, a link not followed.
+    fn type_at(dir: &OwnedFd, name: &CString) -> io::Result<libc::mode_t> {
+        // SAFETY: a zeroed stat buffer, filled by fstatat.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid descriptor, a NUL-terminated name and a buffer of the right type.
+        let r = unsafe {
+            libc::fstatat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                &mut st,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(st.st_mode & libc::S_IFMT)
+    }
+
     impl Folder {
         fn stat(&self, name: &CString) -> io::Result<libc::mode_t> {
-            // SAFETY: as in Root::probe.
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            // SAFETY: as in Root::probe.
-            let r = unsafe {
-                libc::fstatat(
-                    self.fd.as_raw_fd(),
-                    name.as_ptr(),
-                    &mut st,
-                    libc::AT_SYMLINK_NOFOLLOW,
-                )
-            };
-            if r != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(st.st_mode & libc::S_IFMT)
+            type_at(&self.fd, name)
         }
 
         fn create_exclusive(&self, name: &CString) -> io::Result<File> {
